@@ -1,0 +1,79 @@
+// Helpers shared by the figure builders: unit conversion, series labels, and the notes that
+// list every cell not drawn (skipped, failed, too few samples) so nothing is silently missing.
+import { MIN_N_MEDIAN_CI, NOISY_CV, NOISY_MEDIAN_CI_REL_HALF_WIDTH } from '../measure/stats.js';
+import type { SummaryRow } from '../results/schema.js';
+
+const TO_US: Record<string, number> = { ns: 1e-3, us: 1, 'µs': 1, 'μs': 1, ms: 1e3, s: 1e6 };
+const TO_MIB: Record<string, number> = {
+  B: 2 ** -20, bytes: 2 ** -20, byte: 2 ** -20, KiB: 2 ** -10, kB: 2 ** -10, KB: 2 ** -10, MiB: 1, MB: 1e6 / 2 ** 20, GiB: 1024,
+};
+
+/** Factor that converts `unit` to µs; throws on a unit that is not a time. */
+export function microsPerUnit(unit: string): number {
+  const f = TO_US[unit];
+  if (f === undefined) throw new Error(`unit ${JSON.stringify(unit)} is not a time unit (ns, us, ms, s)`);
+  return f;
+}
+
+/** Factor that converts `unit` to MiB ("kB" is read as /proc's KiB). */
+export function mibPerUnit(unit: string): number {
+  const f = TO_MIB[unit];
+  if (f === undefined) throw new Error(`unit ${JSON.stringify(unit)} is not a memory unit (B, KiB, kB, MiB, GiB)`);
+  return f;
+}
+
+export function seriesLabel(r: Pick<SummaryRow, 'variant' | 'mode'>): string {
+  return r.mode ? `${r.variant} · ${r.mode}` : r.variant;
+}
+
+/** Rows that belong in a figure of `metrics`: ok and measured. */
+export function okRows(rows: readonly SummaryRow[], metrics: readonly string[]): SummaryRow[] {
+  return rows.filter((r) => metrics.includes(r.metric) && r.status === 'ok' && r.n > 0);
+}
+
+/** A row scaled by `f` in every location statistic (for unit conversion). */
+export function scaleRow(r: SummaryRow, f: number): SummaryRow {
+  return {
+    ...r,
+    mean: r.mean * f,
+    sd: r.sd * f,
+    min: r.min * f,
+    p50: r.p50 * f,
+    p90: r.p90 * f,
+    p99: r.p99 * f,
+    p999: r.p999 * f,
+    max: r.max * f,
+    ci95_mean_lo: r.ci95_mean_lo * f,
+    ci95_mean_hi: r.ci95_mean_hi * f,
+    ci95_median_lo: r.ci95_median_lo * f,
+    ci95_median_hi: r.ci95_median_hi * f,
+  };
+}
+
+function cell(r: SummaryRow): string {
+  return [r.variant, r.function, r.mode].filter(Boolean).join('/') + (r.params ? ` [${r.params}]` : '');
+}
+
+/**
+ * Notes for a figure of `metrics`: skipped and failed cells (those with metric '' apply to every
+ * metric), noisy cells, and cells too small for a median CI.
+ */
+export function cellNotes(rows: readonly SummaryRow[], metrics: readonly string[]): string[] {
+  const notes: string[] = [];
+  const relevant = rows.filter((r) => r.metric === '' || metrics.includes(r.metric));
+  const skipped = relevant.filter((r) => r.status === 'skipped');
+  const failed = relevant.filter((r) => r.status === 'failed');
+  if (skipped.length) notes.push(`Skipped (${skipped.length}): ` + skipped.map((r) => `${cell(r)} — ${r.note}`).join('; '));
+  if (failed.length) notes.push(`Failed (${failed.length}, not drawn): ` + failed.map((r) => `${cell(r)} — ${r.note}`).join('; '));
+  const ok = relevant.filter((r) => r.status === 'ok');
+  const noisy = ok.filter((r) => r.noisy);
+  if (noisy.length) notes.push(`Noisy (cv > ${NOISY_CV} or median CI ± > ${NOISY_MEDIAN_CI_REL_HALF_WIDTH * 100}%): ` + noisy.map(cell).join('; '));
+  const small = ok.filter((r) => r.n > 0 && Number.isNaN(r.ci95_median_lo));
+  if (small.length) notes.push(`No median CI (n < ${MIN_N_MEDIAN_CI}): ` + small.map((r) => `${cell(r)} n=${r.n}`).join('; '));
+  return notes;
+}
+
+/** Unique values in first-appearance order. */
+export function unique<T>(xs: readonly T[]): T[] {
+  return [...new Set(xs)];
+}

@@ -1,0 +1,110 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  budgetFigure,
+  coldStartFigure,
+  figureToSvg,
+  formatParams,
+  latencyVsConcurrencyFigure,
+  memoryFigure,
+  paramNumber,
+  parseParams,
+  renderFigure,
+  throughputFigure,
+  warmFigure,
+  type Figure,
+} from '../harness/figures/index.js';
+import { summarize } from '../harness/results/summarize.js';
+import type { RawRow, Skip, SummaryRow } from '../harness/results/schema.js';
+import { createRng } from '../harness/measure/random.js';
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+function synthetic(): SummaryRow[] {
+  const rng = createRng(5);
+  const raw: RawRow[] = [];
+  const add = (o: Omit<RawRow, 'iteration' | 'value' | 'experiment' | 'path'>, center: number, n = 20) => {
+    for (let i = 0; i < n; i++) {
+      raw.push({ experiment: 'e', path: 'in-process', ...o, iteration: i, value: center * (1 + 0.1 * rng()) });
+    }
+  };
+  for (const fn of ['sha256', 'echo']) {
+    for (const [variant, us] of [['wasm', 50], ['native', 800], ['runc', 20000]] as const) {
+      add({ variant, function: fn, mode: 'cold', metric: 'cold_start', params: '', unit: 'ns' }, us * 1e3);
+      add({ variant, function: fn, mode: 'warm', metric: 'latency', params: '', unit: 'ns' }, us * 20);
+      for (const c of [1, 2, 4, 8, 16]) {
+        add({ variant, function: fn, mode: 'warm', metric: 'throughput', params: formatParams({ concurrency: c }), unit: 'requests/s' }, (1e6 / us) * Math.min(c, 2), 8);
+        add({ variant, function: fn, mode: 'warm', metric: 'latency', params: formatParams({ concurrency: c, scale: 'small' }), unit: 'us' }, us * c, 8);
+      }
+      add({ variant, function: fn, mode: 'idle', metric: 'pss', params: '', unit: 'B' }, (us / 10) * 2 ** 20, 6);
+      add({ variant, function: fn, mode: 'idle', metric: 'rss', params: '', unit: 'kB' }, (us / 5) * 1024, 6);
+      add({ variant, function: fn, mode: 'idle', metric: 'fit_in_budget', params: 'budget=4GiB', unit: 'instances' }, 4096 / (us / 10), 3);
+    }
+  }
+  const skips: Skip[] = [{ experiment: 'e', variant: 'crun', function: 'sha256', mode: 'cold', reason: 'cgroups hybrid <unsupported> & skipped' }];
+  return summarize(raw, skips, []);
+}
+
+const dirOf = () => fs.mkdtempSync(path.join(os.tmpdir(), 'figures-test-'));
+
+function checkRender(fig: Figure, mustContain: string[]): string {
+  const dir = dirOf();
+  const out = renderFigure(fig, dir);
+  assert.equal(out.svg, path.join(dir, `${fig.name}.svg`));
+  assert.equal(out.png, path.join(dir, `${fig.name}.png`));
+  const svg = fs.readFileSync(out.svg, 'utf8');
+  assert.ok(svg.startsWith('<?xml'));
+  assert.match(svg, /<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+  assert.ok(!svg.includes('<style'), 'no CSS the rasterizer cannot read');
+  for (const s of mustContain) assert.ok(svg.includes(s), `${fig.name}.svg contains ${JSON.stringify(s)}`);
+  const png = fs.readFileSync(out.png);
+  assert.deepEqual(png.subarray(0, 8), PNG_SIGNATURE);
+  assert.ok(png.length > 10_000, `png has content (${png.length} bytes)`);
+  assert.equal(png.readUInt32BE(16), 2 * Number(/width="(\d+)"/.exec(svg)?.[1]), 'PNG is 2× the SVG width');
+  assert.throws(() => renderFigure(fig, dir), /EEXIST/, 'never overwrites');
+  return svg;
+}
+
+const SKIP_NOTE = 'Skipped (1): crun/sha256/cold — cgroups hybrid &lt;unsupported&gt; &amp; skipped';
+
+test('params strings', () => {
+  assert.deepEqual(parseParams('concurrency=4;scale=small'), { concurrency: '4', scale: 'small' });
+  assert.deepEqual(parseParams(''), {});
+  assert.equal(formatParams({ scale: 'small', concurrency: 4 }), 'concurrency=4;scale=small');
+  assert.equal(paramNumber('scale=small;concurrency=16', 'concurrency'), 16);
+  assert.equal(paramNumber('scale=small', 'concurrency'), undefined);
+  assert.throws(() => formatParams({ a: 'x;y' }));
+});
+
+test('cold start figure', () => {
+  const rows = synthetic();
+  const fig = coldStartFigure(rows);
+  assert.equal(fig.notes?.[0], SKIP_NOTE.replace('&lt;', '<').replace('&gt;', '>').replace('&amp;', '&'));
+  const svg = checkRender(fig, ['Cold start latency per function', 'cold start (µs, log scale)', SKIP_NOTE, 'wasm · cold', 'runc · cold', 'sha256', 'echo']);
+  assert.ok(!svg.includes('wasm · warm'), 'only cold_start rows');
+});
+
+test('warm figure', () => {
+  checkRender(warmFigure(synthetic()), ['Warm invocation latency per function', 'warm latency (µs, log scale)', 'wasm · warm']);
+});
+
+test('throughput and latency-vs-concurrency figures', () => {
+  const rows = synthetic();
+  const t = throughputFigure(rows);
+  checkRender(t, ['Throughput against concurrency', 'concurrency (log₂)', 'requests/s', '>16<', '>8<']);
+  checkRender(latencyVsConcurrencyFigure(rows), ['Latency under load', 'latency (µs, log scale)', 'dashed line: p99']);
+});
+
+test('density figures', () => {
+  const rows = synthetic();
+  checkRender(memoryFigure(rows), ['Memory per idle instance', 'MiB, log scale', '>PSS<', '>RSS<', 'PSS 5.', 'RSS 10.']);
+  checkRender(budgetFigure(rows), ['Instances that fit in the memory budget', 'Budget: 4GiB', 'No median CI (n &lt; 6)']);
+});
+
+test('an empty input still renders and says so', () => {
+  const svg = figureToSvg(coldStartFigure([]));
+  assert.ok(svg.includes('No measured cells.'));
+});
