@@ -1,0 +1,19 @@
+// Registry of workloads by name (the `workload` field of wasm-fixtures/functions.json).
+import type { Workload } from '../types.js';
+import { compress } from './compress.js';
+import { json } from './json.js';
+import { matmul } from './matmul.js';
+import { crash, loop, memhog, trap } from './misbehave.js';
+import { noop } from './noop.js';
+import { pagerank } from './pagerank.js';
+import { sha256 } from './sha256.js';
+
+export const WORKLOADS: Readonly<Record<string, Workload>> = Object.freeze({
+  noop, json, sha256, matmul, compress, pagerank, loop, trap, memhog, crash,
+});
+
+export function getWorkload(name: string): Workload {
+  const w = WORKLOADS[name];
+  if (!w) throw new Error(`unknown workload "${name}"; known: ${Object.keys(WORKLOADS).join(', ')}`);
+  return w;
+}
