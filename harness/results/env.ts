@@ -148,8 +148,16 @@ export function collectEnv(o: CollectEnvOptions): Env {
 }
 
 /** Write `<dir>/env.json` (never overwrites). Returns the path. */
-export function writeEnvJson(dir: string, env: Env): string {
+/** Writes env.json; `update` replaces the one this same run wrote earlier (atomically), never another run's. */
+export function writeEnvJson(dir: string, env: Env, options: { update?: boolean } = {}): string {
   const file = path.join(dir, 'env.json');
-  fs.writeFileSync(file, JSON.stringify(env, null, 2) + '\n', { flag: 'wx' });
+  const text = JSON.stringify(env, null, 2) + '\n';
+  if (!options.update) {
+    fs.writeFileSync(file, text, { flag: 'wx' });
+    return file;
+  }
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, file);
   return file;
 }

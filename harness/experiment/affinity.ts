@@ -1,0 +1,26 @@
+// CPU affinity of the measuring process. On a VM, a wake-up across vCPUs costs tens of µs
+// (an IPI and a halted vCPU), so where the client runs is part of what a latency number means.
+import { spawnSync } from 'node:child_process';
+
+function taskset(args: string[]): string {
+  const r = spawnSync('taskset', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`taskset ${args.join(' ')}: ${(r.stderr || r.error?.message || '').trim()}`);
+  return r.stdout.trim();
+}
+
+/** The CPU list this process may run on, e.g. "0,1". */
+export function currentCpus(): string {
+  return taskset(['-c', '-p', String(process.pid)]).split(':').pop()!.trim();
+}
+
+/** Runs `fn` with every thread of this process pinned to `cpus`, then restores the old affinity. */
+export async function withAffinity<T>(cpus: string | undefined, fn: () => Promise<T>): Promise<T> {
+  if (!cpus) return fn();
+  const before = currentCpus();
+  taskset(['-a', '-c', '-p', cpus, String(process.pid)]);
+  try {
+    return await fn();
+  } finally {
+    taskset(['-a', '-c', '-p', before, String(process.pid)]);
+  }
+}

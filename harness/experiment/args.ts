@@ -1,0 +1,101 @@
+// Command-line flags common to every experiment, plus each experiment's own.
+import { parseArgs } from 'node:util';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface FlagSpec {
+  type: 'string' | 'boolean';
+  help: string;
+}
+
+export const COMMON_FLAGS = {
+  quick: { type: 'boolean', help: 'few repetitions and small sweeps: minutes, not tens of minutes' },
+  out: { type: 'string', help: 'results folder to create (must not exist); default results/<time>-<experiment>-<id>' },
+  functions: { type: 'string', help: 'comma-separated function names (default: all built-in functions)' },
+  variants: { type: 'string', help: 'comma-separated variant names (default: all)' },
+  reps: { type: 'string', help: 'measured repetitions per cell (overrides the experiment default)' },
+  warmup: { type: 'string', help: 'unmeasured repetitions per cell before measuring' },
+  seed: { type: 'string', help: 'seed of the interleaving order and of generated inputs (default 1)' },
+  scale: { type: 'string', help: 'input size: small or large (default small)' },
+  'timeout-ms': { type: 'string', help: 'per-invocation timeout (default 10000)' },
+  'gateway-cpus': { type: 'string', help: 'CPUs the gateway and its executors are pinned to (taskset list; default: the last CPU when there are several)' },
+  'client-cpus': { type: 'string', help: 'CPUs the measuring process runs on in latency experiments (default: the gateway\'s CPUs; "none" leaves it unpinned)' },
+  'no-notebooks': { type: 'boolean', help: 'do not execute the notebooks into the results folder' },
+  help: { type: 'boolean', help: 'print this help' },
+} as const satisfies Record<string, FlagSpec>;
+
+export interface CommonArgs {
+  quick: boolean;
+  out?: string;
+  functions?: string[];
+  variants?: string[];
+  reps?: number;
+  warmup?: number;
+  seed: number;
+  scale: 'small' | 'large';
+  timeoutMs: number;
+  notebooks: boolean;
+  gatewayCpus?: string;
+  clientCpus?: string;
+  help: boolean;
+  /** the experiment's own flags, raw */
+  extra: Record<string, string | boolean | undefined>;
+  argv: string[];
+}
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** The arguments after the entry script, whether it was run by zx or by node. */
+export function scriptArgs(argv: string[], scriptUrl: string): string[] {
+  const script = fileURLToPath(scriptUrl);
+  const i = argv.findIndex((a) => path.resolve(a) === script);
+  return i < 0 ? argv.slice(2) : argv.slice(i + 1);
+}
+
+function positiveInt(name: string, v: string | undefined, allowZero = false): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < (allowZero ? 0 : 1)) throw new UsageError(`--${name} wants a ${allowZero ? 'non-negative' : 'positive'} integer, got "${v}"`);
+  return n;
+}
+
+const list = (v: string | undefined) => (v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean));
+
+export function parseCommonArgs(args: string[], own: Record<string, FlagSpec> = {}): CommonArgs {
+  const options = Object.fromEntries(Object.entries({ ...COMMON_FLAGS, ...own }).map(([k, v]) => [k, { type: v.type }]));
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args, options, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
+  } catch (e) {
+    const valid = Object.keys({ ...COMMON_FLAGS, ...own }).map((k) => `--${k}`).join(', ');
+    throw new UsageError(`${(e as Error).message}\nvalid flags: ${valid}`);
+  }
+  const scale = (values.scale as string | undefined) ?? 'small';
+  if (scale !== 'small' && scale !== 'large') throw new UsageError(`--scale is small or large, got "${scale}"`);
+  const extra: Record<string, string | boolean | undefined> = {};
+  for (const k of Object.keys(own)) extra[k] = values[k];
+  return {
+    quick: Boolean(values.quick),
+    out: values.out as string | undefined,
+    functions: list(values.functions as string | undefined),
+    variants: list(values.variants as string | undefined),
+    reps: positiveInt('reps', values.reps as string | undefined),
+    warmup: positiveInt('warmup', values.warmup as string | undefined, true),
+    seed: positiveInt('seed', values.seed as string | undefined, true) ?? 1,
+    scale,
+    timeoutMs: positiveInt('timeout-ms', values['timeout-ms'] as string | undefined) ?? 10_000,
+    notebooks: !values['no-notebooks'],
+    gatewayCpus: values['gateway-cpus'] as string | undefined,
+    clientCpus: values['client-cpus'] as string | undefined,
+    help: Boolean(values.help),
+    extra,
+    argv: args,
+  };
+}
+
+export function helpText(title: string, summary: string, own: Record<string, FlagSpec> = {}): string {
+  const rows = Object.entries({ ...COMMON_FLAGS, ...own }).map(([k, v]) => `  --${k}${v.type === 'string' ? ' <value>' : ''}`.padEnd(28) + v.help);
+  return `${title}\n\n${summary}\n\nflags:\n${rows.join('\n')}\n`;
+}

@@ -1,0 +1,68 @@
+// Starts the gateway as its own process (as in a deployment) and connects protocol clients to it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { gatewayMain } from '../paths.js';
+import { ProtocolClient } from '../platform/client.js';
+
+export interface GatewayHandle {
+  binary: string;
+  http: string | null;
+  pid: number;
+  /** a new connection to the binary endpoint */
+  connect(): Promise<ProtocolClient>;
+  stop(): Promise<void>;
+}
+
+export interface GatewayLaunch {
+  memoryLimitMiB: number;
+  /** pin the gateway and its executors to these CPUs (taskset), e.g. "1" */
+  cpus?: string;
+  http?: boolean;
+}
+
+export async function startGateway(opts: GatewayLaunch): Promise<GatewayHandle> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fxh-gateway-'));
+  const args = [gatewayMain, '--binary', `unix:${path.join(dir, 'gateway.sock')}`, '--memory-mib', String(opts.memoryLimitMiB)];
+  if (opts.http) args.push('--http', '127.0.0.1:0');
+  const child: ChildProcess = opts.cpus
+    ? spawn('taskset', ['-c', opts.cpus, process.execPath, ...args], { stdio: ['pipe', 'pipe', 'inherit'] })
+    : spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const ready = await new Promise<{ binary: string; http: string | null }>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('gateway did not start within 20 s')), 20_000);
+    child.once('exit', (c, s) => reject(new Error(`gateway exited (${s ?? c}) before it was ready`)));
+    readline.createInterface({ input: child.stdout! }).once('line', (line) => {
+      clearTimeout(t);
+      if (line.startsWith('READY ')) resolve(JSON.parse(line.slice(6)));
+      else reject(new Error(`gateway said "${line}" instead of READY`));
+    });
+  });
+  const clients: ProtocolClient[] = [];
+  let stopped: Promise<void> | null = null;
+  return {
+    binary: ready.binary,
+    http: ready.http,
+    pid: child.pid!,
+    async connect() {
+      const c = await ProtocolClient.connect(ready.binary);
+      clients.push(c);
+      return c;
+    },
+    stop() {
+      stopped ??= (async () => {
+        for (const c of clients) c.close();
+        if (child.exitCode === null && child.signalCode === null) {
+          const exited = new Promise<void>((r) => child.once('exit', () => r()));
+          child.kill('SIGTERM');
+          const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
+          await exited;
+          clearTimeout(t);
+        }
+        fs.rmSync(dir, { recursive: true, force: true });
+      })();
+      return stopped;
+    },
+  };
+}

@@ -1,0 +1,120 @@
+// Per-invocation latency of (variant, function, mode) cells, two ways:
+//  - direct:  the variant called in this process, timed by tinybench, one cell after another in a seeded order;
+//  - gateway: through the gateway process over the binary protocol, timed here, cells interleaved in a
+//             seeded shuffled order every round so that drift favours no cell.
+import type { FunctionEntry } from '../functions/types.js';
+import type { Mode, Variant } from '../platform/variant.js';
+import { InvokeError } from '../platform/variant.js';
+import { benchInProcess } from '../measure/bench.js';
+import { progress } from '../measure/progress.js';
+import { shuffle } from '../measure/random.js';
+import { FatalMeasurementError, type RunContext } from './context.js';
+import { directCall, gatewayCall } from './measure-call.js';
+import { withAffinity } from './affinity.js';
+import type { ProtocolClient } from '../platform/client.js';
+
+export interface LatencyPlan {
+  modes: readonly Mode[];
+  metric: string;
+  reps: number;
+  warmup: number;
+  paths: readonly ('direct' | 'gateway')[];
+}
+
+interface Cell {
+  variant: Variant;
+  fn: FunctionEntry;
+  mode: Mode;
+  input: Uint8Array;
+  failed: boolean;
+}
+
+/** Unrecorded warm calls per variant before the gateway path is measured: the gateway's and the
+ *  executors' JavaScript needs thousands of calls before V8 has optimised it. */
+const JIT_WARMUP_CALLS = 3000;
+const JIT_WARMUP_MAX_MS = 3000;
+
+export async function measureLatency(ctx: RunContext, plan: LatencyPlan): Promise<void> {
+  const clientCpus = ctx.clientCpus();
+  await withAffinity(clientCpus, () => measure(ctx, plan, `scale=${ctx.args.scale};gateway_cpus=${ctx.gatewayCpus() ?? 'any'};client_cpus=${clientCpus ?? 'any'}`));
+}
+
+async function measure(ctx: RunContext, plan: LatencyPlan, params: string): Promise<void> {
+  const { args } = ctx;
+  const cells: Cell[] = ctx.cells(plan.modes).map((c) => ({ ...c, input: c.fn.workload.input(args.seed, args.scale), failed: false }));
+  const row = (c: Cell, path: string, iteration: number, ns: number) => ({
+    variant: c.variant.name, function: c.fn.name, mode: c.mode, path, metric: plan.metric, params, iteration, value: ns / 1000, unit: 'us',
+  });
+  const failCell = (c: Cell, path: string, e: unknown) => {
+    if (e instanceof FatalMeasurementError) throw e;
+    c.failed = true;
+    const kind = e instanceof InvokeError ? `${e.kind}: ` : '';
+    ctx.fail({ variant: c.variant.name, function: c.fn.name, mode: c.mode, path, metric: plan.metric, params, unit: 'us', reason: `${kind}${(e as Error).message}` });
+  };
+
+  if (plan.paths.includes('direct')) {
+    const bar = progress({ label: `${ctx.experiment} direct`, total: cells.length });
+    for (const c of shuffle(cells, ctx.rng)) {
+      if (ctx.interrupted) return;
+      try {
+        const r = await benchInProcess({
+          name: `${c.variant.name}/${c.fn.name}/${c.mode}`,
+          fn: () => directCall(c.variant, c.fn, c.mode, c.input, args.timeoutMs),
+          verify: () => {}, // directCall verified the output before returning its time
+          warmup: plan.warmup,
+          iterations: plan.reps,
+          async: true,
+        });
+        ctx.record(r.samplesNs.map((ns, i) => row(c, 'direct', i, ns)));
+      } catch (e) {
+        failCell(c, 'direct', e);
+      }
+      bar.tick();
+    }
+    bar.done();
+    for (const c of cells) c.failed = false;
+  }
+
+  if (plan.paths.includes('gateway')) {
+    const gw = await ctx.gateway();
+    const client = await gw.connect();
+    const live = () => cells.filter((c) => !c.failed);
+    await warmUpGateway(ctx, client, cells);
+    const bar = progress({ label: `${ctx.experiment} gateway`, total: (plan.warmup + plan.reps) * cells.length });
+    for (let round = 0; round < plan.warmup + plan.reps; round++) {
+      const batch: ReturnType<typeof row>[] = [];
+      for (const c of shuffle(live(), ctx.rng)) {
+        if (ctx.interrupted) return;
+        try {
+          const ns = await gatewayCall(client, c.variant.name, c.fn, c.mode, c.input, args.timeoutMs);
+          if (round >= plan.warmup) batch.push(row(c, 'gateway', round - plan.warmup, ns));
+        } catch (e) {
+          failCell(c, 'gateway', e);
+        }
+        bar.tick();
+      }
+      ctx.record(batch);
+    }
+    bar.done();
+  }
+}
+
+async function warmUpGateway(ctx: RunContext, client: ProtocolClient, cells: Cell[]): Promise<void> {
+  const seen = new Set<string>();
+  for (const c of cells) {
+    if (seen.has(c.variant.name)) continue;
+    seen.add(c.variant.name);
+    const mode = c.variant.supports(c.fn, 'warm') === null && c.variant.modes.includes('warm') ? 'warm' : c.mode;
+    const end = Date.now() + JIT_WARMUP_MAX_MS;
+    let n = 0;
+    try {
+      while (n < JIT_WARMUP_CALLS && Date.now() < end && !ctx.interrupted) {
+        await gatewayCall(client, c.variant.name, c.fn, mode, c.input, ctx.args.timeoutMs);
+        n++;
+      }
+    } catch {
+      // the cell itself will fail and say why when it is measured
+    }
+    ctx.notes.push(`${ctx.experiment}: gateway path warmed up with ${n} unrecorded ${c.variant.name}/${c.fn.name}/${mode} calls`);
+  }
+}

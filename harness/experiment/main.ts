@@ -1,0 +1,140 @@
+// Runs one experiment or a suite of them into one new results folder.
+// Order of business: flags -> plan -> measure (raw.csv grows as it goes) -> summary -> figures -> notebooks.
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadCatalog } from '../functions/catalog.js';
+import { resultsRoot } from '../paths.js';
+import { createRng } from '../measure/random.js';
+import { createRunDir, type RunDir } from '../results/run-dir.js';
+import { openRawWriter, readRawCsv } from '../results/raw-writer.js';
+import { summarize, writeSummaryCsv } from '../results/summarize.js';
+import { collectEnv, writeEnvJson } from '../results/env.js';
+import { UsageError, helpText, parseCommonArgs, scriptArgs, type CommonArgs, type FlagSpec } from './args.js';
+import type { Catalog } from '../functions/catalog.js';
+import type { FunctionEntry } from '../functions/types.js';
+import { RunContext, FatalMeasurementError, type Experiment } from './context.js';
+import { resolveFunctions, resolveVariants, type VariantSet } from './plan.js';
+import { executeNotebooks } from './notebooks.js';
+
+export interface SuiteOptions {
+  /** names the results folder and the help text */
+  name: string;
+  summary: string;
+  experiments: Experiment[];
+  /** the entry script's import.meta.url: flags are what follows it on the command line */
+  scriptUrl: string;
+}
+
+export async function runSuite(o: SuiteOptions): Promise<never> {
+  const own: Record<string, FlagSpec> = Object.assign({}, ...o.experiments.map((e) => e.flags ?? {}));
+  let args: CommonArgs;
+  try {
+    args = parseCommonArgs(scriptArgs(process.argv, o.scriptUrl), own);
+  } catch (e) {
+    return usage(e, o.name);
+  }
+  if (args.help) {
+    process.stdout.write(helpText(`zx experiments/${o.name}.mjs`, o.summary, own));
+    process.exit(0);
+  }
+  let catalog: Catalog, functions: FunctionEntry[], variants: VariantSet;
+  try {
+    catalog = await loadCatalog();
+    functions = resolveFunctions(catalog, args.functions);
+    variants = await resolveVariants(args.variants, 256);
+  } catch (e) {
+    return usage(e, o.name);
+  }
+
+  let run: RunDir;
+  try {
+    run = createRunDir({ resultsRoot, experiment: o.name, out: args.out });
+  } catch (e) {
+    return usage(e, o.name);
+  }
+  const writer = openRawWriter(path.join(run.dir, 'raw.csv'));
+  const ctx = new RunContext(args, run.dir, catalog, functions, variants, writer, createRng(args.seed));
+  const envBase = { argv: [process.argv[1] ?? '', ...args.argv], seed: args.seed, quick: args.quick };
+  writeEnvJson(run.dir, collectEnv({ ...envBase, skips: [] }));
+  process.stderr.write(`results: ${run.dir}\n`);
+  for (const u of variants.unavailable) process.stderr.write(`skipping variant ${u.variant}: ${u.reason}\n`);
+
+  let finishing: Promise<void> | null = null;
+  const finish = (state: { interrupted?: string; error?: Error }) => {
+    finishing ??= (async () => {
+      await ctx.stopGateways();
+      await Promise.allSettled([...variants.active.values()].map((v) => v.teardown()));
+      fs.rmSync(variants.workDir, { recursive: true, force: true });
+      writer.close();
+      const raw = readRawCsv(writer.path);
+      const summary = summarize(raw, ctx.skips, ctx.failures);
+      writeSummaryCsv(path.join(run.dir, 'summary.csv'), summary);
+      writeEnvJson(run.dir, collectEnv({ ...envBase, skips: ctx.skips, extra: { failures: ctx.failures, notes: ctx.notes, state } }), { update: true });
+      if (state.interrupted || state.error) return;
+      const figDir = path.join(run.dir, 'figures');
+      fs.mkdirSync(figDir, { recursive: true });
+      for (const e of o.experiments) {
+        if (!e.figures) continue;
+        const mine = (r: { experiment: string }) => r.experiment === e.name;
+        const made = await e.figures({ summary: summary.filter(mine), raw: raw.filter(mine), skips: ctx.skips.filter(mine) }, figDir);
+        for (const f of made) process.stderr.write(`figure: ${path.relative(run.dir, f)}\n`);
+      }
+      for (const e of o.experiments) {
+        if (!e.report) continue;
+        const mine = (r: { experiment: string }) => r.experiment === e.name;
+        for (const line of e.report({ summary: summary.filter(mine), raw: raw.filter(mine), skips: ctx.skips.filter(mine) }, run.dir, args)) ctx.report.push(line);
+      }
+      if (args.notebooks) {
+        const nb = await executeNotebooks(o.experiments.flatMap((e) => (e.notebook ? [e.notebook] : [])), run.dir);
+        for (const n of nb.problems) ctx.notes.push(n);
+        for (const f of nb.written) process.stderr.write(`notebook: ${path.relative(run.dir, f)}\n`);
+      }
+    })();
+    return finishing;
+  };
+
+  const onSignal = (sig: NodeJS.Signals) => {
+    process.stderr.write(`\n${sig}: stopping; what was measured so far stays in ${run.dir}\n`);
+    ctx.interrupted = true;
+    void finish({ interrupted: sig }).finally(() => {
+      run.markIncomplete(`interrupted by ${sig}`);
+      process.exit(130);
+    });
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  try {
+    for (const e of o.experiments) {
+      ctx.experiment = e.name;
+      process.stderr.write(`== ${e.name}: ${e.summary}\n`);
+      await e.run(ctx);
+      if (ctx.interrupted) await new Promise(() => {}); // the signal handler ends the process
+    }
+  } catch (err) {
+    const e = err as Error;
+    await finish({ error: e });
+    run.markIncomplete(`${e.name}: ${e.message}`);
+    process.stderr.write(`\n${e instanceof FatalMeasurementError ? 'RUN FAILED (wrong output)' : 'RUN FAILED'}: ${e.message}\n${e instanceof FatalMeasurementError ? '' : (e.stack ?? '')}\nresults so far: ${run.dir}\n`);
+    process.exit(1);
+  }
+  await finish({});
+  if (ctx.failures.length) {
+    run.markIncomplete(`${ctx.failures.length} cell(s) failed; see summary.csv (status=failed)`);
+    process.stderr.write(`\n${ctx.failures.length} cell(s) FAILED (listed above and in summary.csv)\nresults: ${run.dir}\n`);
+    process.exit(1);
+  }
+  run.markComplete();
+  for (const n of ctx.notes) process.stderr.write(`note: ${n}\n`);
+  if (ctx.report.length) process.stdout.write(ctx.report.join('\n') + '\n');
+  process.stdout.write(`results: ${run.dir}\n`);
+  process.exit(0);
+}
+
+function usage(e: unknown, name: string): never {
+  if (e instanceof UsageError || (e instanceof Error && /unknown|valid|exists/i.test(e.message))) {
+    process.stderr.write(`${name}: ${(e as Error).message}\n(try --help)\n`);
+    process.exit(2);
+  }
+  throw e;
+}

@@ -1,0 +1,48 @@
+// Turns flags into what will run: the variants that can run here, the functions, and the skips with reasons.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Catalog } from '../functions/catalog.js';
+import type { FunctionEntry } from '../functions/types.js';
+import { loadVariantPlugins } from '../platform/registry.js';
+import type { Variant } from '../platform/variant.js';
+import { UsageError } from './args.js';
+
+export interface VariantSet {
+  active: Map<string, Variant>;
+  unavailable: { variant: string; reason: string }[];
+  workDir: string;
+}
+
+export async function resolveVariants(names: string[] | undefined, memoryLimitMiB: number): Promise<VariantSet> {
+  const plugins = await loadVariantPlugins();
+  const chosen = names ?? [...plugins.keys()];
+  const unknown = chosen.filter((n) => !plugins.has(n));
+  if (unknown.length) throw new UsageError(`unknown variant ${unknown.map((u) => `"${u}"`).join(', ')}; valid variants: ${[...plugins.keys()].join(', ')}`);
+  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fxh-run-'));
+  const active = new Map<string, Variant>();
+  const unavailable: VariantSet['unavailable'] = [];
+  for (const name of chosen) {
+    const dir = path.join(workDir, name);
+    fs.mkdirSync(dir);
+    const v = plugins.get(name)!.create({ workDir: dir, memoryLimitMiB });
+    const cap = await v.check().catch((e: Error) => ({ ok: false as const, reason: `capability check failed: ${e.message}` }));
+    if (cap.ok) active.set(name, v);
+    else {
+      unavailable.push({ variant: name, reason: cap.reason });
+      await v.teardown().catch(() => {});
+    }
+  }
+  return { active, unavailable, workDir };
+}
+
+export function resolveFunctions(catalog: Catalog, names: string[] | undefined): FunctionEntry[] {
+  if (!names) return catalog.defaults();
+  return names.map((n) => {
+    try {
+      return catalog.get(n);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  });
+}

@@ -1,0 +1,71 @@
+// Throughput under closed-loop load through the binary gateway, swept over concurrency.
+import type { Experiment } from '../experiment/context.js';
+import { closedLoop } from '../experiment/closed-loop.js';
+import { gatewayCall } from '../experiment/measure-call.js';
+import { FatalMeasurementError } from '../experiment/context.js';
+import { InvokeError } from '../platform/variant.js';
+import { progress } from '../measure/progress.js';
+import { shuffle } from '../measure/random.js';
+import { throughputFigures } from '../figures/throughput.js';
+import { drawFigures } from '../figures/draw.js';
+
+const CONNECTIONS = 8;
+
+function sweep(spec: string | undefined, quick: boolean): number[] {
+  if (!spec) return quick ? [1, 4, 16, 64] : [1, 2, 4, 8, 16, 32, 64];
+  const xs = spec.split(',').map(Number);
+  if (xs.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`--concurrency wants positive integers, got "${spec}"`);
+  return xs;
+}
+
+export const throughput: Experiment = {
+  name: 'throughput',
+  summary: 'closed-loop load through the binary gateway, warm instances, concurrency sweep: requests/s, p50, p99',
+  notebook: 'throughput.ipynb',
+  flags: {
+    concurrency: { type: 'string', help: 'throughput: comma-separated concurrency levels (default 1,2,4,...,64; quick 1,4,16,64)' },
+    'duration-ms': { type: 'string', help: 'throughput: measured time per point (default 5000; quick 1000)' },
+  },
+  async run(ctx) {
+    const { args } = ctx;
+    const levels = sweep(args.extra.concurrency as string | undefined, args.quick);
+    const durationMs = Number(args.extra['duration-ms'] ?? (args.quick ? 1000 : 5000));
+    const cpus = ctx.gatewayCpus();
+    // default: throughput of the smallest function unless the user chose
+    const fnNames = new Set(args.functions ?? ['noop']);
+    const cells = ctx.cells(['warm']).filter((c) => fnNames.has(c.fn.name));
+    const gw = await ctx.gateway({ cpus });
+    const clients = await Promise.all(Array.from({ length: CONNECTIONS }, () => gw.connect()));
+    ctx.notes.push(`throughput: load generator unpinned, ${CONNECTIONS} connections to the gateway`);
+    const points = shuffle(cells.flatMap((c) => levels.map((concurrency) => ({ ...c, concurrency }))), ctx.rng);
+    const bar = progress({ label: 'throughput', total: points.length });
+    const failed = new Set<string>();
+    for (const p of points) {
+      if (ctx.interrupted) return;
+      const key = `${p.variant.name}/${p.fn.name}`;
+      if (failed.has(key)) continue;
+      const input = p.fn.workload.input(args.seed, args.scale);
+      const params = `concurrency=${p.concurrency};scale=${args.scale};gateway_cpus=${cpus ?? 'any'}`;
+      try {
+        const r = await closedLoop({
+          concurrency: p.concurrency, durationMs, warmupMs: Math.min(500, durationMs / 4), windowMs: 100, reservoir: 2000, rng: ctx.rng,
+          call: async (w) => void (await gatewayCall(clients[w % CONNECTIONS]!, p.variant.name, p.fn, 'warm', input, args.timeoutMs)),
+        });
+        const base = { variant: p.variant.name, function: p.fn.name, mode: 'warm', path: 'gateway', params };
+        ctx.record([
+          ...r.windowsPerSec.map((v, i) => ({ ...base, metric: 'throughput', iteration: i, value: v, unit: 'req/s' })),
+          ...r.latencySampleNs.map((v, i) => ({ ...base, metric: 'latency', iteration: i, value: v / 1000, unit: 'us' })),
+        ]);
+      } catch (e) {
+        if (e instanceof FatalMeasurementError) throw e;
+        failed.add(key);
+        ctx.fail({ variant: p.variant.name, function: p.fn.name, mode: 'warm', path: 'gateway', params, reason: `${e instanceof InvokeError ? e.kind + ': ' : ''}${(e as Error).message}` });
+      }
+      bar.tick();
+    }
+    bar.done();
+  },
+  async figures(data, dir) {
+    return drawFigures(throughputFigures(data.summary), dir);
+  },
+};

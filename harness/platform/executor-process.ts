@@ -1,0 +1,148 @@
+// One executor child process as seen from the gateway: start, invoke with a watchdog, restart, stop.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { executorMain } from '../paths.js';
+import { ProtocolClient, type InvokeCall, type InvokeReply } from './client.js';
+import type { Capability } from './variant.js';
+
+export interface ExecutorSpec {
+  variant: string;
+  memoryLimitMiB: number;
+  /** where socket files and the variant's scratch space go */
+  runDir: string;
+}
+
+interface Running {
+  child: ChildProcess;
+  client: ProtocolClient;
+  capability: Capability;
+  enforcesTimeouts: boolean;
+  stderrTail: string[];
+}
+
+const START_TIMEOUT_MS = 20_000;
+/** how long past its own timeout an executor that polices timeouts itself may take to answer */
+const SELF_POLICED_GRACE_MS = 10_000;
+/** for in-thread variants the watchdog is the only timeout, so it is tight */
+const IN_THREAD_GRACE_MS = 50;
+const STOP_GRACE_MS = 5_000;
+
+export class ExecutorProcess {
+  private running: Promise<Running> | null = null;
+  private generation = 0;
+  restarts = 0;
+
+  constructor(private readonly spec: ExecutorSpec) {}
+
+  private start(): Promise<Running> {
+    const gen = ++this.generation;
+    const dir = path.join(this.spec.runDir, `${this.spec.variant}-${gen}`);
+    fs.mkdirSync(dir, { recursive: true });
+    const endpoint = `unix:${path.join(dir, 'executor.sock')}`;
+    const child = spawn(process.execPath, [executorMain, '--variant', this.spec.variant, '--listen', endpoint, '--memory-mib', String(this.spec.memoryLimitMiB), '--work-dir', dir], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const stderrTail: string[] = [];
+    child.stderr!.on('data', (d: Buffer) => {
+      stderrTail.push(d.toString());
+      if (stderrTail.length > 20) stderrTail.shift();
+    });
+    return new Promise<Running>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`executor for ${this.spec.variant} did not start within ${START_TIMEOUT_MS} ms: ${stderrTail.join('').slice(-1000)}`));
+      }, START_TIMEOUT_MS);
+      child.once('exit', (code, sig) => {
+        clearTimeout(timer);
+        reject(new Error(`executor for ${this.spec.variant} exited (${sig ?? code}) before it was ready: ${stderrTail.join('').slice(-1000)}`));
+      });
+      const lines = readline.createInterface({ input: child.stdout! });
+      lines.once('line', async (line) => {
+        clearTimeout(timer);
+        if (!line.startsWith('READY ')) {
+          child.kill('SIGKILL');
+          reject(new Error(`executor for ${this.spec.variant} said "${line}" instead of READY`));
+          return;
+        }
+        const info = JSON.parse(line.slice(6)) as { endpoint: string; capability: Capability; enforcesTimeouts: boolean };
+        try {
+          const client = await ProtocolClient.connect(info.endpoint);
+          resolve({ child, client, capability: info.capability, enforcesTimeouts: info.enforcesTimeouts, stderrTail });
+        } catch (e) {
+          child.kill('SIGKILL');
+          reject(e as Error);
+        }
+      });
+    });
+  }
+
+  private ensure(): Promise<Running> {
+    if (!this.running) {
+      const p = this.start();
+      this.running = p;
+      p.then(
+        (r) => r.child.once('exit', () => {
+          if (this.running === p) this.running = null;
+        }),
+        () => {
+          if (this.running === p) this.running = null;
+        },
+      );
+    }
+    return this.running;
+  }
+
+  async capability(): Promise<Capability> {
+    return (await this.ensure()).capability;
+  }
+
+  async invoke(call: InvokeCall): Promise<InvokeReply> {
+    const r = await this.ensure();
+    const grace = r.enforcesTimeouts ? SELF_POLICED_GRACE_MS : IN_THREAD_GRACE_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const watchdog = new Promise<InvokeReply>((resolve) => {
+      timer = setTimeout(() => {
+        // The function is stuck inside the executor: replace the executor, fail this call.
+        this.restarts++;
+        void this.kill(r);
+        resolve({ status: 'timeout', output: Buffer.from(`${call.fn} on ${call.variant} did not finish within ${call.timeoutMs} ms; its executor was restarted`), serverNs: 0 });
+      }, call.timeoutMs + grace);
+    });
+    const answer = r.client.invoke(call).catch((e: Error): InvokeReply => ({
+      status: 'executor-lost',
+      output: Buffer.from(`executor for ${call.variant} was lost during the call: ${e.message}`),
+      serverNs: 0,
+    }));
+    try {
+      return await Promise.race([answer, watchdog]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** SIGTERM lets the executor tear its variant down (containers, processes); SIGKILL if it cannot. */
+  private async kill(r: Running): Promise<void> {
+    if (this.running && (await this.running.catch(() => null)) === r) this.running = null;
+    r.client.close();
+    if (r.child.exitCode !== null || r.child.signalCode !== null) return;
+    const exited = new Promise<void>((res) => r.child.once('exit', () => res()));
+    r.child.kill('SIGTERM');
+    const t = setTimeout(() => r.child.kill('SIGKILL'), STOP_GRACE_MS);
+    await exited;
+    clearTimeout(t);
+  }
+
+  async stop(): Promise<void> {
+    const p = this.running;
+    this.running = null;
+    const r = p && (await p.catch(() => null));
+    if (r) await this.kill(r);
+  }
+}
+
+export function makeRunDir(prefix = 'fxh-gw-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}

@@ -1,0 +1,69 @@
+// An executor serves invocations of one variant over any transport connection.
+import type net from 'node:net';
+import type { FunctionEntry } from '../functions/types.js';
+import { FrameReader, ProtocolError, decodeFrame, encodeResponse, errorResponse, type InvokeFrame } from './protocol.js';
+import { InvokeError, type Variant } from './variant.js';
+
+export interface FunctionLookup {
+  get(name: string): FunctionEntry;
+}
+
+export class Executor {
+  constructor(
+    readonly variant: Variant,
+    private readonly functions: FunctionLookup,
+  ) {}
+
+  serve(socket: net.Socket): void {
+    socket.setNoDelay?.(true);
+    const reader = new FrameReader();
+    socket.on('data', (chunk: Buffer) => {
+      let bodies: Buffer[];
+      try {
+        bodies = reader.push(chunk);
+      } catch (e) {
+        socket.destroy(e as Error);
+        return;
+      }
+      // Answers to one burst of requests leave in as few writes as possible.
+      socket.cork();
+      for (const body of bodies) {
+        let frame;
+        try {
+          frame = decodeFrame(body);
+        } catch (e) {
+          socket.write(errorResponse(0, 'bad-request', (e as ProtocolError).message));
+          continue;
+        }
+        if (frame.type !== 'invoke') continue;
+        void this.handle(frame).then((reply) => socket.writable && socket.write(reply));
+      }
+      process.nextTick(() => socket.uncork());
+    });
+    socket.on('error', () => socket.destroy());
+  }
+
+  private async handle(f: InvokeFrame): Promise<Buffer> {
+    if (f.variant !== this.variant.name) {
+      return errorResponse(f.id, 'bad-request', `this executor serves variant "${this.variant.name}", not "${f.variant}"`);
+    }
+    let fn: FunctionEntry;
+    try {
+      fn = this.functions.get(f.fn);
+    } catch (e) {
+      return errorResponse(f.id, 'bad-request', (e as Error).message);
+    }
+    if (!this.variant.modes.includes(f.mode)) {
+      return errorResponse(f.id, 'unavailable', `variant ${this.variant.name} has no mode "${f.mode}"; its modes: ${this.variant.modes.join(', ')}`);
+    }
+    const why = this.variant.supports(fn, f.mode);
+    if (why) return errorResponse(f.id, 'unavailable', why);
+    try {
+      const r = await this.variant.invoke(fn, f.mode, f.payload, { timeoutMs: f.timeoutMs });
+      return encodeResponse({ id: f.id, status: 'ok', serverNs: r.elapsedNs, payload: r.output });
+    } catch (e) {
+      if (e instanceof InvokeError) return errorResponse(f.id, e.kind, e.message);
+      return errorResponse(f.id, 'function-error', `${fn.name}: ${(e as Error).message ?? String(e)}`);
+    }
+  }
+}

@@ -1,0 +1,165 @@
+// The gateway: accepts invocations over HTTP and over the binary protocol, routes each to the
+// executor process of its variant, and answers with the executor's reply.
+import fs from 'node:fs';
+import http from 'node:http';
+import type net from 'node:net';
+import { loadVariantPlugins } from './registry.js';
+import { ExecutorProcess, makeRunDir } from './executor-process.js';
+import { FrameReader, decodeFrame, encodeResponse, errorResponse, type Status } from './protocol.js';
+import { listen, type Listener } from './transport.js';
+import type { InvokeCall, InvokeReply } from './client.js';
+import { MODES, type Mode } from './variant.js';
+
+export interface GatewayOptions {
+  /** binary protocol endpoint, e.g. unix:/tmp/gw.sock or tcp:127.0.0.1:0 */
+  binary?: string;
+  /** HTTP listen address host:port (port 0 picks one) */
+  http?: string;
+  memoryLimitMiB?: number;
+  /** default timeout for HTTP calls that give none */
+  defaultTimeoutMs?: number;
+}
+
+const HTTP_STATUS: Record<Status, number> = {
+  ok: 200,
+  'bad-request': 400,
+  'invalid-module': 422,
+  'function-error': 502,
+  unavailable: 503,
+  timeout: 504,
+  'memory-limit': 507,
+  'executor-lost': 502,
+};
+
+export class Gateway {
+  private readonly executors = new Map<string, ExecutorProcess>();
+  private readonly listeners: Listener[] = [];
+  private httpServer: http.Server | null = null;
+  readonly runDir = makeRunDir();
+  binaryEndpoint: string | null = null;
+  httpUrl: string | null = null;
+
+  private constructor(private readonly opts: GatewayOptions, private readonly variantNames: string[]) {}
+
+  static async start(opts: GatewayOptions): Promise<Gateway> {
+    const plugins = await loadVariantPlugins();
+    const gw = new Gateway(opts, [...plugins.keys()]);
+    if (opts.binary) {
+      const l = await listen(opts.binary, (s) => gw.serveBinary(s));
+      gw.listeners.push(l);
+      gw.binaryEndpoint = l.endpoint;
+    }
+    if (opts.http) await gw.startHttp(opts.http);
+    return gw;
+  }
+
+  executor(variant: string): ExecutorProcess | null {
+    if (!this.variantNames.includes(variant)) return null;
+    let e = this.executors.get(variant);
+    if (!e) {
+      e = new ExecutorProcess({ variant, memoryLimitMiB: this.opts.memoryLimitMiB ?? 256, runDir: this.runDir });
+      this.executors.set(variant, e);
+    }
+    return e;
+  }
+
+  async route(call: InvokeCall): Promise<InvokeReply> {
+    const e = this.executor(call.variant);
+    if (!e) return reply('bad-request', `unknown variant "${call.variant}"; valid variants: ${this.variantNames.join(', ')}`);
+    try {
+      return await e.invoke(call);
+    } catch (err) {
+      return reply('unavailable', `variant ${call.variant}: ${(err as Error).message}`);
+    }
+  }
+
+  private serveBinary(socket: net.Socket): void {
+    const reader = new FrameReader();
+    socket.on('data', (chunk: Buffer) => {
+      let bodies: Buffer[];
+      try {
+        bodies = reader.push(chunk);
+      } catch (e) {
+        socket.destroy(e as Error);
+        return;
+      }
+      for (const body of bodies) {
+        let f;
+        try {
+          f = decodeFrame(body);
+        } catch (e) {
+          socket.write(errorResponse(0, 'bad-request', (e as Error).message));
+          continue;
+        }
+        if (f.type !== 'invoke') continue;
+        const id = f.id;
+        // the payload is a view into the reader's buffer: copy before it goes to another socket
+        const call: InvokeCall = { variant: f.variant, fn: f.fn, mode: f.mode, timeoutMs: f.timeoutMs, input: Buffer.from(f.payload) };
+        void this.route(call).then((r) => {
+          if (socket.writable) socket.write(encodeResponse({ id, status: r.status, serverNs: r.serverNs, payload: r.output }));
+        });
+      }
+    });
+    socket.on('error', () => socket.destroy());
+  }
+
+  private async startHttp(address: string): Promise<void> {
+    const i = address.lastIndexOf(':');
+    const host = address.slice(0, i);
+    const port = Number(address.slice(i + 1));
+    const server = http.createServer((req, res) => void this.handleHttp(req, res));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    this.httpServer = server;
+    this.httpUrl = `http://${host}:${(server.address() as net.AddressInfo).port}`;
+  }
+
+  private async handleHttp(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://gateway');
+    const send = (code: number, body: string | Uint8Array, type = 'text/plain; charset=utf-8', headers: Record<string, string> = {}) => {
+      res.writeHead(code, { 'content-type': type, ...headers });
+      res.end(body);
+    };
+    if (req.method === 'GET' && url.pathname === '/healthz') return send(200, 'ok\n');
+    if (req.method === 'GET' && url.pathname === '/variants') {
+      const out: Record<string, unknown> = {};
+      for (const v of this.variantNames) out[v] = await this.executor(v)!.capability().catch((e: Error) => ({ ok: false, reason: e.message }));
+      return send(200, JSON.stringify(out, null, 2) + '\n', 'application/json');
+    }
+    const m = /^\/invoke\/([^/]+)\/([^/]+)$/.exec(url.pathname);
+    if (req.method !== 'POST' || !m) {
+      return send(404, 'routes: POST /invoke/<variant>/<function>?mode=cold|cold-compile|warm&timeout=<ms>, GET /variants, GET /healthz\n');
+    }
+    const mode = (url.searchParams.get('mode') ?? 'warm') as Mode;
+    if (!MODES.includes(mode)) return send(400, `unknown mode "${mode}"; valid modes: ${MODES.join(', ')}\n`);
+    const timeoutMs = Number(url.searchParams.get('timeout') ?? this.opts.defaultTimeoutMs ?? 10_000);
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) return send(400, 'timeout must be a positive number of milliseconds\n');
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const r = await this.route({ variant: decodeURIComponent(m[1]!), fn: decodeURIComponent(m[2]!), mode, timeoutMs, input: Buffer.concat(chunks) });
+    const headers = { 'x-fxh-status': r.status, 'x-fxh-server-ns': String(Math.round(r.serverNs)) };
+    if (r.status === 'ok') return send(200, r.output, 'application/octet-stream', headers);
+    return send(HTTP_STATUS[r.status], Buffer.concat([Buffer.from(r.output), Buffer.from('\n')]), 'text/plain; charset=utf-8', headers);
+  }
+
+  /** Restarts of executors after timeouts, per variant. */
+  restarts(): Record<string, number> {
+    return Object.fromEntries([...this.executors].map(([k, e]) => [k, e.restarts]));
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.listeners.map((l) => l.close()));
+    if (this.httpServer) {
+      this.httpServer.closeAllConnections();
+      await new Promise<void>((r) => this.httpServer!.close(() => r()));
+    }
+    await Promise.allSettled([...this.executors.values()].map((e) => e.stop()));
+    fs.rmSync(this.runDir, { recursive: true, force: true });
+  }
+}
+
+function reply(status: Status, message: string): InvokeReply {
+  return { status, output: Buffer.from(message), serverNs: 0 };
+}

@@ -1,0 +1,135 @@
+// The compact binary invocation protocol spoken between clients, the gateway and executors.
+// Every frame: u32le length of the rest, then u8 type.
+//   invoke:   u32 id, u8 mode, u8 len + variant, u8 len + function, u32 timeoutMs, payload
+//   response: u32 id, u8 status, f64 serverNs, payload (output, or a UTF-8 error message)
+import { MODES, type Mode } from './variant.js';
+
+export const FRAME_INVOKE = 1;
+export const FRAME_RESPONSE = 2;
+/** frames larger than this are refused: a corrupt length must not make us buffer gigabytes */
+export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
+
+export const STATUS = {
+  ok: 0,
+  'function-error': 1,
+  timeout: 2,
+  'memory-limit': 3,
+  'invalid-module': 4,
+  unavailable: 5,
+  'bad-request': 6,
+  'executor-lost': 7,
+} as const;
+export type Status = keyof typeof STATUS;
+const STATUS_NAMES = Object.fromEntries(Object.entries(STATUS).map(([k, v]) => [v, k])) as Record<number, Status>;
+
+export interface InvokeFrame {
+  id: number;
+  mode: Mode;
+  variant: string;
+  fn: string;
+  timeoutMs: number;
+  payload: Uint8Array;
+}
+
+export interface ResponseFrame {
+  id: number;
+  status: Status;
+  serverNs: number;
+  payload: Uint8Array;
+}
+
+export class ProtocolError extends Error {
+  override name = 'ProtocolError';
+}
+
+export function encodeInvoke(f: InvokeFrame): Buffer {
+  const variant = Buffer.from(f.variant, 'utf8');
+  const fn = Buffer.from(f.fn, 'utf8');
+  if (variant.length > 255 || fn.length > 255) throw new ProtocolError('variant and function names must be at most 255 bytes');
+  const modeIndex = MODES.indexOf(f.mode);
+  if (modeIndex < 0) throw new ProtocolError(`unknown mode ${f.mode}`);
+  const bodyLen = 1 + 4 + 1 + 1 + variant.length + 1 + fn.length + 4 + f.payload.length;
+  const buf = Buffer.allocUnsafe(4 + bodyLen);
+  let o = buf.writeUInt32LE(bodyLen, 0);
+  o = buf.writeUInt8(FRAME_INVOKE, o);
+  o = buf.writeUInt32LE(f.id >>> 0, o);
+  o = buf.writeUInt8(modeIndex, o);
+  o = buf.writeUInt8(variant.length, o);
+  o += variant.copy(buf, o);
+  o = buf.writeUInt8(fn.length, o);
+  o += fn.copy(buf, o);
+  o = buf.writeUInt32LE(f.timeoutMs >>> 0, o);
+  buf.set(f.payload, o);
+  return buf;
+}
+
+export function encodeResponse(f: ResponseFrame): Buffer {
+  const bodyLen = 1 + 4 + 1 + 8 + f.payload.length;
+  const buf = Buffer.allocUnsafe(4 + bodyLen);
+  let o = buf.writeUInt32LE(bodyLen, 0);
+  o = buf.writeUInt8(FRAME_RESPONSE, o);
+  o = buf.writeUInt32LE(f.id >>> 0, o);
+  o = buf.writeUInt8(STATUS[f.status], o);
+  o = buf.writeDoubleLE(f.serverNs, o);
+  buf.set(f.payload, o);
+  return buf;
+}
+
+export function errorResponse(id: number, status: Exclude<Status, 'ok'>, message: string): Buffer {
+  return encodeResponse({ id, status, serverNs: 0, payload: Buffer.from(message, 'utf8') });
+}
+
+export type Frame = ({ type: 'invoke' } & InvokeFrame) | ({ type: 'response' } & ResponseFrame);
+
+export function decodeFrame(body: Buffer): Frame {
+  if (body.length < 5) throw new ProtocolError(`frame of ${body.length} bytes is too short`);
+  const type = body.readUInt8(0);
+  const id = body.readUInt32LE(1);
+  if (type === FRAME_INVOKE) {
+    let o = 5;
+    const mode = MODES[body.readUInt8(o++)];
+    if (!mode) throw new ProtocolError(`frame ${id}: unknown mode index ${body.readUInt8(o - 1)}`);
+    const vl = body.readUInt8(o++);
+    const variant = body.toString('utf8', o, o + vl);
+    o += vl;
+    const fl = body.readUInt8(o++);
+    const fn = body.toString('utf8', o, o + fl);
+    o += fl;
+    if (o + 4 > body.length) throw new ProtocolError(`frame ${id}: truncated invoke header`);
+    const timeoutMs = body.readUInt32LE(o);
+    o += 4;
+    return { type: 'invoke', id, mode, variant, fn, timeoutMs, payload: body.subarray(o) };
+  }
+  if (type === FRAME_RESPONSE) {
+    if (body.length < 14) throw new ProtocolError(`frame ${id}: truncated response header`);
+    const status = STATUS_NAMES[body.readUInt8(5)];
+    if (!status) throw new ProtocolError(`frame ${id}: unknown status ${body.readUInt8(5)}`);
+    return { type: 'response', id, status, serverNs: body.readDoubleLE(6), payload: body.subarray(14) };
+  }
+  throw new ProtocolError(`unknown frame type ${type}`);
+}
+
+/** Splits a byte stream into frame bodies. Feed it every chunk; it returns the complete frames. */
+export class FrameReader {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+
+  push(chunk: Buffer): Buffer[] {
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    const frames: Buffer[] = [];
+    let buf = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
+    let o = 0;
+    while (buf.length - o >= 4) {
+      const len = buf.readUInt32LE(o);
+      if (len > MAX_FRAME_BYTES) throw new ProtocolError(`frame length ${len} exceeds the ${MAX_FRAME_BYTES}-byte limit`);
+      if (buf.length - o - 4 < len) break;
+      frames.push(buf.subarray(o + 4, o + 4 + len));
+      o += 4 + len;
+    }
+    buf = buf.subarray(o);
+    this.chunks = buf.length ? [buf] : [];
+    this.buffered = buf.length;
+    return frames;
+  }
+}

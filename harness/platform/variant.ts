@@ -1,0 +1,68 @@
+// The plug-in interface every platform variant implements. The harness core only knows this file.
+import type { FunctionEntry } from '../functions/types.js';
+
+/** cold-compile: compile + instantiate; cold: new instance from a cached artifact; warm: reuse a live instance. */
+export type Mode = 'cold-compile' | 'cold' | 'warm';
+export const MODES: readonly Mode[] = ['cold-compile', 'cold', 'warm'];
+
+export type Capability = { ok: true } | { ok: false; reason: string };
+
+export interface InvokeOptions {
+  /** the invocation is abandoned (and its instance destroyed) after this long */
+  timeoutMs: number;
+}
+
+export interface Invocation {
+  output: Uint8Array;
+  /** ns spent inside the variant, from the call to the output being ready */
+  elapsedNs: number;
+}
+
+/** Memory of one idle, ready-to-serve instance. */
+export interface InstanceMemory {
+  rssBytes: number;
+  pssBytes: number;
+  /** how the number was obtained, e.g. "PSS of container init + runc, /proc/<pid>/smaps_rollup" */
+  method: string;
+}
+
+export interface Variant {
+  readonly name: string;
+  readonly modes: readonly Mode[];
+  /** true when invoke() itself stops an overrunning function; false means it runs in the caller's
+   *  thread and only the caller (the gateway, by restarting the executor) can stop it. */
+  readonly enforcesTimeouts?: boolean;
+  /** Whether this variant can run on this machine at all; the reason is recorded in the results when not. */
+  check(): Promise<Capability>;
+  /** null when `fn` can run in `mode`, else the reason it cannot (e.g. no native build). */
+  supports(fn: FunctionEntry, mode: Mode): string | null;
+  /** Runs `fn` once. Rejects with InvokeError on a function failure or timeout. */
+  invoke(fn: FunctionEntry, mode: Mode, input: Uint8Array, opts: InvokeOptions): Promise<Invocation>;
+  /** Starts `count` idle warm instances of `fn` and reports the memory of each; they are torn down before it resolves. */
+  measureIdle?(fn: FunctionEntry, count: number): Promise<InstanceMemory[]>;
+  /** Releases every instance, process, container and file the variant made. Safe to call twice. */
+  teardown(): Promise<void>;
+}
+
+export interface VariantOptions {
+  /** scratch directory owned by this variant instance */
+  workDir: string;
+  /** wasm: memory limit per instance in MiB */
+  memoryLimitMiB: number;
+}
+
+/** What a file in harness/variants/ default-exports. */
+export interface VariantPlugin {
+  name: string;
+  summary: string;
+  create(opts: VariantOptions): Variant;
+}
+
+export type InvokeErrorKind = 'function-error' | 'timeout' | 'memory-limit' | 'invalid-module' | 'unavailable' | 'bad-request';
+
+export class InvokeError extends Error {
+  constructor(readonly kind: InvokeErrorKind, message: string) {
+    super(message);
+    this.name = 'InvokeError';
+  }
+}

@@ -1,0 +1,94 @@
+// Installs what is missing, then builds. Plain Node with no dependencies: it runs before `npm ci`.
+// Idempotent: once everything is there it only checks, which takes seconds.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const t0 = Date.now();
+
+/** Debian packages, each with the reason the project needs it. */
+const APT = {
+  clang: 'compiles functions to wasm32-wasi and native, and eBPF programs',
+  lld: 'links wasm32 modules (wasm-ld)',
+  llvm: 'llvm-strip and friends for eBPF objects',
+  'wasi-libc': 'C library for wasm32-wasi functions',
+  'libclang-rt-14-dev-wasm32': 'compiler runtime for wasm32',
+  'libc6-dev': 'static glibc for native function binaries',
+  runc: 'the container variant runs OCI bundles with runc',
+  wabt: 'wasm-validate, wasm-objdump: fixture post-processing',
+  binaryen: 'wasm-opt: fixture post-processing',
+  'libbpf-dev': 'eBPF programs and their loaders',
+  bpftool: 'eBPF diagnostics',
+  'python3-notebook': 'Jupyter, to execute the notebooks',
+  'jupyter-nbconvert': 'executes notebooks headlessly into the results folder',
+  'python3-ipykernel': 'Jupyter kernel machinery used by nbconvert',
+  'fonts-dejavu-core': 'fonts for the PNG figures',
+  'util-linux': 'taskset, to pin the gateway in throughput runs',
+};
+
+function sh(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts });
+  if (r.error) throw new Error(`${cmd}: ${r.error.message}`);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.status ?? r.signal}`);
+}
+
+function step(name, fn) {
+  const s = Date.now();
+  try {
+    const note = fn();
+    console.error(`bootstrap: ${name}: ${note ?? 'ok'} (${((Date.now() - s) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    console.error(`bootstrap: ${name} FAILED: ${e.message}`);
+    process.exit(1);
+  }
+}
+
+function missingDebianPackages() {
+  const r = spawnSync('dpkg-query', ['-W', '-f=${Package} ${db:Status-Status}\n', ...Object.keys(APT)], { encoding: 'utf8' });
+  const installed = new Set(r.stdout.split('\n').filter((l) => l.endsWith(' installed')).map((l) => l.split(' ')[0]));
+  return Object.keys(APT).filter((p) => !installed.has(p));
+}
+
+step('debian packages', () => {
+  const missing = missingDebianPackages();
+  if (!missing.length) return 'all present';
+  if (process.getuid?.() !== 0) {
+    const list = missing.map((p) => `  ${p}: ${APT[p]}`).join('\n');
+    console.error(`bootstrap: not root, cannot install:\n${list}\n  the parts that need them will be skipped, with the reason in the results`);
+    return `${missing.length} missing (not root)`;
+  }
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  sh('apt-get', ['update', '-q'], { env });
+  sh('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { env });
+  const still = missingDebianPackages();
+  if (still.length) throw new Error(`still missing after apt-get install: ${still.join(' ')}`);
+  return `installed ${missing.join(' ')}`;
+});
+
+step('npm packages', () => {
+  const stamp = path.join(root, 'node_modules', '.package-lock.json');
+  const lock = path.join(root, 'package-lock.json');
+  if (fs.existsSync(stamp) && fs.statSync(stamp).mtimeMs >= fs.statSync(lock).mtimeMs) return 'up to date';
+  sh('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error']);
+  return 'installed (npm ci)';
+});
+
+step('typescript build', () => {
+  sh(path.join(root, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json']);
+});
+
+step('function fixtures', () => {
+  sh(process.execPath, [path.join(root, 'wasm-fixtures', 'build.mjs')]);
+});
+
+step('jupyter tslab kernel', () => {
+  if (!fs.existsSync('/usr/bin/python3')) return 'skipped: /usr/bin/python3 missing';
+  const list = spawnSync('/usr/bin/python3', ['-m', 'jupyter', 'kernelspec', 'list'], { encoding: 'utf8' });
+  if (list.status === 0 && /\btslab\b/.test(list.stdout) && /\bjslab\b/.test(list.stdout)) return 'present';
+  sh(path.join(root, 'node_modules', '.bin', 'tslab'), ['install', '--python=/usr/bin/python3']);
+  return 'installed';
+});
+
+console.error(`bootstrap: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

@@ -1,0 +1,50 @@
+// Runs the test suite and checks that it left the machine as it found it:
+// no runc containers, cgroups, bpf pins or scratch folders of ours that were not there before.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function leftovers() {
+  const found = [];
+  const runc = spawnSync('runc', ['list', '-q'], { encoding: 'utf8' });
+  if (runc.status === 0) found.push(...runc.stdout.split('\n').filter((l) => l.startsWith('fxh-')).map((l) => `runc container ${l}`));
+  for (const base of ['/sys/fs/cgroup', '/sys/fs/cgroup/unified']) {
+    let entries = [];
+    try {
+      entries = fs.readdirSync(base);
+    } catch {}
+    for (const ctl of entries) {
+      let sub = [];
+      try {
+        sub = fs.readdirSync(path.join(base, ctl));
+      } catch {}
+      for (const s of sub) if (s.startsWith('fxh')) found.push(`cgroup ${path.join(base, ctl, s)}`);
+      if (ctl.startsWith('fxh')) found.push(`cgroup ${path.join(base, ctl)}`);
+    }
+  }
+  try {
+    for (const p of fs.readdirSync('/sys/fs/bpf')) if (p.startsWith('fxh')) found.push(`bpf pin /sys/fs/bpf/${p}`);
+  } catch {}
+  for (const d of fs.readdirSync(os.tmpdir())) if (d.startsWith('fxh-')) found.push(`scratch ${path.join(os.tmpdir(), d)}`);
+  return new Set(found);
+}
+
+const testDir = path.join(root, 'build', 'test');
+const files = fs.readdirSync(testDir).filter((f) => f.endsWith('.test.js')).sort().map((f) => path.join(testDir, f));
+const only = process.argv.slice(2);
+const chosen = only.length ? files.filter((f) => only.some((o) => f.includes(o))) : files;
+
+const before = leftovers();
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...chosen], { stdio: 'inherit', cwd: root });
+const after = leftovers();
+const added = [...after].filter((x) => !before.has(x));
+if (added.length) {
+  console.error(`\nthe tests left these behind:\n  ${added.join('\n  ')}`);
+  process.exit(1);
+}
+console.error(`leak check: nothing left behind (${before.size} pre-existing item(s) ignored)`);
+process.exit(r.status ?? 1);

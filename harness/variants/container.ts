@@ -1,0 +1,255 @@
+// Variant `container`: each function's static native binary in an OCI container run by runc
+// (crun when FXH_OCI_RUNTIME=crun and crun works here), built from a bundle with no image registry.
+//   cold: a new container per invocation (`runc run`, stdin = input, stdout = output)
+//   warm: one long-running container per function running `/fx --serve`, reused; replaced after a failure
+// Every container is removed afterwards on every path (success, crash, timeout, teardown).
+import type { ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FunctionEntry } from '../functions/types.js';
+import { descendantPids, readProcessMemory } from '../platform/proc-memory.js';
+import {
+  InvokeError,
+  type Capability,
+  type InstanceMemory,
+  type Invocation,
+  type InvokeOptions,
+  type Mode,
+  type Variant,
+  type VariantOptions,
+  type VariantPlugin,
+} from '../platform/variant.js';
+import { checkServeStatus, runOnce } from './native.js';
+import { ensureBundle, type Bundle } from './oci/bundle.js';
+import { OciRuntime, cgroupMemoryUsage, type OciRuntimeOptions } from './oci/runtime.js';
+import { ServeClient } from './serve-client.js';
+
+const MODES: readonly Mode[] = ['cold', 'warm'];
+
+/** InstanceMemory plus the parts it is made of (extra fields; the harness may ignore them). */
+export interface ContainerInstanceMemory extends InstanceMemory {
+  containerPssBytes: number;
+  runtimePssBytes: number;
+  /** memory.usage_in_bytes (v1) / memory.current (v2) of the container's cgroup; undefined if unreadable */
+  cgroupBytes?: number;
+}
+
+export interface ContainerVariantOptions extends VariantOptions {
+  runtime?: OciRuntimeOptions;
+}
+
+export interface WarmContainer {
+  id: string;
+  client: ServeClient;
+}
+
+export class ContainerVariant implements Variant {
+  readonly name = 'container';
+  readonly modes = MODES;
+  readonly runtime: OciRuntime;
+  private readonly opts: ContainerVariantOptions;
+  private readonly pool = new Map<string, Promise<WarmContainer>>();
+  /** every container id started and not yet known to be gone */
+  private readonly live = new Set<string>();
+  private readonly warm = new Set<WarmContainer>();
+  private readonly coldChildren = new Set<ChildProcess>();
+  private capability: Promise<Capability> | undefined;
+
+  constructor(opts: ContainerVariantOptions) {
+    this.opts = opts;
+    this.runtime = new OciRuntime(opts.runtime);
+  }
+
+  /** the runtime binary in use ('runc' or 'crun') */
+  get runtimeName(): string {
+    return this.runtime.name;
+  }
+
+  check(): Promise<Capability> {
+    this.capability ??= this.runtime.check();
+    return this.capability;
+  }
+
+  supports(fn: FunctionEntry, mode: Mode): string | null {
+    if (!MODES.includes(mode)) return `container variant has no mode ${mode} (only ${MODES.join(', ')})`;
+    if (!fn.native) return `${fn.name} has no native build (the container runs the static native binary)`;
+    return null;
+  }
+
+  private bundle(fn: FunctionEntry): Bundle {
+    try {
+      return ensureBundle(this.opts.workDir, { name: fn.name, binary: fn.native!, memoryLimitMiB: this.opts.memoryLimitMiB });
+    } catch (e) {
+      throw new InvokeError('unavailable', `container bundle for ${fn.name}: ${(e as Error).message}`);
+    }
+  }
+
+  private async ready(fn: FunctionEntry, mode: Mode): Promise<Bundle> {
+    const why = this.supports(fn, mode);
+    if (why) throw new InvokeError('unavailable', why);
+    const cap = await this.check();
+    if (!cap.ok) throw new InvokeError('unavailable', `container variant unavailable: ${cap.reason}`);
+    return this.bundle(fn);
+  }
+
+  private env(): NodeJS.ProcessEnv {
+    return { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
+  }
+
+  private async destroy(id: string): Promise<void> {
+    await this.runtime.destroy(id);
+    this.live.delete(id);
+  }
+
+  async invoke(fn: FunctionEntry, mode: Mode, input: Uint8Array, opts: InvokeOptions): Promise<Invocation> {
+    const b = await this.ready(fn, mode);
+    if (mode === 'cold') return this.invokeCold(fn, b, input, opts);
+    const t0 = process.hrtime.bigint();
+    const wc = await this.warmContainer(fn);
+    const r = await wc.client.request(input, opts.timeoutMs);
+    const t1 = process.hrtime.bigint();
+    checkServeStatus(wc.client.label, r.status, r.output);
+    return { output: r.output, elapsedNs: Number(t1 - t0) };
+  }
+
+  private async invokeCold(fn: FunctionEntry, b: Bundle, input: Uint8Array, opts: InvokeOptions): Promise<Invocation> {
+    const rt = this.runtime;
+    const id = rt.newId();
+    this.live.add(id);
+    let failed = false;
+    try {
+      return await runOnce(rt.command, rt.runArgs(b.coldDir, id), this.env(), input, opts.timeoutMs, {
+        label: `container cold ${fn.name} (${rt.name} ${id})`,
+        statusEncodesSignal: true,
+        track: this.coldChildren,
+        // kill the container, not the runtime: SIGKILL to `runc run` would leave the container running
+        onTimeout: (child) => rt.killStarting(id, child),
+      });
+    } catch (e) {
+      failed = true;
+      throw e;
+    } finally {
+      // `runc run` deletes its container when the process exits; verify cheaply, clean up fully after failures
+      if (failed || rt.exists(id)) await this.destroy(id);
+      else this.live.delete(id);
+    }
+  }
+
+  /** The live warm container of `fn`, started on first use and replaced when it died. Exposed for tests. */
+  async warmContainer(fn: FunctionEntry): Promise<WarmContainer> {
+    const key = `${fn.name}\0${fn.native}`;
+    const existing = this.pool.get(key);
+    if (existing) {
+      const wc = await existing.catch(() => undefined);
+      if (wc?.client.alive) return wc;
+      this.pool.delete(key);
+      if (wc) await this.stopWarm(wc);
+    }
+    const started = this.startWarm(fn, `container warm ${fn.name}`);
+    this.pool.set(key, started);
+    started.catch(() => this.pool.delete(key));
+    return started;
+  }
+
+  private async startWarm(fn: FunctionEntry, label: string): Promise<WarmContainer> {
+    const b = await this.ready(fn, 'warm');
+    const rt = this.runtime;
+    const id = rt.newId();
+    this.live.add(id);
+    try {
+      const client = await ServeClient.start(rt.command, rt.runArgs(b.serveDir, id), this.env(), {
+        label: `${label} (${rt.name} ${id})`,
+        statusEncodesSignal: true,
+        kill: (c) => rt.killStarting(id, c.child),
+      });
+      const wc = { id, client };
+      this.warm.add(wc);
+      return wc;
+    } catch (e) {
+      await this.destroy(id);
+      throw e;
+    }
+  }
+
+  private async stopWarm(wc: WarmContainer): Promise<void> {
+    await wc.client.close(1000);
+    await this.destroy(wc.id);
+    this.warm.delete(wc);
+  }
+
+  /**
+   * pid of the container's init process (/fx --serve) once it is running (the runtime may still be
+   * creating it right after start); undefined when it is gone or not running within `waitMs`.
+   */
+  async containerPid(wc: WarmContainer, waitMs = 5000): Promise<number | undefined> {
+    const until = Date.now() + waitMs;
+    for (;;) {
+      const s = await this.runtime.state(wc.id);
+      if (s?.status === 'running' && s.pid > 0) return s.pid;
+      if (!wc.client.alive || Date.now() > until) return undefined;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  async measureIdle(fn: FunctionEntry, count: number): Promise<ContainerInstanceMemory[]> {
+    await this.ready(fn, 'warm');
+    const started: WarmContainer[] = [];
+    try {
+      for (let i = 0; i < count; i++) started.push(await this.startWarm(fn, `container idle ${fn.name} #${i}`));
+      const input = fn.workload.input(1, 'small');
+      // one answered request each: really warm
+      await Promise.all(started.map((wc) => wc.client.request(input, 30_000)));
+      const out: ContainerInstanceMemory[] = [];
+      for (const wc of started) {
+        const cpid = await this.containerPid(wc);
+        if (cpid === undefined) throw new InvokeError('function-error', `container ${wc.id} has no pid`);
+        const inContainer = [cpid, ...descendantPids(cpid)];
+        let cRss = 0;
+        let cPss = 0;
+        for (const p of inContainer) {
+          const m = readProcessMemory(p);
+          cRss += m.rssBytes;
+          cPss += m.pssBytes;
+        }
+        const rtm = readProcessMemory(wc.client.pid!);
+        const cg = cgroupMemoryUsage(cpid);
+        out.push({
+          rssBytes: cRss + rtm.rssBytes,
+          pssBytes: cPss + rtm.pssBytes,
+          containerPssBytes: cPss,
+          runtimePssBytes: rtm.pssBytes,
+          ...(cg ? { cgroupBytes: cg.bytes } : {}),
+          method:
+            `PSS/RSS of the container's processes (/fx --serve) + the foreground \`${this.runtime.name} run\` process supervising it, ` +
+            `/proc/<pid>/smaps_rollup, ${count} alive together` +
+            (cg ? `; cgroup usage ${cg.file.replace(/\/[^/]*$/, '/…')} = ${cg.bytes} B (page cache included)` : '; cgroup usage unreadable'),
+        });
+      }
+      return out;
+    } finally {
+      await Promise.all(started.map((wc) => this.stopWarm(wc)));
+    }
+  }
+
+  async teardown(): Promise<void> {
+    const pooled = await Promise.all([...this.pool.values()].map((p) => p.catch(() => undefined)));
+    this.pool.clear();
+    const warm = new Set([...this.warm, ...pooled.filter((w): w is WarmContainer => w !== undefined)]);
+    // kill first (containers die at once), then let the clients see EOF
+    await Promise.all([...warm].map((wc) => this.destroy(wc.id)));
+    await Promise.all([...warm].map((wc) => wc.client.close(500)));
+    this.warm.clear();
+    await Promise.all([...this.live].map((id) => this.destroy(id)));
+    for (const ch of this.coldChildren) ch.kill('SIGKILL');
+    rmSync(join(this.opts.workDir, 'bundles'), { recursive: true, force: true });
+  }
+}
+
+const plugin: VariantPlugin = {
+  name: 'container',
+  summary:
+    `static native binary in an OCI container (runtime: ${process.env.FXH_OCI_RUNTIME ?? 'runc'}; default runc, FXH_OCI_RUNTIME=crun to use crun where it works), bundle built locally without images: ` +
+    'cold = new container per call (`runc run`), warm = long-running `/fx --serve` container per function; memory limit = cgroup memory.limit + FX_MEM_LIMIT_MB',
+  create: (opts) => new ContainerVariant(opts),
+};
+export default plugin;

@@ -1,0 +1,212 @@
+// Variant `native`: the static native build of each function run as a plain Linux process.
+//   cold: one new process per invocation (stdin = input, stdout = output)
+//   warm: one long-lived `<binary> --serve` process per function, reused (see serve-client.ts)
+// The memory limit reaches the function as FX_MEM_LIMIT_MB (the fixtures apply it with setrlimit(RLIMIT_AS)).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import type { FunctionEntry } from '../functions/types.js';
+import { readProcessMemory } from '../platform/proc-memory.js';
+import {
+  InvokeError,
+  type Capability,
+  type InstanceMemory,
+  type Invocation,
+  type InvokeOptions,
+  type Mode,
+  type Variant,
+  type VariantOptions,
+  type VariantPlugin,
+} from '../platform/variant.js';
+import { ServeClient, TailBuffer, describeExit } from './serve-client.js';
+
+const MODES: readonly Mode[] = ['cold', 'warm'];
+
+export interface NativeRunResult {
+  output: Uint8Array;
+  elapsedNs: number;
+}
+
+/**
+ * Runs `argv` once with `input` on stdin and returns stdout. Shared by the native and container
+ * variants. A non-zero exit or a signal rejects with InvokeError 'function-error' (stderr tail
+ * included); after `timeoutMs` `onTimeout` is called (default SIGKILL) and it rejects with 'timeout'.
+ */
+export function runOnce(
+  command: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  input: Uint8Array,
+  timeoutMs: number,
+  opts: {
+    label: string;
+    statusEncodesSignal?: boolean;
+    onTimeout?: (child: ChildProcess) => Promise<void>;
+    track?: Set<ChildProcess>;
+  },
+): Promise<NativeRunResult> {
+  return new Promise<NativeRunResult>((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(command, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    opts.track?.add(child);
+    const out: Buffer[] = [];
+    const err = new TailBuffer(2048);
+    let timedOut = false;
+    let spawnError: Error | undefined;
+    child.stdout!.on('data', (d: Buffer) => out.push(d));
+    child.stderr!.on('data', (d: Buffer) => err.push(d));
+    child.stdin!.on('error', () => {
+      /* EPIPE: the function exited without reading all input; judged by its exit status */
+    });
+    child.on('error', (e) => {
+      spawnError = e;
+    });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      const kill = opts.onTimeout ?? (async (c: ChildProcess) => void c.kill('SIGKILL'));
+      kill(child)
+        .catch(() => child.kill('SIGKILL'))
+        .finally(() => {
+          // never wait forever for the supervisor of a killed function
+          setTimeout(() => {
+            if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+          }, 2000).unref();
+        });
+    }, timeoutMs);
+    child.on('close', (code, signal) => {
+      const t1 = process.hrtime.bigint();
+      clearTimeout(timer);
+      opts.track?.delete(child);
+      if (spawnError && child.pid === undefined) {
+        reject(new InvokeError('unavailable', `${opts.label}: cannot start ${command}: ${spawnError.message}`));
+      } else if (timedOut) {
+        reject(new InvokeError('timeout', `${opts.label}: no result within ${timeoutMs} ms; killed`));
+      } else if (code !== 0) {
+        const tail = err.text();
+        reject(
+          new InvokeError(
+            'function-error',
+            `${opts.label}: ${describeExit(code, signal, opts.statusEncodesSignal)}${tail ? `; stderr: ${tail}` : ''}`,
+          ),
+        );
+      } else {
+        resolve({ output: new Uint8Array(Buffer.concat(out)), elapsedNs: Number(t1 - t0) });
+      }
+    });
+    child.stdin!.end(input);
+  });
+}
+
+/** The serve-mode response check shared by both variants: a non-zero status is a function error. */
+export function checkServeStatus(label: string, status: number, output: Uint8Array): void {
+  if (status !== 0) {
+    const text = Buffer.from(output.subarray(0, 200)).toString('utf8');
+    throw new InvokeError('function-error', `${label}: function returned status ${status}${text ? `; output: ${text}` : ''}`);
+  }
+}
+
+export class NativeVariant implements Variant {
+  readonly name = 'native';
+  readonly modes = MODES;
+  private readonly pool = new Map<string, Promise<ServeClient>>();
+  private readonly extra = new Set<ServeClient>();
+  private readonly coldChildren = new Set<ChildProcess>();
+
+  constructor(private readonly opts: VariantOptions) {}
+
+  private env(): NodeJS.ProcessEnv {
+    return { FX_MEM_LIMIT_MB: String(this.opts.memoryLimitMiB) };
+  }
+
+  async check(): Promise<Capability> {
+    if (process.platform !== 'linux') return { ok: false, reason: `native variant needs Linux static binaries; this is ${process.platform}` };
+    return { ok: true };
+  }
+
+  supports(fn: FunctionEntry, mode: Mode): string | null {
+    if (!MODES.includes(mode)) return `native variant has no mode ${mode} (only ${MODES.join(', ')})`;
+    if (!fn.native) return `${fn.name} has no native build`;
+    if (!existsSync(fn.native)) return `native binary of ${fn.name} is not built: ${fn.native}`;
+    return null;
+  }
+
+  async invoke(fn: FunctionEntry, mode: Mode, input: Uint8Array, opts: InvokeOptions): Promise<Invocation> {
+    const why = this.supports(fn, mode);
+    if (why) throw new InvokeError('unavailable', why);
+    const bin = fn.native!;
+    if (mode === 'cold') {
+      const r = await runOnce(bin, [], this.env(), input, opts.timeoutMs, {
+        label: `native cold ${fn.name}`,
+        track: this.coldChildren,
+      });
+      return r;
+    }
+    const t0 = process.hrtime.bigint();
+    const client = await this.warmClient(fn);
+    const r = await client.request(input, opts.timeoutMs);
+    const t1 = process.hrtime.bigint();
+    checkServeStatus(client.label, r.status, r.output);
+    return { output: r.output, elapsedNs: Number(t1 - t0) };
+  }
+
+  /** The live serve process of `fn`, started on first use and replaced when it died. Exposed for tests. */
+  async warmClient(fn: FunctionEntry): Promise<ServeClient> {
+    const key = `${fn.name}\0${fn.native}`;
+    const existing = this.pool.get(key);
+    if (existing) {
+      const c = await existing.catch(() => undefined);
+      if (c?.alive) return c;
+      this.pool.delete(key);
+      if (c) void c.close();
+    }
+    const started = ServeClient.start(fn.native!, ['--serve'], this.env(), { label: `native warm ${fn.name}` });
+    this.pool.set(key, started);
+    started.catch(() => this.pool.delete(key));
+    return started;
+  }
+
+  async measureIdle(fn: FunctionEntry, count: number): Promise<InstanceMemory[]> {
+    const why = this.supports(fn, 'warm');
+    if (why) throw new InvokeError('unavailable', why);
+    const clients: ServeClient[] = [];
+    try {
+      for (let i = 0; i < count; i++) {
+        const c = await ServeClient.start(fn.native!, ['--serve'], this.env(), { label: `native idle ${fn.name} #${i}` });
+        clients.push(c);
+        this.extra.add(c);
+      }
+      const input = fn.workload.input(1, 'small');
+      // one answered request each: the process is really warm (libc initialised, pages touched)
+      await Promise.all(clients.map((c) => c.request(input, 30_000)));
+      return clients.map((c) => {
+        const m = readProcessMemory(c.pid!);
+        return {
+          rssBytes: m.rssBytes,
+          pssBytes: m.pssBytes,
+          method:
+            m.source === 'smaps_rollup'
+              ? `PSS/RSS of the --serve process, /proc/<pid>/smaps_rollup, ${count} alive together`
+              : `RSS of the --serve process from /proc/<pid>/status VmRSS (no smaps_rollup: PSS unknown)`,
+        };
+      });
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      for (const c of clients) this.extra.delete(c);
+    }
+  }
+
+  async teardown(): Promise<void> {
+    const clients = await Promise.all([...this.pool.values()].map((p) => p.catch(() => undefined)));
+    this.pool.clear();
+    for (const ch of this.coldChildren) ch.kill('SIGKILL');
+    await Promise.all([...clients, ...this.extra].map((c) => c?.close(500)));
+    this.extra.clear();
+  }
+}
+
+const plugin: VariantPlugin = {
+  name: 'native',
+  summary:
+    'static native binary as a Linux process: cold = new process per call (stdin->stdout), warm = reused `--serve` process per function; memory limit via FX_MEM_LIMIT_MB (setrlimit)',
+  create: (opts) => new NativeVariant(opts),
+};
+export default plugin;

@@ -1,0 +1,104 @@
+// The gateway with real executor processes: binary and HTTP fronts, bad input, timeouts and restarts.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadCatalog } from '../harness/functions/catalog.js';
+import { verifyOutput } from '../harness/functions/verify.js';
+import { Gateway } from '../harness/platform/gateway.js';
+import { ProtocolClient } from '../harness/platform/client.js';
+
+const catalog = await loadCatalog();
+let gw: Gateway;
+let client: ProtocolClient;
+
+before(async () => {
+  gw = await Gateway.start({ binary: 'tcp:127.0.0.1:0', http: '127.0.0.1:0', memoryLimitMiB: 32 });
+  client = await ProtocolClient.connect(gw.binaryEndpoint!);
+});
+after(async () => {
+  client.close();
+  await gw.close();
+});
+
+const empty = new Uint8Array(0);
+
+test('binary protocol: warm and cold invocations return verified outputs', async () => {
+  for (const name of ['noop', 'sha256', 'json']) {
+    const fn = catalog.get(name);
+    const input = fn.workload.input(5, 'small');
+    for (const mode of ['warm', 'cold'] as const) {
+      const r = await client.invoke({ variant: 'wasm', fn: name, mode, input, timeoutMs: 5000 });
+      assert.equal(r.status, 'ok', Buffer.from(r.output).toString());
+      verifyOutput(fn, input, r.output);
+      assert.ok(r.serverNs > 0);
+    }
+  }
+});
+
+test('binary protocol: many calls in flight on one connection all come back, matched', async () => {
+  const fn = catalog.get('sha256');
+  const inputs = Array.from({ length: 64 }, (_, i) => fn.workload.input(i + 1, 'small'));
+  const replies = await Promise.all(inputs.map((input) => client.invoke({ variant: 'wasm', fn: 'sha256', mode: 'warm', input, timeoutMs: 5000 })));
+  replies.forEach((r, i) => verifyOutput(fn, inputs[i]!, r.output));
+});
+
+test('HTTP: POST /invoke returns the output; names are checked with the valid choices listed', async () => {
+  const fn = catalog.get('sha256');
+  const input = fn.workload.input(9, 'small');
+  const ok = await fetch(`${gw.httpUrl}/invoke/wasm/sha256?mode=cold`, { method: 'POST', body: input });
+  assert.equal(ok.status, 200);
+  verifyOutput(fn, input, new Uint8Array(await ok.arrayBuffer()));
+
+  const badVariant = await fetch(`${gw.httpUrl}/invoke/nosuch/noop`, { method: 'POST', body: '' });
+  assert.equal(badVariant.status, 400);
+  assert.match(await badVariant.text(), /unknown variant "nosuch"; valid variants: .*wasm/);
+
+  const badFn = await fetch(`${gw.httpUrl}/invoke/wasm/nosuch`, { method: 'POST', body: '' });
+  assert.equal(badFn.status, 400);
+  assert.match(await badFn.text(), /nosuch.*noop/s);
+
+  const badMode = await fetch(`${gw.httpUrl}/invoke/wasm/noop?mode=lukewarm`, { method: 'POST', body: '' });
+  assert.equal(badMode.status, 400);
+  assert.match(await badMode.text(), /valid modes: cold-compile, cold, warm/);
+
+  const variants = (await (await fetch(`${gw.httpUrl}/variants`)).json()) as Record<string, { ok: boolean }>;
+  assert.equal(variants.wasm?.ok, true);
+});
+
+test('a looping function is stopped by its timeout, and the gateway keeps serving', async () => {
+  const t0 = Date.now();
+  const r = await client.invoke({ variant: 'wasm', fn: 'loop', mode: 'warm', input: empty, timeoutMs: 300 });
+  const took = Date.now() - t0;
+  assert.equal(r.status, 'timeout');
+  assert.match(Buffer.from(r.output).toString(), /did not finish within 300 ms; its executor was restarted/);
+  assert.ok(took >= 300 && took < 3000, `took ${took} ms`);
+  const after = await client.invoke({ variant: 'wasm', fn: 'noop', mode: 'warm', input: empty, timeoutMs: 5000 });
+  assert.equal(after.status, 'ok', Buffer.from(after.output).toString());
+  assert.equal(gw.restarts().wasm, 1);
+});
+
+test('trap, memory hog and crash are reported with their kind; the gateway goes on', async () => {
+  const trap = await client.invoke({ variant: 'wasm', fn: 'trap', mode: 'cold', input: empty, timeoutMs: 5000 });
+  assert.equal(trap.status, 'function-error');
+  const hog = await client.invoke({ variant: 'wasm', fn: 'memhog', mode: 'warm', input: empty, timeoutMs: 10000 });
+  assert.equal(hog.status, 'memory-limit', Buffer.from(hog.output).toString());
+  const crash = await client.invoke({ variant: 'wasm', fn: 'crash', mode: 'cold', input: empty, timeoutMs: 5000 });
+  assert.equal(crash.status, 'function-error');
+  const ok = await client.invoke({ variant: 'wasm', fn: 'noop', mode: 'cold', input: empty, timeoutMs: 5000 });
+  assert.equal(ok.status, 'ok');
+});
+
+test('a mode the variant lacks is refused as unavailable', async () => {
+  const r = await client.invoke({ variant: 'native', fn: 'noop', mode: 'cold-compile', input: empty, timeoutMs: 5000 });
+  assert.equal(r.status, 'unavailable');
+  assert.match(Buffer.from(r.output).toString(), /no mode "cold-compile"/);
+});
+
+test('native variant through the gateway', async () => {
+  const fn = catalog.get('sha256');
+  const input = fn.workload.input(2, 'small');
+  for (const mode of ['cold', 'warm'] as const) {
+    const r = await client.invoke({ variant: 'native', fn: 'sha256', mode, input, timeoutMs: 5000 });
+    assert.equal(r.status, 'ok', Buffer.from(r.output).toString());
+    verifyOutput(fn, input, r.output);
+  }
+});
