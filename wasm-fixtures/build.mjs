@@ -183,9 +183,10 @@ for (const fn of manifest.functions) {
   }
 }
 
-// user functions: user/<dir>/function.json
-const USER = join(ROOT, 'user');
-if (existsSync(USER)) {
+// user functions: user/<dir>/function.json, and <dir>/function.json in each folder of
+// FXH_USER_FUNCTIONS (colon-separated), for functions kept outside the repository
+const USER_ROOTS = [join(ROOT, 'user'), ...(process.env.FXH_USER_FUNCTIONS ?? '').split(':').filter(Boolean)];
+for (const USER of USER_ROOTS.filter((d) => existsSync(d))) {
   for (const dir of readdirSync(USER).sort()) {
     const mf = join(USER, dir, 'function.json');
     if (!existsSync(mf)) continue;

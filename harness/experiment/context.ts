@@ -50,7 +50,8 @@ export class RunContext {
   readonly notes: string[] = [];
   /** lines of derived results printed when the run ends */
   readonly report: string[] = [];
-  private readonly gateways: GatewayHandle[] = [];
+  /** started or starting: a Ctrl-C during a start must still stop it */
+  private readonly gateways: Promise<GatewayHandle>[] = [];
   interrupted = false;
 
   constructor(
@@ -103,10 +104,11 @@ export class RunContext {
    */
   async gateway(opts: Partial<GatewayLaunch> = {}): Promise<GatewayHandle> {
     const cpus = opts.cpus ?? this.gatewayCpus();
-    const g = await startGateway({ memoryLimitMiB: 256, ...opts, cpus });
+    const starting = startGateway({ memoryLimitMiB: 256, ...opts, cpus });
+    this.gateways.push(starting);
+    const g = await starting;
     const note = `gateway and executors pinned to CPU(s) ${cpus ?? 'none (single CPU)'}`;
     if (!this.notes.includes(note)) this.notes.push(note);
-    this.gateways.push(g);
     return g;
   }
 
@@ -130,6 +132,6 @@ export class RunContext {
   }
 
   async stopGateways(): Promise<void> {
-    await Promise.allSettled(this.gateways.splice(0).map((g) => g.stop()));
+    await Promise.allSettled(this.gateways.splice(0).map(async (g) => (await g).stop()));
   }
 }

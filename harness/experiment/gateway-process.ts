@@ -30,6 +30,8 @@ export async function startGateway(opts: GatewayLaunch): Promise<GatewayHandle> 
   const child: ChildProcess = opts.cpus
     ? spawn('taskset', ['-c', opts.cpus, process.execPath, ...args], { stdio: ['pipe', 'pipe', 'inherit'] })
     : spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  // however it ends, its socket folder goes with it
+  child.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   const ready = await new Promise<{ binary: string; http: string | null }>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('gateway did not start within 20 s')), 20_000);
     child.once('exit', (c, s) => reject(new Error(`gateway exited (${s ?? c}) before it was ready`)));

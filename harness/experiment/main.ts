@@ -50,6 +50,8 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
   try {
     run = createRunDir({ resultsRoot, experiment: o.name, out: args.out });
   } catch (e) {
+    await Promise.allSettled([...variants.active.values()].map((v) => v.teardown()));
+    fs.rmSync(variants.workDir, { recursive: true, force: true });
     return usage(e, o.name);
   }
   const writer = openRawWriter(path.join(run.dir, 'raw.csv'));

@@ -96,9 +96,18 @@ function userWorkload(m: UserManifest, input: Uint8Array, where: string): Worklo
   };
 }
 
+/** wasm-fixtures/user, then each folder named in FXH_USER_FUNCTIONS (colon-separated). */
+export function userFunctionRoots(repoRoot: string): string[] {
+  return [join(repoRoot, 'wasm-fixtures', 'user'), ...(process.env.FXH_USER_FUNCTIONS ?? '').split(':').filter(Boolean)];
+}
+
 async function loadUserFunctions(repoRoot: string): Promise<{ entry: FunctionEntry; wanted: string[] }[]> {
-  const userDir = join(repoRoot, 'wasm-fixtures', 'user');
-  if (!existsSync(userDir)) return [];
+  const out: { entry: FunctionEntry; wanted: string[] }[] = [];
+  for (const userDir of userFunctionRoots(repoRoot).filter((d) => existsSync(d))) out.push(...(await loadUserDir(repoRoot, userDir)));
+  return out;
+}
+
+async function loadUserDir(repoRoot: string, userDir: string): Promise<{ entry: FunctionEntry; wanted: string[] }[]> {
   const out: { entry: FunctionEntry; wanted: string[] }[] = [];
   for (const dir of (await readdir(userDir)).sort()) {
     const mf = join(userDir, dir, 'function.json');
