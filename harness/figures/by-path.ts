@@ -4,8 +4,8 @@ import type { Figure } from './render.js';
 import { latencyFigure } from './cold-start.js';
 
 export const PATH_TITLES: Record<string, string> = {
-  gateway: 'end to end through the gateway (binary protocol, executor process)',
-  direct: 'variant called in the measuring process',
+  gateway: 'through the gateway',
+  direct: 'variant called directly',
 };
 
 export function latencyFiguresByPath(rows: readonly SummaryRow[], o: { name: string; title: string; metric: string; quantity: string; modes?: string[] }): Figure[] {

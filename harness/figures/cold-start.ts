@@ -3,7 +3,7 @@
 import * as Plot from '@observablehq/plot';
 import type { SummaryRow } from '../results/schema.js';
 import type { Figure } from './render.js';
-import { cellNotes, microsPerUnit, okRows, scaleRow, seriesLabel, unique } from './common.js';
+import { cellNotes, microsPerUnit, okRows, scaleRow, seriesColors, seriesLabel, sortSeries, unique } from './common.js';
 
 export interface LatencyFigureOptions {
   name: string;
@@ -23,7 +23,7 @@ export function latencyFigure(rows: readonly SummaryRow[], o: LatencyFigureOptio
     .filter((r) => !o.modes || o.modes.includes(r.mode))
     .map((r) => ({ ...scaleRow(r, microsPerUnit(r.unit)), series: seriesLabel(r) }));
   const functions = unique(data.map((d) => d.function));
-  const series = unique(data.map((d) => d.series));
+  const series = sortSeries(unique(data.map((d) => d.series)));
   const withCI = data.filter((d) => Number.isFinite(d.ci95_median_lo));
   const notes = cellNotes(
     rows.filter((r) => !o.modes || r.mode === '' || o.modes.includes(r.mode)),
@@ -46,7 +46,7 @@ export function latencyFigure(rows: readonly SummaryRow[], o: LatencyFigureOptio
       x: { type: 'log', nice: true, label: `${o.quantity} (µs, log scale) →`, grid: true, tickFormat: '~s' },
       y: { label: null, domain: series },
       fy: { label: null, domain: functions },
-      color: { domain: series },
+      color: seriesColors(series),
       marks: [
         Plot.frame({ stroke: '#ddd' }),
         Plot.ruleY(data, { fy: 'function', y: 'series', x1: 'p50', x2: 'p99', stroke: 'series', strokeWidth: 1.2 }),

@@ -50,8 +50,8 @@ export function scaleRow(r: SummaryRow, f: number): SummaryRow {
   };
 }
 
-function cell(r: SummaryRow): string {
-  return [r.variant, r.function, r.mode].filter(Boolean).join('/') + (r.params ? ` [${r.params}]` : '');
+function cellLabel(r: SummaryRow, withParams: boolean): string {
+  return [r.variant, r.function, r.mode].filter(Boolean).join('/') + (withParams && r.params ? ` [${r.params}]` : '');
 }
 
 /**
@@ -61,6 +61,9 @@ function cell(r: SummaryRow): string {
 export function cellNotes(rows: readonly SummaryRow[], metrics: readonly string[]): string[] {
   const notes: string[] = [];
   const relevant = rows.filter((r) => r.metric === '' || metrics.includes(r.metric));
+  // params only tell cells apart when they differ
+  const withParams = new Set(relevant.filter((r) => r.params).map((r) => r.params)).size > 1;
+  const cell = (r: SummaryRow) => cellLabel(r, withParams);
   const skipped = relevant.filter((r) => r.status === 'skipped');
   const failed = relevant.filter((r) => r.status === 'failed');
   if (skipped.length) notes.push(`Skipped (${skipped.length}): ` + skipped.map((r) => `${cell(r)} — ${r.note}`).join('; '));
@@ -76,4 +79,48 @@ export function cellNotes(rows: readonly SummaryRow[], metrics: readonly string[
 /** Unique values in first-appearance order. */
 export function unique<T>(xs: readonly T[]): T[] {
   return [...new Set(xs)];
+}
+
+// A series keeps its colour in every figure: hue from the variant, shade from the mode.
+const VARIANT_HUES: Record<string, string[]> = {
+  // [cold-compile, cold, warm]
+  wasm: ['#1d4f91', '#3b7dd8', '#8db8ee'],
+  native: ['#a34d00', '#e8830c', '#f5be7a'],
+  container: ['#8e1b1b', '#d64545', '#ef9a9a'],
+  ebpf: ['#1b6e3a', '#2fa35a', '#8fd4a6'],
+};
+const SPARE_HUES = [['#4b2a85', '#7b52c7', '#b9a2e6'], ['#5c5c5c', '#8c8c8c', '#c4c4c4'], ['#006d6d', '#10a3a3', '#7fd6d6']];
+const MODE_ORDER = ['cold-compile', 'cold', 'warm'];
+
+function hash(s: string): number {
+  let h = 0;
+  for (const c of s) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+  return h;
+}
+
+/** The colour of a "variant · mode" series label. */
+export function seriesColor(series: string): string {
+  const [variant = '', mode = ''] = series.split(' · ');
+  const hues = VARIANT_HUES[variant] ?? SPARE_HUES[hash(variant) % SPARE_HUES.length]!;
+  const i = MODE_ORDER.indexOf(mode);
+  return hues[i < 0 ? 1 : i]!;
+}
+
+/** Series in a fixed order: by variant name, then cold-compile, cold, warm. */
+export function sortSeries(series: readonly string[]): string[] {
+  const key = (s: string) => {
+    const [v = '', m = ''] = s.split(' · ');
+    return [v, MODE_ORDER.indexOf(m)] as const;
+  };
+  return [...series].sort((a, b) => {
+    const [va, ma] = key(a);
+    const [vb, mb] = key(b);
+    return va < vb ? -1 : va > vb ? 1 : ma - mb;
+  });
+}
+
+/** Plot colour scale options for these series. */
+export function seriesColors(series: readonly string[]): { domain: string[]; range: string[] } {
+  const domain = sortSeries(series);
+  return { domain, range: domain.map(seriesColor) };
 }

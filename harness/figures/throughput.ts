@@ -3,7 +3,7 @@
 import * as Plot from '@observablehq/plot';
 import type { SummaryRow } from '../results/schema.js';
 import type { Figure } from './render.js';
-import { cellNotes, microsPerUnit, okRows, scaleRow, seriesLabel, unique } from './common.js';
+import { cellNotes, microsPerUnit, okRows, scaleRow, seriesColors, seriesLabel, sortSeries, unique } from './common.js';
 import { paramNumber } from './params.js';
 
 export interface ThroughputFigureOptions {
@@ -44,7 +44,7 @@ export function throughputFigure(rows: readonly SummaryRow[], options: Throughpu
   const metric = options.metric ?? 'throughput';
   const { points, missing } = withConcurrency(rows, metric);
   const functions = unique(points.map((p) => p.function));
-  const series = unique(points.map((p) => p.series));
+  const series = sortSeries(unique(points.map((p) => p.series)));
   const units = unique(points.map((p) => p.unit));
   const notes = [...cellNotes(rows, [metric]), ...missingNote(missing)];
   if (points.length === 0) notes.unshift('No measured cells.');
@@ -65,7 +65,7 @@ export function throughputFigure(rows: readonly SummaryRow[], options: Throughpu
       x: concurrencyAxis(points),
       y: logY ? { type: 'log', nice: true, label: yLabel, grid: true, tickFormat: '~s' } : { label: yLabel, grid: true, zero: true, tickFormat: '~s' },
       fx: { label: null, domain: functions },
-      color: { domain: series },
+      color: seriesColors(series),
       marks: [
         Plot.frame({ stroke: '#ddd' }),
         Plot.line(points, { fx: 'function', x: 'concurrency', y: 'p50', stroke: 'series', z: 'series', strokeWidth: 1.8 }),
@@ -88,7 +88,7 @@ export function latencyVsConcurrencyFigure(rows: readonly SummaryRow[], options:
   const { points: raw, missing } = withConcurrency(rows, metric);
   const points = raw.map((p) => ({ ...scaleRow(p, microsPerUnit(p.unit)), series: p.series, concurrency: p.concurrency }));
   const functions = unique(points.map((p) => p.function));
-  const series = unique(points.map((p) => p.series));
+  const series = sortSeries(unique(points.map((p) => p.series)));
   const notes = [...cellNotes(rows.filter((r) => r.metric === '' || /(^|;)concurrency=/.test(r.params)), [metric]), ...missingNote(missing)];
   if (points.length === 0) notes.unshift('No measured cells.');
   return {
@@ -102,7 +102,7 @@ export function latencyVsConcurrencyFigure(rows: readonly SummaryRow[], options:
       x: concurrencyAxis(points),
       y: { type: 'log', nice: true, label: '↑ latency (µs, log scale)', grid: true, tickFormat: '~s' },
       fx: { label: null, domain: functions },
-      color: { domain: series },
+      color: seriesColors(series),
       marks: [
         Plot.frame({ stroke: '#ddd' }),
         Plot.line(points, { fx: 'function', x: 'concurrency', y: 'p99', stroke: 'series', z: 'series', strokeDasharray: '5,3', strokeWidth: 1.5 }),
