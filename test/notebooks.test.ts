@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { repoRoot } from '../harness/paths.js';
 
@@ -80,7 +81,7 @@ test('the shared helper formats numbers and reads a folder that does not exist w
     fmt3(v: number): string;
     fmtCI(v: number, lo: number, hi: number): string;
     escapeHtml(s: string): string;
-    resolveResultsDir(root: string, env: Record<string, string | undefined>): { dir: string; exists: boolean };
+    resolveResultsDir(root: string, env: Record<string, string | undefined>, cwd?: string): { dir: string; exists: boolean };
   };
   assert.equal(nb.fmt3(1536.34), '1,540');
   assert.equal(nb.fmt3(24.189), '24.2');
@@ -90,4 +91,16 @@ test('the shared helper formats numbers and reads a folder that does not exist w
   const r = nb.resolveResultsDir(repoRoot, { FXH_RESULTS: '/nonexistent/results/folder' });
   assert.equal(r.dir, '/nonexistent/results/folder');
   assert.equal(r.exists, false);
+  // an executed copy in results/<run>/notebooks/ reads the run folder it sits in
+  const run = fs.mkdtempSync(path.join(os.tmpdir(), 'nb-test-'));
+  try {
+    fs.writeFileSync(path.join(run, 'status.json'), '{"state":"complete"}');
+    fs.writeFileSync(path.join(run, 'raw.csv'), '');
+    fs.mkdirSync(path.join(run, 'notebooks'));
+    const inside = nb.resolveResultsDir(repoRoot, {}, path.join(run, 'notebooks'));
+    assert.equal(inside.dir, run);
+    assert.equal(inside.exists, true);
+  } finally {
+    fs.rmSync(run, { recursive: true, force: true });
+  }
 });

@@ -1,7 +1,7 @@
 // A protocol client: many invocations in flight on one connection, matched by id.
 import type net from 'node:net';
 import { connect } from './transport.js';
-import { FrameReader, decodeFrame, encodeInvoke, type ResponseFrame, type Status } from './protocol.js';
+import { encodeInvoke, onFrames, type ResponseFrame, type Status } from './protocol.js';
 import type { Mode } from './variant.js';
 
 export interface InvokeCall {
@@ -25,19 +25,9 @@ export class ProtocolClient {
   private closedError: Error | null = null;
 
   private constructor(private socket: net.Socket) {
-    const reader = new FrameReader();
-    socket.on('data', (chunk: Buffer) => {
-      let bodies: Buffer[];
-      try {
-        bodies = reader.push(chunk);
-      } catch (e) {
-        this.fail(e as Error);
-        socket.destroy();
-        return;
-      }
-      for (const body of bodies) {
-        const f = decodeFrame(body);
-        if (f.type !== 'response') continue;
+    onFrames(socket, (frames) => {
+      for (const f of frames) {
+        if (f instanceof Error || f.type !== 'response') continue;
         const p = this.pending.get(f.id);
         if (!p) continue;
         this.pending.delete(f.id);

@@ -1,7 +1,7 @@
 // An executor serves invocations of one variant over any transport connection.
 import type net from 'node:net';
 import type { FunctionEntry } from '../functions/types.js';
-import { FrameReader, ProtocolError, decodeFrame, encodeResponse, errorResponse, type InvokeFrame } from './protocol.js';
+import { encodeResponse, errorResponse, onFrames, type InvokeFrame } from './protocol.js';
 import { InvokeError, type Variant } from './variant.js';
 
 export interface FunctionLookup {
@@ -16,23 +16,12 @@ export class Executor {
 
   serve(socket: net.Socket): void {
     socket.setNoDelay?.(true);
-    const reader = new FrameReader();
-    socket.on('data', (chunk: Buffer) => {
-      let bodies: Buffer[];
-      try {
-        bodies = reader.push(chunk);
-      } catch (e) {
-        socket.destroy(e as Error);
-        return;
-      }
+    onFrames(socket, (frames) => {
       // Answers to one burst of requests leave in as few writes as possible.
       socket.cork();
-      for (const body of bodies) {
-        let frame;
-        try {
-          frame = decodeFrame(body);
-        } catch (e) {
-          socket.write(errorResponse(0, 'bad-request', (e as ProtocolError).message));
+      for (const frame of frames) {
+        if (frame instanceof Error) {
+          socket.write(errorResponse(0, 'bad-request', frame.message));
           continue;
         }
         if (frame.type !== 'invoke') continue;

@@ -5,7 +5,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import { loadVariantPlugins } from './registry.js';
 import { ExecutorProcess, makeRunDir } from './executor-process.js';
-import { FrameReader, decodeFrame, encodeResponse, errorResponse, type Status } from './protocol.js';
+import { encodeResponse, errorResponse, onFrames, type Status } from './protocol.js';
 import { listen, type Listener } from './transport.js';
 import type { InvokeCall, InvokeReply } from './client.js';
 import { MODES, type Mode } from './variant.js';
@@ -74,21 +74,10 @@ export class Gateway {
   }
 
   private serveBinary(socket: net.Socket): void {
-    const reader = new FrameReader();
-    socket.on('data', (chunk: Buffer) => {
-      let bodies: Buffer[];
-      try {
-        bodies = reader.push(chunk);
-      } catch (e) {
-        socket.destroy(e as Error);
-        return;
-      }
-      for (const body of bodies) {
-        let f;
-        try {
-          f = decodeFrame(body);
-        } catch (e) {
-          socket.write(errorResponse(0, 'bad-request', (e as Error).message));
+    onFrames(socket, (frames) => {
+      for (const f of frames) {
+        if (f instanceof Error) {
+          socket.write(errorResponse(0, 'bad-request', f.message));
           continue;
         }
         if (f.type !== 'invoke') continue;

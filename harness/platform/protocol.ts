@@ -133,3 +133,27 @@ export class FrameReader {
     return frames;
   }
 }
+
+/**
+ * Calls `onBatch` with the decoded frames of every chunk that arrives on `socket`. A corrupt stream
+ * (bad length) ends the connection; a frame that does not decode is passed on as an Error.
+ */
+export function onFrames(socket: import('node:net').Socket, onBatch: (frames: (Frame | ProtocolError)[]) => void): void {
+  const reader = new FrameReader();
+  socket.on('data', (chunk: Buffer) => {
+    let bodies: Buffer[];
+    try {
+      bodies = reader.push(chunk);
+    } catch (e) {
+      socket.destroy(e as Error);
+      return;
+    }
+    onBatch(bodies.map((b) => {
+      try {
+        return decodeFrame(b);
+      } catch (e) {
+        return e as ProtocolError;
+      }
+    }));
+  });
+}
