@@ -100,11 +100,20 @@ test('throughput and latency-vs-concurrency figures', () => {
 
 test('density figures', () => {
   const rows = synthetic();
-  checkRender(memoryFigure(rows), ['Memory per idle instance', 'MiB, log scale', '>PSS<', '>RSS<', 'PSS 5.', 'RSS 10.']);
+  checkRender(memoryFigure(rows), ['Memory per idle instance', 'memory per instance (log scale)', '>PSS<', '>RSS<', 'PSS 5.', 'RSS 10.']);
   checkRender(budgetFigure(rows), ['Instances that fit in the memory budget', 'Budget: 4GiB', 'No median CI (n &lt; 6)']);
 });
 
 test('an empty input still renders and says so', () => {
   const svg = figureToSvg(coldStartFigure([]));
   assert.ok(svg.includes('No measured cells.'));
+});
+
+test('memory ticks use binary units, never an SI "m"', async () => {
+  const { mibTick } = await import('../harness/figures/density.js');
+  assert.equal(mibTick(0.5), '512 KiB');
+  assert.equal(mibTick(0.0625), '64 KiB');
+  assert.equal(mibTick(3), '3 MiB');
+  assert.equal(mibTick(2048), '2 GiB');
+  assert.equal(mibTick(1 / 2 ** 20), '1 B');
 });

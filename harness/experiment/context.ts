@@ -81,13 +81,13 @@ export class RunContext {
    * The (variant, function, mode) cells this experiment will run, given the modes it wants.
    * Everything else that was asked for is recorded as skipped, with the reason.
    */
-  cells(wanted: readonly Mode[]): { variant: Variant; fn: FunctionEntry; mode: Mode }[] {
+  cells(wanted: readonly Mode[], functions: readonly FunctionEntry[] = this.functions): { variant: Variant; fn: FunctionEntry; mode: Mode }[] {
     for (const u of this.variants.unavailable) this.skip(u.variant, '*', '*', u.reason);
     const out: { variant: Variant; fn: FunctionEntry; mode: Mode }[] = [];
     for (const variant of this.variants.active.values()) {
       for (const mode of wanted) {
         if (!variant.modes.includes(mode)) continue;
-        for (const fn of this.functions) {
+        for (const fn of functions) {
           const why = variant.supports(fn, mode);
           if (why) this.skip(variant.name, fn.name, mode, why);
           else out.push({ variant, fn, mode });

@@ -47,6 +47,7 @@ async function measure(ctx: RunContext, plan: LatencyPlan, params: string): Prom
   });
   const failCell = (c: Cell, path: string, e: unknown) => {
     if (e instanceof FatalMeasurementError) throw e;
+    if (ctx.interrupted) return; // torn down under it by Ctrl-C: not the cell's fault
     c.failed = true;
     const kind = e instanceof InvokeError ? `${e.kind}: ` : '';
     ctx.fail({ variant: c.variant.name, function: c.fn.name, mode: c.mode, path, metric: plan.metric, params, unit: 'us', reason: `${kind}${(e as Error).message}` });

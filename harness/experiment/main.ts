@@ -86,11 +86,6 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
         const mine = (r: { experiment: string }) => r.experiment === e.name;
         for (const line of e.report({ summary: summary.filter(mine), raw: raw.filter(mine), skips: ctx.skips.filter(mine) }, run.dir, args)) ctx.report.push(line);
       }
-      if (args.notebooks) {
-        const nb = await executeNotebooks(o.experiments.flatMap((e) => (e.notebook ? [e.notebook] : [])), run.dir);
-        for (const n of nb.problems) ctx.notes.push(n);
-        for (const f of nb.written) process.stderr.write(`notebook: ${path.relative(run.dir, f)}\n`);
-      }
     })();
     return finishing;
   };
@@ -117,7 +112,9 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
     const e = err as Error;
     await finish({ error: e });
     run.markIncomplete(`${e.name}: ${e.message}`);
-    process.stderr.write(`\n${e instanceof FatalMeasurementError ? 'RUN FAILED (wrong output)' : 'RUN FAILED'}: ${e.message}\n${e instanceof FatalMeasurementError ? '' : (e.stack ?? '')}\nresults so far: ${run.dir}\n`);
+    const wrongOutput = e instanceof FatalMeasurementError;
+    const stack = wrongOutput ? '' : `${e.stack ?? ''}\n`;
+    process.stderr.write(`\n${wrongOutput ? 'RUN FAILED (wrong output)' : 'RUN FAILED'}: ${e.message}\n${stack}results so far: ${run.dir}\n`);
     process.exit(1);
   }
   await finish({});
@@ -127,6 +124,15 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
     process.exit(1);
   }
   run.markComplete();
+  // Notebooks read a finished folder: they run after it is marked complete.
+  if (args.notebooks) {
+    const nb = await executeNotebooks(o.experiments.flatMap((e) => (e.notebook ? [e.notebook] : [])), run.dir);
+    for (const f of nb.written) process.stderr.write(`notebook: ${path.relative(run.dir, f)}\n`);
+    if (nb.problems.length) {
+      ctx.notes.push(...nb.problems);
+      writeEnvJson(run.dir, collectEnv({ ...envBase, skips: ctx.skips, extra: { failures: ctx.failures, notes: ctx.notes, state: {} } }), { update: true });
+    }
+  }
   for (const n of ctx.notes) process.stderr.write(`note: ${n}\n`);
   if (ctx.report.length) process.stdout.write(ctx.report.join('\n') + '\n');
   process.stdout.write(`results: ${run.dir}\n`);

@@ -21,8 +21,8 @@ export const density: Experiment = {
     const count = Number(args.extra.instances ?? (args.quick ? 4 : 16));
     const budget = Number(args.extra['budget-mib'] ?? 1024);
     if (!Number.isInteger(count) || count < 1) throw new Error('--instances wants a positive integer');
-    const fnNames = args.functions ? new Set(args.functions) : new Set(['noop', 'sha256', 'json']);
-    const cells = shuffle(ctx.cells(['warm']).filter((c) => fnNames.has(c.fn.name)), ctx.rng);
+    const fns = args.functions ? ctx.functions : ['noop', 'sha256', 'json'].map((n) => ctx.catalog.get(n));
+    const cells = shuffle(ctx.cells(['warm'], fns), ctx.rng);
     const bar = progress({ label: 'density', total: cells.length });
     for (const c of cells) {
       if (ctx.interrupted) return;
@@ -42,6 +42,7 @@ export const density: Experiment = {
         if (mem[0]) ctx.notes.push(`density ${c.variant.name}/${c.fn.name}: ${mem[0].method}`);
       } catch (e) {
         if (e instanceof FatalMeasurementError) throw e;
+        if (ctx.interrupted) return;
         ctx.fail({ variant: c.variant.name, function: c.fn.name, mode: 'warm', path: 'idle', params, reason: (e as Error).message });
       }
       bar.tick();

@@ -32,8 +32,7 @@ export const throughput: Experiment = {
     const durationMs = Number(args.extra['duration-ms'] ?? (args.quick ? 1000 : 5000));
     const cpus = ctx.gatewayCpus();
     // default: throughput of the smallest function unless the user chose
-    const fnNames = new Set(args.functions ?? ['noop']);
-    const cells = ctx.cells(['warm']).filter((c) => fnNames.has(c.fn.name));
+    const cells = ctx.cells(['warm'], args.functions ? ctx.functions : [ctx.catalog.get('noop')]);
     const gw = await ctx.gateway({ cpus });
     const clients = await Promise.all(Array.from({ length: CONNECTIONS }, () => gw.connect()));
     ctx.notes.push(`throughput: load generator unpinned, ${CONNECTIONS} connections to the gateway`);
@@ -58,6 +57,7 @@ export const throughput: Experiment = {
         ]);
       } catch (e) {
         if (e instanceof FatalMeasurementError) throw e;
+        if (ctx.interrupted) return;
         failed.add(key);
         ctx.fail({ variant: p.variant.name, function: p.fn.name, mode: 'warm', path: 'gateway', params, reason: `${e instanceof InvokeError ? e.kind + ': ' : ''}${(e as Error).message}` });
       }

@@ -6,6 +6,14 @@ import type { Figure } from './render.js';
 import { cellNotes, mibPerUnit, okRows, scaleRow, unique } from './common.js';
 import { parseParams } from './params.js';
 
+/** Axis ticks of a MiB axis: "512 KiB", "2 MiB" (the SI "m" of d3's ~s would read as milli). */
+export function mibTick(v: number): string {
+  if (v >= 1024) return `${+(v / 1024).toPrecision(3)} GiB`;
+  if (v >= 1) return `${+v.toPrecision(3)} MiB`;
+  if (v * 1024 >= 1) return `${+(v * 1024).toPrecision(3)} KiB`;
+  return `${+(v * 2 ** 20).toPrecision(3)} B`;
+}
+
 export interface MemoryFigureOptions {
   name?: string;
   /** default ['pss', 'rss'] */
@@ -41,7 +49,7 @@ export function memoryFigure(rows: readonly SummaryRow[], options: MemoryFigureO
       height: Math.max(120, functions.length * rowsY.length * 26 + 70),
       marginLeft: 150,
       marginRight: 110,
-      x: { type: 'log', nice: true, label: 'memory per instance (MiB, log scale) →', grid: true, tickFormat: '~s' },
+      x: { type: 'log', nice: true, label: 'memory per instance (log scale) →', grid: true, tickFormat: mibTick },
       y: { label: null, domain: rowsY },
       fy: { label: null, domain: functions },
       color: { domain: kinds },

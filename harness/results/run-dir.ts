@@ -114,7 +114,9 @@ export function createRunDir(options: CreateRunDirOptions): RunDir {
   const statusPath = path.join(dir, 'status.json');
   let status: RunStatus = { state: 'running', started: date.toISOString(), pid: process.pid };
   fs.writeFileSync(statusPath, JSON.stringify(status, null, 2) + '\n', { flag: 'wx' });
-  const latest = updateLatest(root, dir);
+  // `latest` names the newest run of this results root; a folder elsewhere (--out) leaves it alone
+  const inRoot = path.dirname(dir) === root;
+  const latest = inRoot ? updateLatest(root, dir) : { path: path.join(root, 'latest'), updated: false, note: `${dir} is outside ${root}` };
 
   const finish = (next: RunStatus): void => {
     status = next;

@@ -85,8 +85,9 @@ step('function fixtures', () => {
 
 step('jupyter tslab kernel', () => {
   if (!fs.existsSync('/usr/bin/python3')) return 'skipped: /usr/bin/python3 missing';
-  const list = spawnSync('/usr/bin/python3', ['-m', 'jupyter', 'kernelspec', 'list'], { encoding: 'utf8' });
-  if (list.status === 0 && /\btslab\b/.test(list.stdout) && /\bjslab\b/.test(list.stdout)) return 'present';
+  // Debian's `jupyter` has no kernelspec subcommand: ask jupyter_client directly
+  const list = spawnSync('/usr/bin/python3', ['-c', 'import jupyter_client.kernelspec as k; print(" ".join(k.KernelSpecManager().find_kernel_specs()))'], { encoding: 'utf8' });
+  if (list.status === 0 && /\btslab\b/.test(list.stdout)) return 'present';
   sh(path.join(root, 'node_modules', '.bin', 'tslab'), ['install', '--python=/usr/bin/python3']);
   return 'installed';
 });

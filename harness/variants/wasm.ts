@@ -2,6 +2,8 @@
 // It gives no isolation by itself: it is meant to run inside an executor process, whose
 // gateway kills and restarts it when a function overruns its timeout.
 import fs from 'node:fs';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import type { FunctionEntry } from '../functions/types.js';
 import { InvokeError, type Capability, type InstanceMemory, type Invocation, type Mode, type Variant, type VariantOptions, type VariantPlugin } from '../platform/variant.js';
 import { readProcessMemory } from '../platform/proc-memory.js';
@@ -150,26 +152,36 @@ class WasmVariant implements Variant {
     return { output, elapsedNs: Number(process.hrtime.bigint() - t0) };
   }
 
+  /**
+   * Marginal memory of idle instances in this process: each sample is the growth of the process's
+   * RSS/PSS over a batch of new instances (after a full GC), divided by the batch size.
+   */
   async measureIdle(fn: FunctionEntry, count: number): Promise<InstanceMemory[]> {
     const module = this.cachedModule(fn);
     const input = fn.workload.input(1, 'small');
-    this.run(fn, this.instantiate(fn, module), input); // code compiled and tiered before the baseline
-    const before = readProcessMemory(process.pid);
+    this.run(fn, this.instantiate(fn, module), input); // code compiled before the first reading
     const live: Live[] = [];
+    gc?.();
+    const baseline = readProcessMemory(process.pid);
+    let prev = baseline;
+    const out: InstanceMemory[] = [];
     for (let i = 0; i < count; i++) {
-      const l = this.instantiate(fn, module);
-      this.run(fn, l, input);
-      live.push(l);
+      for (let j = 0; j < IDLE_BATCH; j++) {
+        const l = this.instantiate(fn, module);
+        this.run(fn, l, input);
+        live.push(l);
+      }
+      gc?.();
+      const now = readProcessMemory(process.pid);
+      out.push({
+        rssBytes: (now.rssBytes - prev.rssBytes) / IDLE_BATCH,
+        pssBytes: (now.pssBytes - prev.pssBytes) / IDLE_BATCH,
+        method: `marginal growth of one process's RSS/PSS (/proc/self/smaps_rollup, after a full GC${gc ? '' : ' — unavailable, so noisier'}) per batch of ${IDLE_BATCH} idle instances; linear memory ${(live[0]!.memory.buffer.byteLength / 1024).toFixed(0)} KiB each; compiled code shared; the process itself (${(baseline.pssBytes / 2 ** 20).toFixed(1)} MiB PSS) is a fixed cost shared by all instances`,
+      });
+      prev = now;
     }
-    const after = readProcessMemory(process.pid);
-    const per = (a: number, b: number) => Math.max(0, (a - b) / count);
-    const linear = live.reduce((s, l) => s + l.memory.buffer.byteLength, 0) / count;
     live.length = 0;
-    return Array.from({ length: count }, () => ({
-      rssBytes: per(after.rssBytes, before.rssBytes),
-      pssBytes: per(after.pssBytes, before.pssBytes),
-      method: `growth of this process's RSS/PSS (/proc/self/smaps_rollup) over ${count} idle instances, divided by ${count}; linear memory ${(linear / 1024).toFixed(0)} KiB each; compiled code is shared`,
-    }));
+    return out;
   }
 
   async teardown(): Promise<void> {
@@ -178,6 +190,18 @@ class WasmVariant implements Variant {
     this.bytes.clear();
   }
 }
+
+const IDLE_BATCH = 8;
+
+// A full GC before each memory reading keeps garbage from earlier instances out of the next sample.
+const gc: (() => void) | undefined = (() => {
+  try {
+    v8.setFlagsFromString('--expose-gc');
+    return vm.runInNewContext('gc') as () => void;
+  } catch {
+    return undefined;
+  }
+})();
 
 function stderrNote(live: Live): string {
   const s = live.host.stderrText(500).trim();
