@@ -83,6 +83,12 @@ step('function fixtures', () => {
   sh(process.execPath, [path.join(root, 'wasm-fixtures', 'build.mjs')]);
 });
 
+step('eBPF programs', () => {
+  const build = path.join(root, 'bpf', 'build.mjs');
+  if (!fs.existsSync(build)) return 'none yet';
+  sh(process.execPath, [build]);
+});
+
 step('jupyter tslab kernel', () => {
   if (!fs.existsSync('/usr/bin/python3')) return 'skipped: /usr/bin/python3 missing';
   // Debian's `jupyter` has no kernelspec subcommand: ask jupyter_client directly
