@@ -102,3 +102,21 @@ test('native variant through the gateway', async () => {
     verifyOutput(fn, input, r.output);
   }
 });
+
+test('a variant that polices its own timeouts answers "timeout" without an executor restart', async () => {
+  const before = gw.restarts().native ?? 0;
+  const t0 = Date.now();
+  const r = await client.invoke({ variant: 'native', fn: 'loop', mode: 'warm', input: empty, timeoutMs: 300 });
+  assert.equal(r.status, 'timeout', Buffer.from(r.output).toString());
+  assert.doesNotMatch(Buffer.from(r.output).toString(), /executor was restarted/);
+  assert.ok(Date.now() - t0 < 3000);
+  assert.equal(gw.restarts().native ?? 0, before);
+  const ok = await client.invoke({ variant: 'native', fn: 'noop', mode: 'warm', input: empty, timeoutMs: 5000 });
+  assert.equal(ok.status, 'ok');
+});
+
+test('executors announce who stops an overrunning function: the variant, or only the watchdog', async () => {
+  assert.equal(await gw.executor('native')!.enforcesTimeouts(), true);
+  assert.equal(await gw.executor('container')!.enforcesTimeouts(), true);
+  assert.equal(await gw.executor('wasm')!.enforcesTimeouts(), false);
+});

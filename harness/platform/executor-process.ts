@@ -99,6 +99,11 @@ export class ExecutorProcess {
     return (await this.ensure()).capability;
   }
 
+  /** whether the executor stops overrunning functions itself (else only the watchdog does) */
+  async enforcesTimeouts(): Promise<boolean> {
+    return (await this.ensure()).enforcesTimeouts;
+  }
+
   async invoke(call: InvokeCall): Promise<InvokeReply> {
     const r = await this.ensure();
     const grace = r.enforcesTimeouts ? SELF_POLICED_GRACE_MS : IN_THREAD_GRACE_MS;

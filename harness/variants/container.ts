@@ -46,6 +46,7 @@ export interface WarmContainer {
 export class ContainerVariant implements Variant {
   readonly name = 'container';
   readonly modes = MODES;
+  readonly enforcesTimeouts = true;
   readonly runtime: OciRuntime;
   private readonly opts: ContainerVariantOptions;
   private readonly pool = new Map<string, Promise<WarmContainer>>();

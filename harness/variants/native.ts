@@ -107,6 +107,7 @@ export function checkServeStatus(label: string, status: number, output: Uint8Arr
 export class NativeVariant implements Variant {
   readonly name = 'native';
   readonly modes = MODES;
+  readonly enforcesTimeouts = true;
   private readonly pool = new Map<string, Promise<ServeClient>>();
   private readonly extra = new Set<ServeClient>();
   private readonly coldChildren = new Set<ChildProcess>();
