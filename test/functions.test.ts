@@ -15,7 +15,7 @@ import { fxzDecompress } from '../harness/functions/workloads/compress.js';
 
 const REPO = findRepoRoot();
 const SEED = 42;
-const WORKLOADS = ['noop', 'json', 'sha256', 'matmul', 'compress', 'pagerank'] as const;
+const WORKLOADS = ['noop', 'json', 'sha256', 'matmul', 'compress', 'pagerank', 'fnv1a', 'classify', 'histogram'] as const;
 const SCALES: Scale[] = ['small', 'large'];
 
 // sha256 of input(SEED, 'small') and of the oracle's expected output for it.
@@ -44,6 +44,18 @@ const GOLDEN: Record<(typeof WORKLOADS)[number], { input: string; output: string
   pagerank: {
     input: '79410b7232e126e9976fbf62a3250c35a45ac789b94f7d31e72fba3e39285743',
     output: '1446a8e6a181733b22734db103ad99b87e8786ad932582fe260b497cfce7add3',
+  },
+  fnv1a: {
+    input: 'e55a535902b0d676b62294dc01deeb98745dbbaf4b5213f1accd38afea04564b',
+    output: 'afc8ab369e4c36e603bf049f9ec7b762e674257f9f232b73b76a491ae81bb7b2',
+  },
+  classify: {
+    input: '517a75a7ae0b5750b382a55f2141181d6832e513c9815df79561f51631da07a5',
+    output: '3bc2e2ea72cf74896310f01e3f935bb6118563837d139df28d42026fc19f162b',
+  },
+  histogram: {
+    input: '3a1c270e1a21edd53e1175bb43952ba99b891c39f3e08e6d790e28853a474ab6',
+    output: '9170ca3e081832f9ff585cbd6067677fe526cca67cce8ead0f8c8956d6b44c95',
   },
 };
 
@@ -216,7 +228,7 @@ describe('build and catalog', () => {
 
   test('defaults() has no test-only or user functions; get() of an unknown name lists valid names', () => {
     const defaults = catalog.defaults().map((f) => f.name);
-    assert.deepEqual(defaults, ['noop', 'json', 'sha256', 'matmul', 'compress', 'pagerank', 'noop-as', 'matmul-as']);
+    assert.deepEqual(defaults, ['noop', 'json', 'sha256', 'matmul', 'compress', 'pagerank', 'noop-as', 'matmul-as', 'fnv1a', 'classify', 'histogram']);
     assert.throws(() => catalog.get('no-such-fn'), (e: Error) => {
       assert.match(e.message, /unknown function "no-such-fn"/);
       assert.match(e.message, /valid names: .*sha256.*matmul-as.*upper/);

@@ -10,6 +10,11 @@ export type Capability = { ok: true } | { ok: false; reason: string };
 export interface InvokeOptions {
   /** the invocation is abandoned (and its instance destroyed) after this long */
   timeoutMs: number;
+  /** Optional (used by the cold-start tracer, harness/bpf/coldtrace.ts): called at named points of an
+   *  in-process invocation, e.g. 'compile_start', 'compile_done', 'instantiate_start',
+   *  'instantiate_done' (the function's first instruction follows), 'run_done'. Variants that run
+   *  the function in another process need not call it: the tracer sees their processes in the kernel. */
+  onPhase?: (name: string) => void;
 }
 
 export interface Invocation {
@@ -51,11 +56,19 @@ export interface VariantOptions {
   memoryLimitMiB: number;
 }
 
+/** How the gateway reaches a variant's executor process. */
+export interface ExecutorReach {
+  /** the transport between the gateway and the executor: a unix socket (default) or TCP on 127.0.0.1 */
+  transport?: 'unix' | 'tcp';
+}
+
 /** What a file in harness/variants/ default-exports. */
 export interface VariantPlugin {
   name: string;
   summary: string;
   create(opts: VariantOptions): Variant;
+  /** how its executor is reached (default: a unix socket) */
+  executor?: ExecutorReach;
 }
 
 export type InvokeErrorKind = 'function-error' | 'timeout' | 'memory-limit' | 'invalid-module' | 'unavailable' | 'bad-request';

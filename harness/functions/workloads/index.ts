@@ -1,6 +1,9 @@
 // Registry of workloads by name (the `workload` field of wasm-fixtures/functions.json).
 import type { Workload } from '../types.js';
+import { classify } from './classify.js';
 import { compress } from './compress.js';
+import { fnv1a } from './fnv1a.js';
+import { histogram } from './histogram.js';
 import { json } from './json.js';
 import { matmul } from './matmul.js';
 import { crash, loop, memhog, trap } from './misbehave.js';
@@ -10,6 +13,7 @@ import { sha256 } from './sha256.js';
 
 export const WORKLOADS: Readonly<Record<string, Workload>> = Object.freeze({
   noop, json, sha256, matmul, compress, pagerank, loop, trap, memhog, crash,
+  fnv1a, classify, histogram,
 });
 
 export function getWorkload(name: string): Workload {
