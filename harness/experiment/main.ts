@@ -54,7 +54,8 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
     fs.rmSync(variants.workDir, { recursive: true, force: true });
     return usage(e, o.name);
   }
-  const writer = openRawWriter(path.join(run.dir, 'raw.csv'));
+  // written per batch (a killed run keeps every row), synced at the end: see RawWriterOptions.sync
+  const writer = openRawWriter(path.join(run.dir, 'raw.csv'), { sync: false });
   const ctx = new RunContext(args, run.dir, catalog, functions, variants, writer, createRng(args.seed));
   const envBase = { argv: [process.argv[1] ?? '', ...args.argv], seed: args.seed, quick: args.quick };
   writeEnvJson(run.dir, collectEnv({ ...envBase, skips: [] }));

@@ -73,7 +73,9 @@ export function parseCsv(text: string): { records: string[][]; truncated: string
 }
 
 export interface RawWriterOptions {
-  /** fdatasync after every batch (survives power loss, not only process death); default true */
+  /** fdatasync after every batch (survives power loss, not only process death); default true.
+   *  Measuring runs pass false: a disk flush between calls idles the CPU and slows the next call
+   *  by tens of µs; every batch is still written, so a killed process loses nothing. */
   sync?: boolean;
 }
 
@@ -128,6 +130,7 @@ export function openRawWriter(file: string, options: RawWriterOptions = {}): Raw
     close() {
       if (closed) return;
       closed = true;
+      fs.fdatasyncSync(fd);
       fs.closeSync(fd);
     },
   };
