@@ -13,6 +13,8 @@ export interface ExecutorSpec {
   memoryLimitMiB: number;
   /** where socket files and the variant's scratch space go */
   runDir: string;
+  /** how the gateway reaches the executor: a unix socket in runDir (default) or TCP on 127.0.0.1 */
+  transport?: 'unix' | 'tcp';
 }
 
 interface Running {
@@ -41,7 +43,7 @@ export class ExecutorProcess {
     const gen = ++this.generation;
     const dir = path.join(this.spec.runDir, `${this.spec.variant}-${gen}`);
     fs.mkdirSync(dir, { recursive: true });
-    const endpoint = `unix:${path.join(dir, 'executor.sock')}`;
+    const endpoint = this.spec.transport === 'tcp' ? 'tcp:127.0.0.1:0' : `unix:${path.join(dir, 'executor.sock')}`;
     const child = spawn(process.execPath, [executorMain, '--variant', this.spec.variant, '--listen', endpoint, '--memory-mib', String(this.spec.memoryLimitMiB), '--work-dir', dir], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });

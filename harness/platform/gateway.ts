@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
 import { loadVariantPlugins } from './registry.js';
+import type { VariantPlugin } from './variant.js';
 import { ExecutorProcess, makeRunDir } from './executor-process.js';
 import { encodeResponse, errorResponse, onFrames, type Status } from './protocol.js';
 import { listen, type Listener } from './transport.js';
@@ -39,11 +40,11 @@ export class Gateway {
   binaryEndpoint: string | null = null;
   httpUrl: string | null = null;
 
-  private constructor(private readonly opts: GatewayOptions, private readonly variantNames: string[]) {}
+  private constructor(private readonly opts: GatewayOptions, private readonly variantNames: string[], private readonly plugins: Map<string, VariantPlugin> = new Map()) {}
 
   static async start(opts: GatewayOptions): Promise<Gateway> {
     const plugins = await loadVariantPlugins();
-    const gw = new Gateway(opts, [...plugins.keys()]);
+    const gw = new Gateway(opts, [...plugins.keys()], plugins);
     if (opts.binary) {
       const l = await listen(opts.binary, (s) => gw.serveBinary(s));
       gw.listeners.push(l);
@@ -57,7 +58,7 @@ export class Gateway {
     if (!this.variantNames.includes(variant)) return null;
     let e = this.executors.get(variant);
     if (!e) {
-      e = new ExecutorProcess({ variant, memoryLimitMiB: this.opts.memoryLimitMiB ?? 256, runDir: this.runDir });
+      e = new ExecutorProcess({ variant, memoryLimitMiB: this.opts.memoryLimitMiB ?? 256, runDir: this.runDir, transport: this.plugins.get(variant)?.executor?.transport });
       this.executors.set(variant, e);
     }
     return e;

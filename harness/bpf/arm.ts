@@ -1,0 +1,169 @@
+// The two arms of the sockmap comparison, each a gateway with its executors in a cgroup of its own:
+//
+//   sockmap: cgroup fxh-<pid>-sockmap WITH fxh_sockops/fxh_skmsg attached; variant wasm+sockmap
+//   tcp:     cgroup fxh-<pid>-tcp, identical, NO programs;                  variant wasm+tcp
+//
+// Both variants are the wasm runtime reached over TCP on 127.0.0.1 (VariantPlugin.executor).
+// The gateway is started inside the cgroup (spawnInCgroup: it enters before exec), so the
+// gateway's connection to its executor is established by two processes of the cgroup: sock_ops
+// sees BOTH ends (ACTIVE_ESTABLISHED for the gateway's, PASSIVE_ESTABLISHED for the executor's;
+// an accepted socket belongs to the cgroup of its listener, i.e. the executor's). The fast path
+// therefore carries the gateway<->executor hop in both directions: one sk_msg run per write,
+// request and response.
+// The measuring client reaches the gateway over TCP too (in both arms), and creates that
+// connection while it is briefly a member of the arm's cgroup (connect() below): a socket belongs
+// for life to the cgroup of the process that created it, so the client<->gateway hop is carried as
+// well, and the client goes back to its own cgroup at once. Per invocation that is 4 messages on
+// the fast path: client->gateway, gateway->executor, executor->gateway, gateway->client.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import type { ChildProcess } from 'node:child_process';
+import { gatewayMain } from '../paths.js';
+import { ProtocolClient } from '../platform/client.js';
+import type { Capability } from '../platform/variant.js';
+import { CGROUP2_ROOT, cgroup2Available, cgroupOf, platformCgroup, spawnInCgroup, type Cgroup } from './cgroup.js';
+import { attachSockmap, sockmapCapability, type SockmapHandle } from './sockmap.js';
+
+export type ArmKind = 'sockmap' | 'tcp';
+export const ARM_VARIANT: Record<ArmKind, string> = { sockmap: 'wasm+sockmap', tcp: 'wasm+tcp' };
+
+/** Set in a platform gateway's environment (and so its executors'): the cgroup it was placed in. */
+export const PLATFORM_CGROUP_ENV = 'FXH_PLATFORM_CGROUP';
+/** Set to its own pid by the sockmap experiment's process: it places these variants itself
+ *  (children inherit the variable but not the pid, so it does not vouch for them). */
+export const PLACER_ENV = 'FXH_SOCKMAP_PLACER';
+
+/** What the arm needs of this machine: root and eBPF for sockmap, root (a cgroup) for tcp. */
+export function armCapability(kind: ArmKind): Capability {
+  if (kind === 'sockmap') {
+    const c = sockmapCapability();
+    if (!c.ok) return c;
+  }
+  const cg = cgroup2Available();
+  if (!cg.ok) return { ok: false, reason: `${ARM_VARIANT[kind]} needs a cgroup of its own: ${cg.reason}` };
+  return { ok: true };
+}
+
+/**
+ * check() of the two variants. They measure what their name says only inside their arm's cgroup:
+ * a gateway elsewhere would reach them over plain TCP. So they are available (a) in a process of
+ * that cgroup (the arm's gateway and executors) and (b) in the sockmap experiment, which places
+ * them; any other experiment records them as skipped with this reason.
+ */
+export function placementCheck(kind: ArmKind): Capability {
+  const cap = armCapability(kind);
+  if (!cap.ok) return cap;
+  const placed = process.env[PLATFORM_CGROUP_ENV];
+  if (placed) {
+    const mine = cgroupOf('self');
+    if (mine !== `/${path.basename(placed)}`) return { ok: false, reason: `this process is in cgroup ${mine}, not in the platform's cgroup ${placed}` };
+    if (!path.basename(placed).endsWith(`-${kind}`)) return { ok: false, reason: `${ARM_VARIANT[kind]} runs in a *-${kind} cgroup, this is ${placed}` };
+    return { ok: true };
+  }
+  if (process.env[PLACER_ENV] === String(process.pid)) return { ok: true };
+  return {
+    ok: false,
+    reason: `${ARM_VARIANT[kind]} runs only in the sockmap experiment (zx experiments/sockmap.mjs), which starts its gateway and executors inside a cgroup of their own${kind === 'sockmap' ? ' with the sock_ops/sk_msg programs attached' : ''}; through another gateway it would be plain TCP`,
+  };
+}
+
+export interface Arm {
+  kind: ArmKind;
+  variant: string;
+  cgroup: Cgroup;
+  /** null for the tcp arm */
+  sockmap: SockmapHandle | null;
+  gatewayPid: number;
+  /** the gateway's binary endpoint (tcp:127.0.0.1:port) */
+  endpoint: string;
+  /** a client connection created inside the arm's cgroup (so both its ends are the arm's) */
+  connect(): Promise<ProtocolClient>;
+  stop(): Promise<void>;
+}
+
+export interface ArmOptions {
+  memoryLimitMiB?: number;
+  /** taskset CPU list for the gateway and its executors */
+  cpus?: string;
+}
+
+/** Creates the arm's cgroup (+ programs for sockmap) and starts a gateway inside it. */
+export async function startArm(kind: ArmKind, opts: ArmOptions = {}): Promise<Arm> {
+  const cap = armCapability(kind);
+  if (!cap.ok) throw new Error(cap.reason);
+  const cgroup = platformCgroup(kind);
+  let sockmap: SockmapHandle | null = null;
+  let child: ChildProcess | null = null;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `fxh-arm-${kind}-`));
+  const clients: ProtocolClient[] = [];
+  let stopped: Promise<void> | null = null;
+  const stop = () =>
+    (stopped ??= (async () => {
+      for (const c of clients) c.close();
+      if (child && child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise<void>((r) => child!.once('exit', () => r()));
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child!.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(t);
+      }
+      // executors leave when the gateway closes their stdin; wait for the cgroup to empty
+      const until = Date.now() + 5000;
+      while (Date.now() < until && fs.readFileSync(path.join(cgroup.path, 'cgroup.procs'), 'utf8').trim()) await new Promise((r) => setTimeout(r, 20));
+      sockmap?.detach();
+      cgroup.detach();
+      fs.rmSync(dir, { recursive: true, force: true });
+    })());
+  try {
+    if (kind === 'sockmap') sockmap = attachSockmap(cgroup);
+    const args = [gatewayMain, '--binary', 'tcp:127.0.0.1:0', '--memory-mib', String(opts.memoryLimitMiB ?? 256)];
+    const env: NodeJS.ProcessEnv = { ...process.env, [PLATFORM_CGROUP_ENV]: cgroup.path };
+    delete env[PLACER_ENV];
+    child = opts.cpus
+      ? spawnInCgroup(cgroup.path, 'taskset', ['-c', opts.cpus, process.execPath, ...args], { stdio: ['pipe', 'pipe', 'inherit'], env })
+      : spawnInCgroup(cgroup.path, process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'], env });
+    const c = child;
+    const ready = await new Promise<{ binary: string }>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`${kind} gateway did not start within 20 s`)), 20_000);
+      c.once('exit', (code, sig) => reject(new Error(`${kind} gateway exited (${sig ?? code}) before it was ready`)));
+      readline.createInterface({ input: c.stdout! }).once('line', (line) => {
+        clearTimeout(t);
+        if (line.startsWith('READY ')) resolve(JSON.parse(line.slice(6)) as { binary: string });
+        else reject(new Error(`${kind} gateway said "${line}" instead of READY`));
+      });
+    });
+    return {
+      kind,
+      variant: ARM_VARIANT[kind],
+      cgroup,
+      sockmap,
+      gatewayPid: c.pid!,
+      endpoint: ready.binary,
+      async connect() {
+        const cl = await insideCgroup(cgroup.path, () => ProtocolClient.connect(ready.binary));
+        clients.push(cl);
+        return cl;
+      },
+      stop,
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+/**
+ * Runs `f` (which creates sockets) with this process in the cgroup `dir`, then moves it back to
+ * the cgroup it was in. Sockets created meanwhile stay the cgroup's for life.
+ */
+export async function insideCgroup<T>(dir: string, f: () => Promise<T>): Promise<T> {
+  const home = path.join(CGROUP2_ROOT, cgroupOf('self'));
+  fs.writeFileSync(path.join(dir, 'cgroup.procs'), String(process.pid));
+  try {
+    return await f();
+  } finally {
+    fs.writeFileSync(path.join(home, 'cgroup.procs'), String(process.pid));
+  }
+}

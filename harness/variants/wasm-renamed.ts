@@ -1,0 +1,25 @@
+// The wasm variant under another name and capability check (wasm+sockmap, wasm+tcp): the runtime is
+// the same; what differs is how its executor is reached. Not a plug-in itself (no default export).
+import wasmPlugin from './wasm.js';
+import { InvokeError, type Capability, type Variant, type VariantOptions } from '../platform/variant.js';
+
+/** `check` also guards every invocation: where it fails, the variant refuses to run (with the reason)
+ *  rather than measure something other than what its name says. */
+export function renamedWasm(name: string, opts: VariantOptions, check: () => Promise<Capability>): Variant {
+  const inner = wasmPlugin.create(opts);
+  let placed: Promise<Capability> | null = null;
+  return {
+    name,
+    modes: inner.modes,
+    enforcesTimeouts: inner.enforcesTimeouts,
+    check,
+    supports: (fn, mode) => inner.supports(fn, mode),
+    async invoke(fn, mode, input, o) {
+      const cap = await (placed ??= check());
+      if (!cap.ok) throw new InvokeError('unavailable', `${name}: ${cap.reason}`);
+      return inner.invoke(fn, mode, input, o);
+    },
+    measureIdle: inner.measureIdle ? (fn, count) => inner.measureIdle!(fn, count) : undefined,
+    teardown: () => inner.teardown(),
+  };
+}
