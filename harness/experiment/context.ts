@@ -104,6 +104,8 @@ export class RunContext {
    */
   async gateway(opts: Partial<GatewayLaunch> = {}): Promise<GatewayHandle> {
     const cpus = opts.cpus ?? this.gatewayCpus();
+    // after Ctrl-C the cleanup has run: a gateway started now would outlive it
+    if (this.interrupted || this.gatewaysClosed) throw new Error('the run is stopping: no new gateway');
     const starting = startGateway({ memoryLimitMiB: 256, ...opts, cpus });
     this.gateways.push(starting);
     const g = await starting;
@@ -131,7 +133,10 @@ export class RunContext {
     return this.args.warmup ?? (this.args.quick ? quick : full);
   }
 
+  private gatewaysClosed = false;
+
   async stopGateways(): Promise<void> {
+    this.gatewaysClosed = true;
     await Promise.allSettled(this.gateways.splice(0).map(async (g) => (await g).stop()));
   }
 }

@@ -76,7 +76,7 @@ async function measure(ctx: RunContext, plan: LatencyPlan, params: string): Prom
     for (const c of cells) c.failed = false;
   }
 
-  if (plan.paths.includes('gateway')) {
+  if (plan.paths.includes('gateway') && !ctx.interrupted) {
     const gw = await ctx.gateway();
     const client = await gw.connect();
     const live = () => cells.filter((c) => !c.failed);

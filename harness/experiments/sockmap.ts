@@ -217,38 +217,42 @@ export const sockmap: Experiment = {
       if ('error' in hop) {
         for (const k of kinds) ctx.skip(ARM_VARIANT[k], 'pingpong', MODE, `hop path: ${hop.error}`);
       } else {
-        const blocks = args.quick ? 4 : 10;
-        const perBlock = Math.max(200, Math.ceil(reps * 5 / blocks));
-        const order = shuffle(sizes.flatMap((size) => Array.from({ length: blocks }, () => size)), ctx.rng);
-        const bar = progress({ label: 'sockmap hop', total: order.length * kinds.length });
-        const iter = new Map<string, number>();
-        for (const size of order) {
-          const params = `payload=${size};cpus=${cpus ?? 'any'}`;
-          for (const kind of shuffle(kinds, ctx.rng)) {
-            if (ctx.interrupted) return;
-            const arm = arms.get(kind)!;
-            const a = snap();
-            try {
-              const r = await runHop(hop.bin, arm.arm.cgroup.path, { size, warmup: 100, n: perBlock, cpus });
-              const key = `${kind}/${size}`;
-              const i0 = iter.get(key) ?? 0;
-              iter.set(key, i0 + r.rttNs.length);
-              // the hop's messages: the client's writes and the server's echoes (2 per exchange)
-              const b = snap();
-              b.calls = { ...a.calls, [kind]: a.calls[kind] + r.clientSent };
-              b.bytes = { ...a.bytes, [kind]: a.bytes[kind] + 2 * size * r.clientSent };
-              const rows = proofRows(a, b, 'hop', params, 2, 'pingpong').filter((x) => x.variant === ARM_VARIANT[kind]);
-              ctx.record([
-                ...r.rttNs.map((ns, i) => ({ variant: ARM_VARIANT[kind], function: 'pingpong', mode: MODE, path: 'hop', metric: 'latency', params, iteration: i0 + i, value: ns / 1000, unit: 'us' })),
-                ...rows.map((x) => ({ ...x, iteration: i0 })),
-              ]);
-            } catch (e) {
-              fail(kind, 'hop', params, e);
+        try {
+          const blocks = args.quick ? 4 : 10;
+          const perBlock = Math.max(200, Math.ceil(reps * 5 / blocks));
+          const order = shuffle(sizes.flatMap((size) => Array.from({ length: blocks }, () => size)), ctx.rng);
+          const bar = progress({ label: 'sockmap hop', total: order.length * kinds.length });
+          const iter = new Map<string, number>();
+          for (const size of order) {
+            const params = `payload=${size};cpus=${cpus ?? 'any'}`;
+            for (const kind of shuffle(kinds, ctx.rng)) {
+              if (ctx.interrupted) return;
+              const arm = arms.get(kind)!;
+              const a = snap();
+              try {
+                const r = await runHop(hop.bin, arm.arm.cgroup.path, { size, warmup: 100, n: perBlock, cpus });
+                const key = `${kind}/${size}`;
+                const i0 = iter.get(key) ?? 0;
+                iter.set(key, i0 + r.rttNs.length);
+                // the hop's messages: the client's writes and the server's echoes (2 per exchange)
+                const b = snap();
+                b.calls = { ...a.calls, [kind]: a.calls[kind] + r.clientSent };
+                b.bytes = { ...a.bytes, [kind]: a.bytes[kind] + 2 * size * r.clientSent };
+                const rows = proofRows(a, b, 'hop', params, 2, 'pingpong').filter((x) => x.variant === ARM_VARIANT[kind]);
+                ctx.record([
+                  ...r.rttNs.map((ns, i) => ({ variant: ARM_VARIANT[kind], function: 'pingpong', mode: MODE, path: 'hop', metric: 'latency', params, iteration: i0 + i, value: ns / 1000, unit: 'us' })),
+                  ...rows.map((x) => ({ ...x, iteration: i0 })),
+                ]);
+              } catch (e) {
+                fail(kind, 'hop', params, e);
+              }
+              bar.tick();
             }
-            bar.tick();
           }
+          bar.done();
+        } finally {
+          fs.rmSync(path.dirname(hop.bin), { recursive: true, force: true });
         }
-        bar.done();
       }
       if (ctx.interrupted) return;
 
