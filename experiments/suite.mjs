@@ -5,10 +5,11 @@ import { coldStart } from '../build/harness/experiments/cold-start.js';
 import { warm } from '../build/harness/experiments/warm.js';
 import { throughput } from '../build/harness/experiments/throughput.js';
 import { density } from '../build/harness/experiments/density.js';
+import { sockmap } from '../build/harness/experiments/sockmap.js';
 
 await runSuite({
   name: 'suite',
   summary: 'cold start, warm latency, throughput and density of every variant and function, into one results folder',
-  experiments: [coldStart, warm, throughput, density],
+  experiments: [coldStart, warm, throughput, density, sockmap],
   scriptUrl: import.meta.url,
 });

@@ -82,9 +82,11 @@ export class RunContext {
    * Everything else that was asked for is recorded as skipped, with the reason.
    */
   cells(wanted: readonly Mode[], functions: readonly FunctionEntry[] = this.functions): { variant: Variant; fn: FunctionEntry; mode: Mode }[] {
-    for (const u of this.variants.unavailable) this.skip(u.variant, '*', '*', u.reason);
+    const mine = (name: string) => this.variants.experiments.get(name)?.includes(this.experiment) ?? true;
+    for (const u of this.variants.unavailable) if (mine(u.variant)) this.skip(u.variant, '*', '*', u.reason);
     const out: { variant: Variant; fn: FunctionEntry; mode: Mode }[] = [];
     for (const variant of this.variants.active.values()) {
+      if (!mine(variant.name)) continue;
       for (const mode of wanted) {
         if (!variant.modes.includes(mode)) continue;
         for (const fn of functions) {

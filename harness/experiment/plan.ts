@@ -11,6 +11,8 @@ import { UsageError } from './args.js';
 export interface VariantSet {
   active: Map<string, Variant>;
   unavailable: { variant: string; reason: string }[];
+  /** per variant, the experiments it takes part in (absent: all) */
+  experiments: Map<string, readonly string[] | undefined>;
   workDir: string;
 }
 
@@ -33,7 +35,8 @@ export async function resolveVariants(names: string[] | undefined, memoryLimitMi
       await v.teardown().catch(() => {});
     }
   }
-  return { active, unavailable, workDir };
+  const experiments = new Map(chosen.map((n) => [n, plugins.get(n)!.experiments]));
+  return { active, unavailable, workDir, experiments };
 }
 
 export function resolveFunctions(catalog: Catalog, names: string[] | undefined): FunctionEntry[] {

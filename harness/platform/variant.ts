@@ -69,6 +69,8 @@ export interface VariantPlugin {
   create(opts: VariantOptions): Variant;
   /** how its executor is reached (default: a unix socket) */
   executor?: ExecutorReach;
+  /** the experiments this variant takes part in; absent: all of them. Elsewhere it is not in the plan at all. */
+  experiments?: readonly string[];
 }
 
 export type InvokeErrorKind = 'function-error' | 'timeout' | 'memory-limit' | 'invalid-module' | 'unavailable' | 'bad-request';

@@ -10,6 +10,7 @@ const plugin: VariantPlugin = {
   name: 'wasm+sockmap',
   summary: 'wasm (warm) behind TCP with the eBPF sockmap fast path (sock_ops + sk_msg redirect) in the platform cgroup; needs root and eBPF; only in the sockmap experiment',
   executor: { transport: 'tcp' },
+  experiments: ['sockmap'],
   create: (opts) => renamedWasm('wasm+sockmap', opts, async () => placementCheck('sockmap')),
 };
 export default plugin;

@@ -9,6 +9,7 @@ const plugin: VariantPlugin = {
   name: 'wasm+tcp',
   summary: 'wasm (warm) behind TCP in a cgroup like wasm+sockmap\'s but without programs (its baseline); needs root for the cgroup; only in the sockmap experiment',
   executor: { transport: 'tcp' },
+  experiments: ['sockmap'],
   create: (opts) => renamedWasm('wasm+tcp', opts, async () => placementCheck('tcp')),
 };
 export default plugin;
