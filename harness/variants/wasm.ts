@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { FunctionEntry } from '../functions/types.js';
-import { InvokeError, type Capability, type InstanceMemory, type Invocation, type Mode, type Variant, type VariantOptions, type VariantPlugin } from '../platform/variant.js';
+import { InvokeError, type Capability, type InstanceMemory, type Invocation, type InvokeOptions, type Mode, type Variant, type VariantOptions, type VariantPlugin } from '../platform/variant.js';
 import { readProcessMemory } from '../platform/proc-memory.js';
 import { WasiExit, WasiHost } from './wasm/wasi.js';
 import { WASM_PAGE, capMemory, withNonce } from './wasm/module-edit.js';
@@ -127,7 +127,7 @@ class WasmVariant implements Variant {
     return live.host.takeStdout();
   }
 
-  async invoke(fn: FunctionEntry, mode: Mode, input: Uint8Array): Promise<Invocation> {
+  async invoke(fn: FunctionEntry, mode: Mode, input: Uint8Array, opts?: InvokeOptions): Promise<Invocation> {
     const why = this.supports(fn, mode);
     if (why) throw new InvokeError('unavailable', why);
     const t0 = process.hrtime.bigint();
@@ -146,8 +146,21 @@ class WasmVariant implements Variant {
         throw e;
       }
     } else {
-      const module = mode === 'cold' ? this.cachedModule(fn) : this.compile(fn, withNonce(this.moduleBytes(fn), ++this.nonce));
-      output = this.run(fn, this.instantiate(fn, module), input);
+      // [coldtrace] optional phase marks (InvokeOptions.onPhase); nothing happens without a callback
+      const phase = opts?.onPhase;
+      let module: WebAssembly.Module;
+      if (mode === 'cold') module = this.cachedModule(fn);
+      else {
+        const bytes = withNonce(this.moduleBytes(fn), ++this.nonce);
+        phase?.('compile_start');
+        module = this.compile(fn, bytes);
+        phase?.('compile_done');
+      }
+      phase?.('instantiate_start');
+      const live = this.instantiate(fn, module);
+      phase?.('instantiate_done');
+      output = this.run(fn, live, input);
+      phase?.('run_done');
     }
     return { output, elapsedNs: Number(process.hrtime.bigint() - t0) };
   }
