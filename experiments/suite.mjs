@@ -6,10 +6,11 @@ import { warm } from '../build/harness/experiments/warm.js';
 import { throughput } from '../build/harness/experiments/throughput.js';
 import { density } from '../build/harness/experiments/density.js';
 import { sockmap } from '../build/harness/experiments/sockmap.js';
+import { coldBreakdown } from '../build/harness/experiments/cold-breakdown.js';
 
 await runSuite({
   name: 'suite',
   summary: 'cold start, warm latency, throughput and density of every variant and function, into one results folder',
-  experiments: [coldStart, warm, throughput, density, sockmap],
+  experiments: [coldStart, warm, throughput, density, sockmap, coldBreakdown],
   scriptUrl: import.meta.url,
 });
