@@ -20,6 +20,8 @@ export const COMMON_FLAGS = {
   'timeout-ms': { type: 'string', help: 'per-invocation timeout (default 10000)' },
   'gateway-cpus': { type: 'string', help: 'CPUs the gateway and its executors are pinned to (taskset list; default: the last CPU when there are several)' },
   'client-cpus': { type: 'string', help: 'CPUs the measuring process runs on in latency experiments (default: the gateway\'s CPUs; "none" leaves it unpinned)' },
+  'settle-ms': { type: 'string', help: 'pause before each call through the gateway in latency experiments, so the previous call\'s teardown does not land on it (default 0)' },
+  block: { type: 'string', help: 'recorded calls per visit of a cell in the interleaved gateway rounds; each visit starts with one unrecorded call (default 5)' },
   'no-notebooks': { type: 'boolean', help: 'do not execute the notebooks into the results folder' },
   help: { type: 'boolean', help: 'print this help' },
 } as const satisfies Record<string, FlagSpec>;
@@ -37,6 +39,8 @@ export interface CommonArgs {
   notebooks: boolean;
   gatewayCpus?: string;
   clientCpus?: string;
+  settleMs?: number;
+  block?: number;
   help: boolean;
   /** the experiment's own flags, raw */
   extra: Record<string, string | boolean | undefined>;
@@ -89,6 +93,8 @@ export function parseCommonArgs(args: string[], own: Record<string, FlagSpec> = 
     notebooks: !values['no-notebooks'],
     gatewayCpus: values['gateway-cpus'] as string | undefined,
     clientCpus: values['client-cpus'] as string | undefined,
+    settleMs: positiveInt('settle-ms', values['settle-ms'] as string | undefined, true),
+    block: positiveInt('block', values.block as string | undefined),
     help: Boolean(values.help),
     extra,
     argv: args,

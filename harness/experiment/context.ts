@@ -127,6 +127,16 @@ export class RunContext {
     return c === 'none' ? undefined : c;
   }
 
+  /** pause before each cross-process call, so it starts on a quiet CPU */
+  settleMs(): number {
+    return this.args.settleMs ?? 0;
+  }
+
+  /** recorded calls per visit of a cell in interleaved rounds (each visit adds one unrecorded call first) */
+  blockSize(): number {
+    return this.args.block ?? 5;
+  }
+
   reps(quick: number, full: number): number {
     return this.args.reps ?? (this.args.quick ? quick : full);
   }

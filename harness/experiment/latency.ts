@@ -81,20 +81,38 @@ async function measure(ctx: RunContext, plan: LatencyPlan, params: string): Prom
     const client = await gw.connect();
     const live = () => cells.filter((c) => !c.failed);
     await warmUpGateway(ctx, client, cells);
-    const bar = progress({ label: `${ctx.experiment} gateway`, total: (plan.warmup + plan.reps) * cells.length });
-    for (let round = 0; round < plan.warmup + plan.reps; round++) {
-      const batch: ReturnType<typeof row>[] = [];
-      for (const c of shuffle(live(), ctx.rng)) {
-        if (ctx.interrupted) return;
-        try {
-          const ns = await gatewayCall(client, c.variant.name, c.fn, c.mode, c.input, args.timeoutMs);
-          if (round >= plan.warmup) batch.push(row(c, 'gateway', round - plan.warmup, ns));
-        } catch (e) {
-          failCell(c, 'gateway', e);
+    // Blocked interleaving: every round visits the cells in a new seeded order (so drift favours
+    // none), and each visit is a block of calls whose first one is not recorded: it absorbs what the
+    // previous cell left behind on the shared CPU (a container's teardown, V8 compiling in the
+    // background). Modes get rounds of their own for the same reason.
+    const block = ctx.blockSize();
+    const perCell = plan.warmup + plan.reps;
+    const rounds = Math.ceil(perCell / block);
+    const bar = progress({ label: `${ctx.experiment} gateway`, total: rounds * (block + 1) * cells.length });
+    const settleMs = ctx.settleMs();
+    const done = new Map<Cell, number>();
+    for (const mode of shuffle(plan.modes.filter((m) => cells.some((c) => c.mode === m)), ctx.rng)) {
+      for (let round = 0; round < rounds; round++) {
+        const batch: ReturnType<typeof row>[] = [];
+        for (const c of shuffle(live().filter((x) => x.mode === mode), ctx.rng)) {
+          for (let k = 0; k <= block && !c.failed; k++) {
+            if (ctx.interrupted) return;
+            const n = done.get(c) ?? 0;
+            if (k > 0 && n >= perCell) break;
+            if (settleMs > 0) await new Promise((r) => setTimeout(r, settleMs));
+            try {
+              const ns = await gatewayCall(client, c.variant.name, c.fn, c.mode, c.input, args.timeoutMs);
+              if (k === 0) continue; // the block's absorbing call
+              if (n >= plan.warmup) batch.push(row(c, 'gateway', n - plan.warmup, ns));
+              done.set(c, n + 1);
+            } catch (e) {
+              failCell(c, 'gateway', e);
+            }
+            bar.tick();
+          }
         }
-        bar.tick();
+        ctx.record(batch);
       }
-      ctx.record(batch);
     }
     bar.done();
   }
