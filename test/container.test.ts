@@ -9,10 +9,10 @@ import { after, before, describe, test } from 'node:test';
 import { loadCatalog, type Catalog } from '../harness/functions/catalog.js';
 import type { FunctionEntry } from '../harness/functions/types.js';
 import { pidAlive } from '../harness/platform/proc-memory.js';
-import { InvokeError } from '../harness/platform/variant.js';
 import containerPlugin, { ContainerVariant } from '../harness/variants/container.js';
 import { ensureBundle } from '../harness/variants/oci/bundle.js';
 import { OciRuntime, ourCgroupDirs } from '../harness/variants/oci/runtime.js';
+import { correct, rejectsWith } from './helpers.js';
 
 let catalog: Catalog;
 let workDir: string;
@@ -42,21 +42,6 @@ async function noneOf(id: string): Promise<void> {
   assert.ok(!existsSync(join(rt.stateRoot, id)), `state dir of ${id} left`);
 }
 
-async function rejectsWith(p: Promise<unknown>, kind: string, re?: RegExp): Promise<InvokeError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof InvokeError, `expected InvokeError, got ${String(e)}`);
-    assert.equal(e.kind, kind, e.message);
-    if (re) assert.match(e.message, re);
-    return e;
-  }
-  assert.fail(`expected a rejection of kind ${kind}`);
-}
-
-function correct(f: FunctionEntry, input: Uint8Array, output: Uint8Array): void {
-  assert.equal(Buffer.from(output).toString('latin1'), Buffer.from(f.workload.expected(input)).toString('latin1'));
-}
 
 before(async () => {
   catalog = await loadCatalog();

@@ -7,9 +7,9 @@ import { after, before, describe, test } from 'node:test';
 import { loadCatalog, type Catalog } from '../harness/functions/catalog.js';
 import type { FunctionEntry } from '../harness/functions/types.js';
 import { descendantPids, pidAlive, readProcessMemory } from '../harness/platform/proc-memory.js';
-import { InvokeError } from '../harness/platform/variant.js';
 import nativePlugin, { NativeVariant } from '../harness/variants/native.js';
 import { ServeClient } from '../harness/variants/serve-client.js';
+import { correct, rejectsWith } from './helpers.js';
 
 let catalog: Catalog;
 let workDir: string;
@@ -17,21 +17,6 @@ let v: NativeVariant;
 const fn = (name: string): FunctionEntry => catalog.get(name);
 const TIMEOUT = { timeoutMs: 10_000 };
 
-async function rejectsWith(p: Promise<unknown>, kind: string, re?: RegExp): Promise<InvokeError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof InvokeError, `expected InvokeError, got ${String(e)}`);
-    assert.equal(e.kind, kind, e.message);
-    if (re) assert.match(e.message, re);
-    return e;
-  }
-  assert.fail(`expected a rejection of kind ${kind}`);
-}
-
-function correct(f: FunctionEntry, input: Uint8Array, output: Uint8Array): void {
-  assert.equal(Buffer.from(output).toString('latin1'), Buffer.from(f.workload.expected(input)).toString('latin1'));
-}
 
 before(async () => {
   catalog = await loadCatalog();

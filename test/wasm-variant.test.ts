@@ -8,7 +8,8 @@ import { loadCatalog } from '../harness/functions/catalog.js';
 import { verifyOutput } from '../harness/functions/verify.js';
 import type { FunctionEntry } from '../harness/functions/types.js';
 import wasmPlugin from '../harness/variants/wasm.js';
-import { InvokeError, type Mode } from '../harness/platform/variant.js';
+import { type Mode } from '../harness/platform/variant.js';
+import { rejectsWith } from './helpers.js';
 
 const catalog = await loadCatalog();
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'wasm-test-'));
@@ -18,14 +19,6 @@ after(async () => {
   fs.rmSync(scratch, { recursive: true, force: true });
 });
 
-async function rejectsWith(p: Promise<unknown>, kind: string, message: RegExp) {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(e instanceof InvokeError, `expected an InvokeError, got ${String(e)}`);
-    assert.equal(e.kind, kind, e.message);
-    assert.match(e.message, message);
-    return true;
-  });
-}
 
 function fakeEntry(name: string, wasmPath: string, abi: 'reactor' | 'command'): FunctionEntry {
   return { ...catalog.get('noop'), name, origin: 'user', testOnly: true, wasm: { path: wasmPath, abi }, native: undefined };

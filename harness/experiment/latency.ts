@@ -21,7 +21,8 @@ export interface LatencyPlan {
   paths: readonly ('direct' | 'gateway')[];
 }
 
-interface Cell {
+/** A (variant, function, mode) cell being measured, with its input. */
+export interface Cell {
   variant: Variant;
   fn: FunctionEntry;
   mode: Mode;

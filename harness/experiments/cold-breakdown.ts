@@ -17,26 +17,19 @@ import path from 'node:path';
 import type { Experiment, FigureData, RunContext } from '../experiment/context.js';
 import { FatalMeasurementError } from '../experiment/context.js';
 import { withAffinity } from '../experiment/affinity.js';
-import type { FunctionEntry } from '../functions/types.js';
 import { verifyOutput } from '../functions/verify.js';
-import { InvokeError, type Mode, type Variant } from '../platform/variant.js';
+import { InvokeError, type Mode } from '../platform/variant.js';
 import type { RawRow } from '../results/schema.js';
 import { progress } from '../measure/progress.js';
 import { shuffle } from '../measure/random.js';
 import { ColdTracer, breakdown, coldTraceCapability, type CollectResult, type Counts, type Scope } from '../bpf/coldtrace.js';
 import { breakdownCells, breakdownFigures, breakdownTableText, overheadLines } from '../figures/breakdown.js';
 import { drawFigures } from '../figures/draw.js';
+import type { Cell } from '../experiment/latency.js';
 
 export const DEFAULT_FUNCTIONS = ['noop', 'sha256'];
 const MODES: readonly Mode[] = ['cold-compile', 'cold'];
 
-interface Cell {
-  variant: Variant;
-  fn: FunctionEntry;
-  mode: Mode;
-  input: Uint8Array;
-  failed: boolean;
-}
 
 type Row = Omit<RawRow, 'experiment'>;
 

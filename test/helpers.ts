@@ -1,0 +1,22 @@
+// Assertions shared by the variant tests.
+import assert from 'node:assert/strict';
+import type { FunctionEntry } from '../harness/functions/types.js';
+import { InvokeError } from '../harness/platform/variant.js';
+
+/** `p` must reject with an InvokeError of `kind` (and a message matching `re`). */
+export async function rejectsWith(p: Promise<unknown>, kind: string, re?: RegExp): Promise<InvokeError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof InvokeError, `expected InvokeError, got ${String(e)}`);
+    assert.equal(e.kind, kind, e.message);
+    if (re) assert.match(e.message, re);
+    return e;
+  }
+  assert.fail(`expected a rejection of kind ${kind}`);
+}
+
+/** The output is exactly what the workload's oracle expects. */
+export function correct(f: FunctionEntry, input: Uint8Array, output: Uint8Array): void {
+  assert.equal(Buffer.from(output).toString('latin1'), Buffer.from(f.workload.expected(input)).toString('latin1'));
+}
