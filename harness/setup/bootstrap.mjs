@@ -17,6 +17,8 @@ const APT = {
   'libclang-rt-14-dev-wasm32': 'compiler runtime for wasm32',
   'libc6-dev': 'static glibc for native function binaries',
   runc: 'the container variant runs OCI bundles with runc',
+  'busybox-static': 'the probe container of the runc capability check',
+  gcc: 'builds the kernel-hop ping-pong of the sockmap experiment',
   wabt: 'wasm-validate, wasm-objdump: fixture post-processing',
   binaryen: 'wasm-opt: fixture post-processing',
   'libbpf-dev': 'eBPF programs and their loaders',
