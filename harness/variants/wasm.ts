@@ -174,17 +174,23 @@ class WasmVariant implements Variant {
     const input = fn.workload.input(1, 'small');
     this.run(fn, this.instantiate(fn, module), input); // code compiled before the first reading
     const live: Live[] = [];
-    gc?.();
-    const baseline = readProcessMemory(process.pid);
-    let prev = baseline;
-    const out: InstanceMemory[] = [];
-    for (let i = 0; i < count; i++) {
+    const addBatch = () => {
       for (let j = 0; j < IDLE_BATCH; j++) {
         const l = this.instantiate(fn, module);
         this.run(fn, l, input);
         live.push(l);
       }
+    };
+    addBatch(); // unrecorded: lets the JS heap settle into its size for live instances
+    gc?.();
+    gc?.();
+    const baseline = readProcessMemory(process.pid);
+    let prev = baseline;
+    const out: InstanceMemory[] = [];
+    for (let i = 0; i < count; i++) {
+      addBatch();
       gc?.();
+      gc?.(); // a second pass frees what the first one's finalizers released
       const now = readProcessMemory(process.pid);
       out.push({
         rssBytes: (now.rssBytes - prev.rssBytes) / IDLE_BATCH,
@@ -204,7 +210,7 @@ class WasmVariant implements Variant {
   }
 }
 
-const IDLE_BATCH = 8;
+const IDLE_BATCH = 32;
 
 // A full GC before each memory reading keeps garbage from earlier instances out of the next sample.
 const gc: (() => void) | undefined = (() => {
