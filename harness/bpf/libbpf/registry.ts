@@ -1,6 +1,5 @@
 // Everything this process attached, pinned or created, released by detachAll() and on exit.
 
-
 /** Something this process attached, pinned or created in the kernel. detach() is idempotent. */
 export interface AttachHandle {
   readonly description: string;
