@@ -3,7 +3,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadCatalog } from '../functions/catalog.js';
-import { resultsRoot } from '../paths.js';
+import { repoRoot, resultsRoot } from '../paths.js';
+import { fileURLToPath } from 'node:url';
 import { createRng } from '../measure/random.js';
 import { createRunDir, type RunDir } from '../results/run-dir.js';
 import { openRawWriter, readRawCsv } from '../results/raw-writer.js';
@@ -57,7 +58,8 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
   // written per batch (a killed run keeps every row), synced at the end: see RawWriterOptions.sync
   const writer = openRawWriter(path.join(run.dir, 'raw.csv'), { sync: false });
   const ctx = new RunContext(args, run.dir, catalog, functions, variants, writer, createRng(args.seed));
-  const envBase = { argv: [process.argv[1] ?? '', ...args.argv], seed: args.seed, quick: args.quick };
+  // the command as a user would type it again: the entry script (relative to the repo) and its flags
+  const envBase = { argv: [path.relative(repoRoot, fileURLToPath(o.scriptUrl)), ...args.argv], seed: args.seed, quick: args.quick };
   writeEnvJson(run.dir, collectEnv({ ...envBase, skips: [] }));
   process.stderr.write(`results: ${run.dir}\n`);
   for (const u of variants.unavailable) process.stderr.write(`skipping variant ${u.variant}: ${u.reason}\n`);
