@@ -7,10 +7,11 @@ import { throughput } from '../build/harness/experiments/throughput.js';
 import { density } from '../build/harness/experiments/density.js';
 import { sockmap } from '../build/harness/experiments/sockmap.js';
 import { coldBreakdown } from '../build/harness/experiments/cold-breakdown.js';
+import { chains } from '../build/harness/experiments/chains.js';
 
 await runSuite({
   name: 'suite',
   summary: 'cold start, warm latency, throughput and density of every variant and function, into one results folder',
-  experiments: [coldStart, warm, throughput, density, sockmap, coldBreakdown],
+  experiments: [coldStart, warm, throughput, density, sockmap, coldBreakdown, chains],
   scriptUrl: import.meta.url,
 });

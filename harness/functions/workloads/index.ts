@@ -1,5 +1,6 @@
 // Registry of workloads by name (the `workload` field of wasm-fixtures/functions.json).
 import type { Workload } from '../types.js';
+import { chainstep } from './chainstep.js';
 import { classify } from './classify.js';
 import { compress } from './compress.js';
 import { fnv1a } from './fnv1a.js';
@@ -13,7 +14,7 @@ import { sha256 } from './sha256.js';
 
 export const WORKLOADS: Readonly<Record<string, Workload>> = Object.freeze({
   noop, json, sha256, matmul, compress, pagerank, loop, trap, memhog, crash,
-  fnv1a, classify, histogram,
+  fnv1a, classify, histogram, chainstep,
 });
 
 export function getWorkload(name: string): Workload {

@@ -1,0 +1,222 @@
+// Function chains (SPRIGHT-style): a chain of N `chainstep` stages (each adds 1 to every byte, so the
+// output after N stages is input + N, checked before any time counts) run four ways:
+//   wasm+gateway      (a) the client calls stage 1 through the gateway, takes its output, calls
+//                         stage 2, ... : N round trips client -> gateway -> wasm executor -> back
+//                         (the simplest honest choice: the gateway does not forward by itself);
+//   wasm+sockmap      (b) one chain node process per stage (harness/chains/node-main.ts), direct TCP
+//                         hops node -> node, all sockets in a cgroup with the sockmap programs
+//                         (every message an sk_msg redirect); the payload travels in each message;
+//   wasm+sockmap+shm  (c) the same nodes, the payload written once to /dev/shm, only 16-byte
+//                         descriptors redirected between the nodes (SPRIGHT's design);
+//   container+gateway the baseline: the same chain through the gateway with warm runc containers.
+// Rows: e2e (µs), hop (µs, params hop=i: (a) the i-th round trip; (b)/(c) from the previous
+// sender's send to stage i's send, hop=N+1 the way back to the client), cpu_per_request (µs of CPU
+// of the platform's processes — gateway + executors + containers, or the chain nodes — per chain
+// request, from /proc/<pid>/task/*/sched; the measuring client is not counted).
+// Cells (way, length, payload) are visited in blocked interleaving as in harness/experiment/latency.ts.
+import type { Experiment, FigureData } from '../experiment/context.js';
+import { FatalMeasurementError } from '../experiment/context.js';
+import { withAffinity } from '../experiment/affinity.js';
+import type { GatewayHandle } from '../experiment/gateway-process.js';
+import { progress } from '../measure/progress.js';
+import { shuffle } from '../measure/random.js';
+import { median } from '../measure/stats.js';
+import type { ProtocolClient } from '../platform/client.js';
+import { descendantPids } from '../platform/proc-memory.js';
+import type { RawRow } from '../results/schema.js';
+import { cgroup2Available, platformCgroup, startupCleanup, type Cgroup } from '../bpf/cgroup.js';
+import { attachSockmap, sockmapCapability, type SockmapHandle } from '../bpf/sockmap.js';
+import { processCpuNs, startChain, type Chain } from '../chains/chain.js';
+import { chainExpected, chainPayload } from '../functions/workloads/chainstep.js';
+import { drawFigures } from '../figures/draw.js';
+import { chainsFigures } from '../figures/chains.js';
+
+export const WAYS = ['wasm+gateway', 'wasm+sockmap', 'wasm+sockmap+shm', 'container+gateway'] as const;
+export type Way = (typeof WAYS)[number];
+const FN = 'chainstep';
+const MODE = 'warm';
+const JIT_WARMUP_CALLS = 500;
+
+function list(spec: string | undefined, dflt: number[], what: string): number[] {
+  if (!spec) return dflt;
+  const xs = spec.split(',').map(Number);
+  if (xs.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`--${what} wants positive integers, got "${spec}"`);
+  return xs;
+}
+
+interface Result {
+  output: Uint8Array;
+  e2eNs: number;
+  hopNs: number[];
+}
+
+export const chains: Experiment = {
+  name: 'chains',
+  summary: 'function chains of N chainstep stages: through the gateway, direct over sockmap, SPRIGHT-style descriptors over sockmap with the payload in /dev/shm, and containers; e2e and per-hop latency, CPU per request',
+  notebook: 'chains.ipynb',
+  flags: {
+    lengths: { type: 'string', help: 'chains: chain lengths (default 1,2,4,8; quick 1,2,4,8)' },
+    payloads: { type: 'string', help: 'chains: payload sizes in bytes (default 64,4096,65536,1048576; quick 64,65536)' },
+  },
+  async run(ctx) {
+    const { args } = ctx;
+    const lengths = list(args.extra.lengths as string | undefined, [1, 2, 4, 8], 'lengths');
+    const payloads = list(args.extra.payloads as string | undefined, args.quick ? [64, 65536] : [64, 4096, 65536, 1048576], 'payloads');
+    if (Math.max(...lengths) > 16) throw new Error('--lengths: at most 16 stages');
+    const reps = ctx.reps(20, 200);
+    const warmup = ctx.warmup(2, 10);
+    const cpus = ctx.gatewayCpus();
+    const clientCpus = ctx.clientCpus();
+    const maxLen = Math.max(...lengths);
+    for (const line of startupCleanup()) ctx.notes.push(`chains: start-up cleanup: ${line}`);
+
+    // which ways can run here
+    const ways: Way[] = [];
+    const skip = (w: Way, reason: string) => {
+      ctx.skip(w, FN, MODE, reason);
+      process.stderr.write(`skipping ${w}: ${reason}\n`);
+    };
+    if (ctx.variants.active.has('wasm')) ways.push('wasm+gateway');
+    else skip('wasm+gateway', 'variant wasm is not active (--variants or unavailable)');
+    const sm = sockmapCapability();
+    const cgOk = cgroup2Available();
+    for (const w of ['wasm+sockmap', 'wasm+sockmap+shm'] as const) {
+      if (!sm.ok) skip(w, `needs eBPF (sockmap): ${sm.reason}`);
+      else if (!cgOk.ok) skip(w, `needs a cgroup of its own: ${cgOk.reason}`);
+      else ways.push(w);
+    }
+    if (ctx.variants.active.has('container')) ways.push('container+gateway');
+    else skip('container+gateway', ctx.variants.unavailable.find((u) => u.variant === 'container')?.reason ?? 'variant container is not active (--variants)');
+    if (!ways.length) return;
+
+    let gw: GatewayHandle | null = null;
+    let client: ProtocolClient | null = null;
+    let cgroup: Cgroup | null = null;
+    let sockmap: SockmapHandle | null = null;
+    let chain: Chain | null = null;
+    try {
+      if (ways.some((w) => w.endsWith('+gateway'))) {
+        gw = await ctx.gateway({ cpus });
+        client = await gw.connect();
+      }
+      if (ways.some((w) => w.startsWith('wasm+sockmap'))) {
+        cgroup = platformCgroup('chains');
+        sockmap = attachSockmap(cgroup);
+        chain = await startChain({ nodes: maxLen, cgroupPath: cgroup.path, cpus, timeoutMs: args.timeoutMs });
+        ctx.notes.push(`chains: ${maxLen} chain nodes in ${cgroup.path} with ${sockmap.attachments.join('; ')}; shared payload file ${chain.shmPath}`);
+      }
+      ctx.notes.push(`chains: gateway, executors and chain nodes pinned to ${cpus ?? 'any'}, client to ${clientCpus ?? 'any'}; CPU per request = Σ se.sum_exec_runtime of the platform's processes (not the client) over a block / requests in the block`);
+      const fn = ctx.catalog.get(FN);
+      const serverPids = (w: Way): number[] => (w.endsWith('+gateway') ? [gw!.pid, ...descendantPids(gw!.pid)] : chain!.pids);
+
+      const callWay = async (w: Way, input: Uint8Array, n: number): Promise<Result> => {
+        if (w === 'wasm+sockmap' || w === 'wasm+sockmap+shm') {
+          const r = await chain!.call(w === 'wasm+sockmap' ? 'copy' : 'desc', input, n);
+          return { output: r.output, e2eNs: r.e2eNs, hopNs: r.hopNs };
+        }
+        const variant = w === 'wasm+gateway' ? 'wasm' : 'container';
+        const hopNs: number[] = [];
+        let x = input;
+        const t0 = process.hrtime.bigint();
+        for (let i = 0; i < n; i++) {
+          const a = process.hrtime.bigint();
+          const r = await client!.invoke({ variant, fn: fn.name, mode: MODE, input: x, timeoutMs: args.timeoutMs });
+          if (r.status !== 'ok') throw new Error(`stage ${i + 1} of ${n} on ${variant}: ${r.status}: ${Buffer.from(r.output).toString('utf8')}`);
+          hopNs.push(Number(process.hrtime.bigint() - a));
+          x = r.output;
+        }
+        return { output: x, e2eNs: Number(process.hrtime.bigint() - t0), hopNs };
+      };
+
+      await withAffinity(clientCpus, async () => {
+        // JIT warm-up: unrecorded calls per way
+        const small = chainPayload(64, args.seed);
+        const live = new Set<Way>(ways);
+        for (const w of ways) {
+          try {
+            for (let i = 0; i < JIT_WARMUP_CALLS && !ctx.interrupted; i++) await callWay(w, small, 1);
+          } catch (e) {
+            live.delete(w);
+            ctx.fail({ variant: w, function: FN, mode: MODE, path: 'chain', reason: (e as Error).message });
+          }
+        }
+        ctx.notes.push(`chains: ${JIT_WARMUP_CALLS} unrecorded warm-up calls per way`);
+        const cells = ways.flatMap((w) => lengths.flatMap((n) => payloads.map((size) => ({ w, n, size, input: chainPayload(size, args.seed), done: 0 }))));
+        const block = ctx.blockSize();
+        const rounds = Math.ceil((warmup + reps) / block);
+        const bar = progress({ label: 'chains', total: rounds * cells.length });
+        for (let round = 0; round < rounds; round++) {
+          for (const c of shuffle(cells, ctx.rng)) {
+            if (ctx.interrupted) return;
+            if (!live.has(c.w)) continue;
+            const params = `length=${c.n};payload=${c.size};cpus=${cpus ?? 'any'};client_cpus=${clientCpus ?? 'any'}`;
+            const base = { variant: c.w, function: FN, mode: MODE, path: 'chain', params };
+            const batch: Omit<RawRow, 'experiment'>[] = [];
+            try {
+              const pids = serverPids(c.w);
+              const cpu0 = processCpuNs(pids);
+              let calls = 0;
+              for (let k = 0; k <= block && c.done < warmup + reps; k++) {
+                const r = await callWay(c.w, c.input, c.n);
+                calls++;
+                const want = chainExpected(c.input, c.n);
+                if (!Buffer.from(r.output).equals(Buffer.from(want))) {
+                  throw new FatalMeasurementError(`wrong output from ${c.w} (length ${c.n}, ${c.size} B): not input + ${c.n}`);
+                }
+                if (k === 0) continue; // the block's absorbing call
+                if (c.done >= warmup) {
+                  const it = c.done - warmup;
+                  batch.push({ ...base, metric: 'e2e', iteration: it, value: r.e2eNs / 1000, unit: 'us' });
+                  r.hopNs.forEach((ns, i) => batch.push({ ...base, params: `${params};hop=${i + 1}`, metric: 'hop', iteration: it, value: ns / 1000, unit: 'us' }));
+                }
+                c.done++;
+              }
+              const cpuNs = processCpuNs(pids) - cpu0;
+              batch.push({ ...base, metric: 'cpu_per_request', iteration: round, value: cpuNs / calls / 1000, unit: 'us' });
+            } catch (e) {
+              if (e instanceof FatalMeasurementError) throw e;
+              if (ctx.interrupted) return;
+              live.delete(c.w);
+              ctx.fail({ variant: c.w, function: FN, mode: MODE, path: 'chain', params, reason: (e as Error).message });
+            }
+            ctx.record(batch);
+            bar.tick();
+          }
+        }
+        bar.done();
+      });
+      if (sockmap) {
+        const s = sockmap.stats();
+        ctx.notes.push(`chains: sk_msg over the run: ${s.skMsgRunCount} runs, ${s.redirected} redirected, ${s.bytes} bytes; the chain wrote ${chain!.sent.msgs} messages, ${chain!.sent.bytes} bytes`);
+      }
+    } finally {
+      await chain?.stop();
+      sockmap?.detach();
+      cgroup?.detach();
+      await gw?.stop();
+    }
+  },
+  async figures(data: FigureData, dir: string) {
+    return drawFigures(chainsFigures(data.summary), dir);
+  },
+  report(data) {
+    const lines: string[] = [];
+    const e2e = data.raw.filter((r) => r.metric === 'e2e');
+    const cpu = data.raw.filter((r) => r.metric === 'cpu_per_request');
+    const num = (p: string, k: string) => Number(new RegExp(`(?:^|;)${k}=(\\d+)`).exec(p)?.[1]);
+    const sizes = [...new Set(e2e.map((r) => num(r.params, 'payload')))].sort((a, b) => a - b);
+    const lens = [...new Set(e2e.map((r) => num(r.params, 'length')))].sort((a, b) => a - b);
+    for (const size of sizes) {
+      for (const w of WAYS) {
+        const cells = lens.map((n) => {
+          const m = median(e2e.filter((r) => r.variant === w && num(r.params, 'payload') === size && num(r.params, 'length') === n).map((r) => r.value));
+          const c = median(cpu.filter((r) => r.variant === w && num(r.params, 'payload') === size && num(r.params, 'length') === n).map((r) => r.value));
+          return Number.isFinite(m) ? `N=${n} ${m.toFixed(0)} us (cpu ${c.toFixed(0)})` : '';
+        }).filter(Boolean);
+        if (cells.length) lines.push(`chains ${String(size).padStart(7)} B ${w.padEnd(18)} ${cells.join(', ')}`);
+      }
+    }
+    for (const s of data.skips) lines.push(`skipped ${s.variant}: ${s.reason}`);
+    return lines.length ? lines : ['chains: nothing measured'];
+  },
+};
