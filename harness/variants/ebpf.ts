@@ -53,6 +53,8 @@ export const NOT_EXPRESSIBLE: Readonly<Record<string, string>> = Object.freeze({
   trap: 'not expressible: BPF has no trap instruction; a BPF program cannot fault, the verifier rejects any instruction that could',
   memhog: 'not expressible: BPF programs cannot allocate; their memory is the fixed set of maps created at load time',
   crash: 'not expressible: the verifier rejects any dereference of a possibly-NULL pointer, so the program would never load',
+  chainstep:
+    'not built as eBPF: one stage (+1 on every byte) is a bounded loop the verifier would take, but chain payloads go up to 1 MiB, far over the 3072-byte input limit of an XDP program under BPF_PROG_RUN; the chains experiment runs its stages in WASM and containers',
 });
 
 type Formatter = (frame: Buffer, hist: () => Buffer) => string;
