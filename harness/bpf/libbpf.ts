@@ -28,4 +28,5 @@ export { type TestRunInput, type TestRunResult, TestRunner, progTestRun } from '
 export { type LinkHandle, progAttach, linkCreate } from './libbpf/attach.js';
 export { BpfProgram, BpfMap } from './libbpf/program-map.js';
 export { RingBuffer } from './libbpf/ringbuf.js';
+export { type ProgInfo, progInfo, enableRunTimeStats } from './libbpf/prog-info.js';
 export { type OpenOptions, BpfObject } from './libbpf/object.js';

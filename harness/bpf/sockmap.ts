@@ -13,15 +13,10 @@
 // `kernel.bpf_stats_enabled=1` (the same static key, reference counted): they stay on while the
 // handle is attached and go back to what they were when its fd closes — also when this process
 // dies — without writing the sysctl, so concurrent runs cannot switch each other's statistics off.
-//
-// Two libbpf calls that harness/bpf/libbpf.ts does not bind are bound here with koffi (libbpf.ts
-// does not export its library handle; dlopen hands back the same loaded libbpf.so.1):
-//   bpf_obj_get_info_by_fd (run_cnt, run_time_ns of a program) and bpf_enable_stats.
 import fs from 'node:fs';
 import path from 'node:path';
-import koffi from 'koffi';
 import { repoRoot } from '../paths.js';
-import { BPF_ATTACH, BpfObject, LIBBPF_SONAME, LibbpfError, bpfCapability, linkCreate, progAttach, type AttachHandle, type BpfCapability, type BpfMap, type BpfProgram } from './libbpf.js';
+import { BPF_ATTACH, BpfObject, bpfCapability, enableRunTimeStats, linkCreate, progAttach, progInfo, type AttachHandle, type BpfCapability, type BpfMap, type BpfProgram } from './libbpf.js';
 
 export const SOCKMAP_OBJECT = path.join(repoRoot, 'bpf', 'build', 'sockmap.bpf.o');
 export const PROG_SOCKOPS = 'fxh_sockops';
@@ -29,45 +24,6 @@ export const PROG_SKMSG = 'fxh_skmsg';
 export const MAP_SOCKHASH = 'fxh_sockhash';
 export const MAP_STATS = 'fxh_skstat';
 export const STATS_SYSCTL = '/proc/sys/kernel/bpf_stats_enabled';
-
-// struct bpf_prog_info (linux/bpf.h), offsets checked with offsetof() on this kernel's headers
-const PROG_INFO_SIZE = 232;
-const OFF_ID = 4;
-const OFF_RUN_TIME_NS = 192;
-const OFF_RUN_CNT = 200;
-const BPF_STATS_RUN_TIME = 0;
-
-interface Extra {
-  bpf_obj_get_info_by_fd(fd: number, info: Buffer, len: Buffer): number;
-  bpf_enable_stats(type: number): number;
-}
-let extra: Extra | null = null;
-function X(): Extra {
-  if (!extra) {
-    const l = koffi.load(LIBBPF_SONAME);
-    extra = {
-      bpf_obj_get_info_by_fd: l.func('int bpf_obj_get_info_by_fd(int bpf_fd, void *info, void *info_len)'),
-      bpf_enable_stats: l.func('int bpf_enable_stats(int type)'),
-    } as unknown as Extra;
-  }
-  return extra;
-}
-
-export interface ProgInfo {
-  id: number;
-  runCount: number;
-  runTimeNs: number;
-}
-
-/** bpf_obj_get_info_by_fd on a program fd: its id, run_cnt and run_time_ns. */
-export function progInfo(progFd: number): ProgInfo {
-  const info = Buffer.alloc(PROG_INFO_SIZE);
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(PROG_INFO_SIZE);
-  const rc = X().bpf_obj_get_info_by_fd(progFd, info, len);
-  if (rc < 0) throw new LibbpfError(`bpf_obj_get_info_by_fd ${progFd}`, -rc);
-  return { id: info.readUInt32LE(OFF_ID), runCount: Number(info.readBigUInt64LE(OFF_RUN_CNT)), runTimeNs: Number(info.readBigUInt64LE(OFF_RUN_TIME_NS)) };
-}
 
 /** The sysctl's value (0/1), or null when it cannot be read. Note: BPF_ENABLE_STATS does not change what it reads. */
 export function readStatsSysctl(): number | null {
@@ -147,9 +103,7 @@ export function attachSockmap(cgroup: { fd: number; path: string } | string, opt
     }
   };
   try {
-    const rc = X().bpf_enable_stats(BPF_STATS_RUN_TIME);
-    if (rc < 0) throw new LibbpfError('bpf_enable_stats(BPF_STATS_RUN_TIME)', -rc);
-    statsFd = rc;
+    statsFd = enableRunTimeStats();
     obj = BpfObject.open(opts.object ?? SOCKMAP_OBJECT).load();
     const sockops: BpfProgram = obj.program(PROG_SOCKOPS);
     const skmsg: BpfProgram = obj.program(PROG_SKMSG);

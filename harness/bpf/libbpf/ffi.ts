@@ -44,6 +44,8 @@ interface Lib {
   bpf_prog_detach2(prog: number, target: number, type: number): number;
   bpf_link_create(prog: number, target: number, type: number, opts: null): number;
   bpf_prog_test_run_opts(fd: number, opts: unknown): number;
+  bpf_obj_get_info_by_fd(fd: number, info: Buffer, len: Buffer): number;
+  bpf_enable_stats(type: number): number;
   libbpf_probe_bpf_prog_type(type: number, opts: null): number;
   libbpf_num_possible_cpus(): number;
   libbpf_set_print(fn: unknown): unknown;
@@ -114,6 +116,8 @@ function declare(libbpf: ReturnType<typeof koffi.load>, libc: ReturnType<typeof 
     bpf_prog_detach2: f('int bpf_prog_detach2(int prog_fd, int target_fd, int type)'),
     bpf_link_create: f('int bpf_link_create(int prog_fd, int target_fd, int type, void *opts)'),
     bpf_prog_test_run_opts: f('int bpf_prog_test_run_opts(int fd, void *opts)'),
+    bpf_obj_get_info_by_fd: f('int bpf_obj_get_info_by_fd(int bpf_fd, void *info, void *info_len)'),
+    bpf_enable_stats: f('int bpf_enable_stats(int type)'),
     libbpf_probe_bpf_prog_type: f('int libbpf_probe_bpf_prog_type(int type, void *opts)'),
     libbpf_num_possible_cpus: f('int libbpf_num_possible_cpus(void)'),
     libbpf_set_print: f('void *libbpf_set_print(fxh_libbpf_print_fn *fn)'),
