@@ -18,7 +18,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
+import { nodeCommand, waitForReady } from '../platform/child-ready.js';
 import type { ChildProcess } from 'node:child_process';
 import { gatewayMain } from '../paths.js';
 import { ProtocolClient } from '../platform/client.js';
@@ -121,19 +121,10 @@ export async function startArm(kind: ArmKind, opts: ArmOptions = {}): Promise<Ar
     const args = [gatewayMain, '--binary', 'tcp:127.0.0.1:0', '--memory-mib', String(opts.memoryLimitMiB ?? 256)];
     const env: NodeJS.ProcessEnv = { ...process.env, [PLATFORM_CGROUP_ENV]: cgroup.path };
     delete env[PLACER_ENV];
-    child = opts.cpus
-      ? spawnInCgroup(cgroup.path, 'taskset', ['-c', opts.cpus, process.execPath, ...args], { stdio: ['pipe', 'pipe', 'inherit'], env })
-      : spawnInCgroup(cgroup.path, process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'], env });
+    const { cmd, argv } = nodeCommand(args, opts.cpus);
+    child = spawnInCgroup(cgroup.path, cmd, argv, { stdio: ['pipe', 'pipe', 'inherit'], env });
     const c = child;
-    const ready = await new Promise<{ binary: string }>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`${kind} gateway did not start within 20 s`)), 20_000);
-      c.once('exit', (code, sig) => reject(new Error(`${kind} gateway exited (${sig ?? code}) before it was ready`)));
-      readline.createInterface({ input: c.stdout! }).once('line', (line) => {
-        clearTimeout(t);
-        if (line.startsWith('READY ')) resolve(JSON.parse(line.slice(6)) as { binary: string });
-        else reject(new Error(`${kind} gateway said "${line}" instead of READY`));
-      });
-    });
+    const ready = await waitForReady<{ binary: string }>(c, `${kind} gateway`);
     return {
       kind,
       variant: ARM_VARIANT[kind],

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
+import { nodeCommand, waitForReady } from '../platform/child-ready.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { buildDir } from '../paths.js';
 import { connect } from '../platform/transport.js';
@@ -126,21 +126,12 @@ export async function startChain(opts: ChainOptions): Promise<Chain> {
     for (let stage = opts.nodes; stage >= 1; stage--) {
       const args = [chainNodeMain, '--stage', String(stage), '--next', nextEndpoint, '--sink', sinkEndpoint, '--shm', shmPath, '--work-dir', path.join(dir, `node-${stage}`),
         '--memory-mib', String(opts.memoryLimitMiB ?? 256), '--timeout-ms', String(opts.timeoutMs ?? 10_000)];
-      const cmd = opts.cpus ? 'taskset' : process.execPath;
-      const argv = opts.cpus ? ['-c', opts.cpus, process.execPath, ...args] : args;
+      const { cmd, argv } = nodeCommand(args, opts.cpus);
       const child = opts.cgroupPath
         ? spawnInCgroup(opts.cgroupPath, cmd, argv, { stdio: ['pipe', 'pipe', 'inherit'] })
         : spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'inherit'] });
       children.push(child);
-      const ready = await new Promise<{ endpoint: string; pid: number }>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`chain node ${stage} did not start within 20 s`)), 20_000);
-        child.once('exit', (c, s) => reject(new Error(`chain node ${stage} exited (${s ?? c}) before it was ready`)));
-        readline.createInterface({ input: child.stdout! }).once('line', (line) => {
-          clearTimeout(t);
-          if (line.startsWith('READY ')) resolve(JSON.parse(line.slice(6)));
-          else reject(new Error(`chain node ${stage} said "${line}" instead of READY`));
-        });
-      });
+      const ready = await waitForReady<{ endpoint: string; pid: number }>(child, `chain node ${stage}`);
       nextEndpoint = ready.endpoint;
     }
     head = await inCg(() => connect(nextEndpoint));

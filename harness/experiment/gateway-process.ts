@@ -3,9 +3,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { gatewayMain } from '../paths.js';
 import { ProtocolClient } from '../platform/client.js';
+import { nodeCommand, waitForReady } from '../platform/child-ready.js';
 
 export interface GatewayHandle {
   binary: string;
@@ -27,20 +27,11 @@ export async function startGateway(opts: GatewayLaunch): Promise<GatewayHandle> 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fxh-gateway-'));
   const args = [gatewayMain, '--binary', `unix:${path.join(dir, 'gateway.sock')}`, '--memory-mib', String(opts.memoryLimitMiB)];
   if (opts.http) args.push('--http', '127.0.0.1:0');
-  const child: ChildProcess = opts.cpus
-    ? spawn('taskset', ['-c', opts.cpus, process.execPath, ...args], { stdio: ['pipe', 'pipe', 'inherit'] })
-    : spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const { cmd, argv } = nodeCommand(args, opts.cpus);
+  const child: ChildProcess = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'inherit'] });
   // however it ends, its socket folder goes with it
   child.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-  const ready = await new Promise<{ binary: string; http: string | null }>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('gateway did not start within 20 s')), 20_000);
-    child.once('exit', (c, s) => reject(new Error(`gateway exited (${s ?? c}) before it was ready`)));
-    readline.createInterface({ input: child.stdout! }).once('line', (line) => {
-      clearTimeout(t);
-      if (line.startsWith('READY ')) resolve(JSON.parse(line.slice(6)));
-      else reject(new Error(`gateway said "${line}" instead of READY`));
-    });
-  });
+  const ready = await waitForReady<{ binary: string; http: string | null }>(child, 'gateway');
   const clients: ProtocolClient[] = [];
   let stopped: Promise<void> | null = null;
   return {
