@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FrameReader, MAX_FRAME_BYTES, ProtocolError, decodeFrame, encodeInvoke, encodeResponse } from '../harness/platform/protocol.js';
+import { FrameReader, MAX_FRAME_BYTES, ProtocolError, decodeFrame, encodeInvoke, encodePing, encodeResponse, encodeSplice } from '../harness/platform/protocol.js';
 
 test('an invoke frame round-trips, split at every byte boundary', () => {
   const payload = Buffer.from('hello, function');
@@ -28,7 +28,16 @@ test('several frames in one chunk come out in order', () => {
 
 test('an empty payload is allowed', () => {
   const f = decodeFrame(new FrameReader().push(encodeInvoke({ id: 7, mode: 'warm', variant: 'native', fn: 'noop', timeoutMs: 1, payload: new Uint8Array(0) }))[0]!);
-  assert.equal(f.payload.length, 0);
+  assert.equal(f.type === 'invoke' && f.payload.length, 0);
+});
+
+test('splice and ping frames round-trip; a truncated splice frame is refused', () => {
+  const [s, p] = new FrameReader().push(Buffer.concat([encodeSplice({ id: 9, timeoutMs: 2500, variant: 'wasm+sockmap' }), encodePing(10)])).map(decodeFrame);
+  assert.deepEqual(s, { type: 'splice', id: 9, timeoutMs: 2500, variant: 'wasm+sockmap' });
+  assert.deepEqual(p, { type: 'ping', id: 10 });
+  const body = encodeSplice({ id: 1, timeoutMs: 1, variant: 'wasm' }).subarray(4);
+  assert.throws(() => decodeFrame(body.subarray(0, body.length - 1)), /truncated splice/);
+  assert.throws(() => decodeFrame(body.subarray(0, 8)), /truncated splice/);
 });
 
 test('corrupt input is refused with a clear error', () => {

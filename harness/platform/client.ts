@@ -1,7 +1,7 @@
 // A protocol client: many invocations in flight on one connection, matched by id.
 import type net from 'node:net';
 import { connect } from './transport.js';
-import { encodeInvoke, onFrames, type ResponseFrame, type Status } from './protocol.js';
+import { encodeInvoke, encodePing, encodeSplice, onFrames, type ResponseFrame, type Status } from './protocol.js';
 import type { Mode } from './variant.js';
 
 export interface InvokeCall {
@@ -19,10 +19,15 @@ export interface InvokeReply {
   serverNs: number;
 }
 
+/** how long past its timeout a call on a spliced connection may take before the client gives up */
+export const SPLICED_GRACE_MS = 200;
+
 export class ProtocolClient {
   private nextId = 1;
   private pending = new Map<number, { resolve: (r: ResponseFrame) => void; reject: (e: Error) => void }>();
   private closedError: Error | null = null;
+  /** set once the gateway has joined this connection to an executor in the kernel */
+  private splicedTo: { variant: string; timeoutMs: number } | null = null;
 
   private constructor(private socket: net.Socket) {
     onFrames(socket, (frames) => {
@@ -53,14 +58,66 @@ export class ProtocolClient {
     return this.pending.size;
   }
 
-  invoke(call: InvokeCall): Promise<InvokeReply> {
+  private send(frame: (id: number) => Buffer): Promise<ResponseFrame> {
     if (this.closedError) return Promise.reject(this.closedError);
     const id = this.nextId++;
     if (this.nextId > 0xffffffff) this.nextId = 1;
     return new Promise<ResponseFrame>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.socket.write(encodeInvoke({ id, ...call, payload: call.input }));
-    }).then((r) => ({ status: r.status, output: r.payload, serverNs: r.serverNs }));
+      this.socket.write(frame(id));
+    });
+  }
+
+  invoke(call: InvokeCall): Promise<InvokeReply> {
+    if (this.splicedTo) return this.invokeSpliced(call, this.splicedTo);
+    return this.send((id) => encodeInvoke({ id, ...call, payload: call.input })).then((r) => ({ status: r.status, output: r.payload, serverNs: r.serverNs }));
+  }
+
+  /**
+   * Asks the gateway to join this connection to an executor of `variant` in the kernel (a Splicer:
+   * the sockmap fast path). Afterwards calls go to that executor without passing through the
+   * gateway process, so the gateway's watchdog cannot see them: this client stops a call that
+   * overruns its timeout (at most `timeoutMs`) itself, by closing the connection, and the gateway
+   * then checks the executor and replaces it if a function holds it. Rejects with the gateway's
+   * reason when it cannot splice (no splicer, unknown variant, executor not on TCP).
+   */
+  async splice(variant: string, timeoutMs: number): Promise<void> {
+    if (this.splicedTo) throw new Error(`this connection is already spliced to ${this.splicedTo.variant}`);
+    if (this.pending.size) throw new Error('splice before any call is in flight: answers relayed by the gateway and answers from the executor must not interleave');
+    const r = await this.send((id) => encodeSplice({ id, timeoutMs, variant }));
+    if (r.status !== 'ok') throw new Error(`gateway refused to splice to ${variant} (${r.status}): ${Buffer.from(r.payload).toString('utf8')}`);
+    this.splicedTo = { variant, timeoutMs };
+  }
+
+  get spliced(): boolean {
+    return this.splicedTo !== null;
+  }
+
+  private invokeSpliced(call: InvokeCall, to: { variant: string; timeoutMs: number }): Promise<InvokeReply> {
+    if (call.variant !== to.variant) return Promise.reject(new Error(`this connection is spliced to ${to.variant}, not ${call.variant}`));
+    if (call.timeoutMs > to.timeoutMs) return Promise.reject(new Error(`a call on this spliced connection may take at most ${to.timeoutMs} ms (asked ${call.timeoutMs})`));
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<InvokeReply>((resolve) => {
+      timer = setTimeout(() => {
+        this.close();
+        resolve({
+          status: 'timeout',
+          output: Buffer.from(`${call.fn} on ${call.variant} did not answer within ${call.timeoutMs} ms on a spliced connection; the client closed it, and the gateway replaces the executor if the function still holds it`),
+          serverNs: 0,
+        });
+      }, call.timeoutMs + SPLICED_GRACE_MS);
+    });
+    const answer = this.send((id) => encodeInvoke({ id, ...call, payload: call.input })).then((r) => ({ status: r.status, output: r.payload, serverNs: r.serverNs }));
+    return Promise.race([answer, deadline]).finally(() => clearTimeout(timer));
+  }
+
+  /** Resolves when the other end answers a ping; rejects after `timeoutMs` or when the connection fails. */
+  ping(timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      this.send((id) => encodePing(id)).then(() => undefined),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer to a ping within ${timeoutMs} ms`)), timeoutMs))),
+    ]).finally(() => clearTimeout(timer));
   }
 
   close(): void {

@@ -5,7 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { executorMain } from '../paths.js';
+import type net from 'node:net';
 import { ProtocolClient, type InvokeCall, type InvokeReply } from './client.js';
+import { connect } from './transport.js';
 import type { Capability } from './variant.js';
 
 export interface ExecutorSpec {
@@ -19,6 +21,7 @@ export interface ExecutorSpec {
 
 interface Running {
   child: ChildProcess;
+  endpoint: string;
   client: ProtocolClient;
   capability: Capability;
   enforcesTimeouts: boolean;
@@ -36,6 +39,10 @@ export class ExecutorProcess {
   private running: Promise<Running> | null = null;
   private generation = 0;
   restarts = 0;
+  /** timeout bounds of live spliced connections (a multiset: equal bounds are common) */
+  private readonly spliceBounds: number[] = [];
+  /** absolute deadlines of relayed calls in flight */
+  private readonly inFlight = new Set<{ until: number }>();
 
   constructor(private readonly spec: ExecutorSpec) {}
 
@@ -72,7 +79,7 @@ export class ExecutorProcess {
         const info = JSON.parse(line.slice(6)) as { endpoint: string; capability: Capability; enforcesTimeouts: boolean };
         try {
           const client = await ProtocolClient.connect(info.endpoint);
-          resolve({ child, client, capability: info.capability, enforcesTimeouts: info.enforcesTimeouts, stderrTail });
+          resolve({ child, endpoint: info.endpoint, client, capability: info.capability, enforcesTimeouts: info.enforcesTimeouts, stderrTail });
         } catch (e) {
           child.kill('SIGKILL');
           reject(e as Error);
@@ -114,10 +121,12 @@ export class ExecutorProcess {
       timer = setTimeout(() => {
         // The function is stuck inside the executor: replace the executor, fail this call.
         this.restarts++;
-        void this.kill(r);
+        void this.kill(r, !r.enforcesTimeouts);
         resolve({ status: 'timeout', output: Buffer.from(`${call.fn} on ${call.variant} did not finish within ${call.timeoutMs} ms; its executor was restarted`), serverNs: 0 });
       }, call.timeoutMs + grace);
     });
+    const flight = { until: Date.now() + call.timeoutMs + grace };
+    this.inFlight.add(flight);
     const answer = r.client.invoke(call).catch((e: Error): InvokeReply => ({
       status: 'executor-lost',
       output: Buffer.from(`executor for ${call.variant} was lost during the call: ${e.message}`),
@@ -127,16 +136,62 @@ export class ExecutorProcess {
       return await Promise.race([answer, watchdog]);
     } finally {
       clearTimeout(timer);
+      this.inFlight.delete(flight);
     }
   }
 
-  /** SIGTERM lets the executor tear its variant down (containers, processes); SIGKILL if it cannot. */
-  private async kill(r: Running): Promise<void> {
+  /** A connection of its own to the executor (started if need be), e.g. for the gateway to splice a client to it. */
+  async openConnection(): Promise<{ socket: net.Socket; endpoint: string }> {
+    const r = await this.ensure();
+    return { socket: await connect(r.endpoint), endpoint: r.endpoint };
+  }
+
+  /** Registers a spliced connection whose calls take at most `timeoutMs`; returns its removal. */
+  addSplice(timeoutMs: number): () => void {
+    this.spliceBounds.push(timeoutMs);
+    let live = true;
+    return () => {
+      if (!live) return;
+      live = false;
+      this.spliceBounds.splice(this.spliceBounds.indexOf(timeoutMs), 1);
+    };
+  }
+
+  /**
+   * Liveness check for calls the gateway did not see (spliced connections): pings the executor and
+   * replaces it when it does not answer in time — a function is holding its thread. "In time" is
+   * `deadlineMs`, or longer while another spliced connection or a relayed call may legitimately
+   * keep it busy. Resolves true when it answered (or was not running), false when it was replaced.
+   */
+  async probe(deadlineMs: number, graceMs: number): Promise<boolean> {
+    const p = this.running;
+    const r = p && (await p.catch(() => null));
+    if (!r) return true;
+    const now = Date.now();
+    const wait = Math.max(deadlineMs, ...this.spliceBounds.map((b) => b + graceMs), ...[...this.inFlight].map((f) => f.until - now));
+    try {
+      await r.client.ping(wait);
+      return true;
+    } catch {
+      if (r.child.exitCode !== null || r.child.signalCode !== null) return true;
+      this.restarts++;
+      await this.kill(r, true);
+      return false;
+    }
+  }
+
+  /**
+   * SIGTERM lets the executor tear its variant down (containers, processes); SIGKILL if it cannot.
+   * `held`: a function holds the executor's thread, so it could not run its SIGTERM handler (a
+   * JavaScript callback) anyway: SIGKILL at once. Only in-thread variants get there, and they own
+   * nothing outside the process.
+   */
+  private async kill(r: Running, held = false): Promise<void> {
     if (this.running && (await this.running.catch(() => null)) === r) this.running = null;
     r.client.close();
     if (r.child.exitCode !== null || r.child.signalCode !== null) return;
     const exited = new Promise<void>((res) => r.child.once('exit', () => res()));
-    r.child.kill('SIGTERM');
+    r.child.kill(held ? 'SIGKILL' : 'SIGTERM');
     const t = setTimeout(() => r.child.kill('SIGKILL'), STOP_GRACE_MS);
     await exited;
     clearTimeout(t);

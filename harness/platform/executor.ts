@@ -2,6 +2,8 @@
 import type net from 'node:net';
 import type { FunctionEntry } from '../functions/types.js';
 import { encodeResponse, errorResponse, onFrames, type InvokeFrame } from './protocol.js';
+
+const PONG = new Uint8Array(0);
 import { InvokeError, type Variant } from './variant.js';
 
 export interface FunctionLookup {
@@ -22,6 +24,11 @@ export class Executor {
       for (const frame of frames) {
         if (frame instanceof Error) {
           socket.write(errorResponse(0, 'bad-request', frame.message));
+          continue;
+        }
+        // a liveness probe of the gateway: answering proves no function holds the event loop
+        if (frame.type === 'ping') {
+          socket.write(encodeResponse({ id: frame.id, status: 'ok', serverNs: 0, payload: PONG }));
           continue;
         }
         if (frame.type !== 'invoke') continue;

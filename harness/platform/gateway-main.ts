@@ -1,4 +1,6 @@
-// Standalone gateway process: `node gateway-main.js [--binary ENDPOINT] [--http HOST:PORT] [--memory-mib N]`.
+// Standalone gateway process: `node gateway-main.js [--binary ENDPOINT] [--http HOST:PORT] [--memory-mib N] [--splice-map-fd FD]`.
+// --splice-map-fd: an inherited fd of the sockmap programs' fxh_splice map; the gateway then splices
+// binary clients that ask for it (harness/bpf/arm.ts starts it so).
 // Prints `READY {"binary":..., "http":...}` once listening; SIGTERM/SIGINT stop it and its executors.
 import { parseArgs } from 'node:util';
 import { Gateway } from './gateway.js';
@@ -9,8 +11,16 @@ const { values } = parseArgs({
     http: { type: 'string' },
     'memory-mib': { type: 'string', default: '256' },
     'timeout-ms': { type: 'string', default: '10000' },
+    'splice-map-fd': { type: 'string' },
   },
 });
+const spliceFd = values['splice-map-fd'] === undefined ? undefined : Number(values['splice-map-fd']);
+if (spliceFd !== undefined && !(Number.isInteger(spliceFd) && spliceFd > 2)) {
+  console.error(`--splice-map-fd wants an inherited file descriptor number > 2, got "${values['splice-map-fd']}"`);
+  process.exit(2);
+}
+// loaded only when asked: a gateway without splicing never loads libbpf
+const splicer = spliceFd === undefined ? undefined : (await import('../bpf/splice-map.js')).spliceMapSplicer(spliceFd);
 if (!values.binary && !values.http) {
   console.error('usage: gateway-main [--binary unix:/path|tcp:host:port] [--http host:port] [--memory-mib N] [--timeout-ms N]');
   process.exit(2);
@@ -20,6 +30,7 @@ const gw = await Gateway.start({
   http: values.http,
   memoryLimitMiB: Number(values['memory-mib']),
   defaultTimeoutMs: Number(values['timeout-ms']),
+  splicer,
 });
 let stopping = false;
 async function stop() {

@@ -1,5 +1,7 @@
 // The gateway: accepts invocations over HTTP and over the binary protocol, routes each to the
-// executor process of its variant, and answers with the executor's reply.
+// executor process of its variant, and answers with the executor's reply. Given a Splicer, it can
+// also hand a binary client's connection to an executor in the kernel (splice frames): it still
+// chooses the executor and cleans up, but no longer relays the bytes.
 import fs from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
@@ -7,6 +9,7 @@ import { loadVariantPlugins } from './registry.js';
 import type { VariantPlugin } from './variant.js';
 import { ExecutorProcess, makeRunDir } from './executor-process.js';
 import { encodeResponse, errorResponse, onFrames, type Status } from './protocol.js';
+import type { Splicer } from './splice.js';
 import { listen, type Listener } from './transport.js';
 import type { InvokeCall, InvokeReply } from './client.js';
 import { MODES, type Mode } from './variant.js';
@@ -19,7 +22,12 @@ export interface GatewayOptions {
   memoryLimitMiB?: number;
   /** default timeout for HTTP calls that give none */
   defaultTimeoutMs?: number;
+  /** joins client and executor connections in the kernel; without one, splice frames are refused */
+  splicer?: Splicer;
 }
+
+/** how long past a spliced connection's timeout bound the executor may take to answer a ping */
+const SPLICE_PROBE_GRACE_MS = 200;
 
 const HTTP_STATUS: Record<Status, number> = {
   ok: 200,
@@ -35,6 +43,8 @@ const HTTP_STATUS: Record<Status, number> = {
 export class Gateway {
   private readonly executors = new Map<string, ExecutorProcess>();
   private readonly listeners: Listener[] = [];
+  /** executor-side connections of live splices, closed with the gateway */
+  private readonly spliced = new Set<net.Socket>();
   private httpServer: http.Server | null = null;
   readonly runDir = makeRunDir();
   binaryEndpoint: string | null = null;
@@ -81,6 +91,10 @@ export class Gateway {
           socket.write(errorResponse(0, 'bad-request', f.message));
           continue;
         }
+        if (f.type === 'splice') {
+          void this.splice(socket, f.id, f.variant, f.timeoutMs);
+          continue;
+        }
         if (f.type !== 'invoke') continue;
         const id = f.id;
         // the payload is a view into the reader's buffer: copy before it goes to another socket
@@ -91,6 +105,57 @@ export class Gateway {
       }
     });
     socket.on('error', () => socket.destroy());
+  }
+
+  /**
+   * Joins `socket` (a binary client) to a dedicated connection to the executor of `variant` through
+   * the Splicer, then answers ok on `socket`. Either side closing undoes the join and closes the
+   * other; when the client goes, the executor is probed, since a call the gateway never saw may
+   * still hold it (the client stops overrunning calls by closing: ProtocolClient.splice).
+   */
+  private async splice(socket: net.Socket, id: number, variant: string, timeoutMs: number): Promise<void> {
+    const answer = (status: Status, message: string) => {
+      if (!socket.writable) return;
+      socket.write(status === 'ok' ? encodeResponse({ id, status, serverNs: 0, payload: Buffer.from(message) }) : errorResponse(id, status, message));
+    };
+    const splicer = this.opts.splicer;
+    if (!splicer) return answer('unavailable', 'this gateway does not splice connections: it was started without a splicer (the sockmap fast path gives it one, see harness/bpf/arm.ts)');
+    const e = this.executor(variant);
+    if (!e) return answer('bad-request', `unknown variant "${variant}"; valid variants: ${this.variantNames.join(', ')}`);
+    let conn: { socket: net.Socket; endpoint: string };
+    try {
+      conn = await e.openConnection();
+    } catch (err) {
+      return answer('unavailable', `variant ${variant}: ${(err as Error).message}`);
+    }
+    const upstream = conn.socket;
+    let undo: () => void;
+    try {
+      undo = splicer.join(socket, upstream);
+    } catch (err) {
+      upstream.destroy();
+      return answer('unavailable', `cannot splice to the ${variant} executor at ${conn.endpoint} with the ${splicer.describe}: ${(err as Error).message}`);
+    }
+    this.spliced.add(upstream);
+    const unregister = e.addSplice(timeoutMs);
+    let ended = false;
+    const end = (clientGone: boolean) => {
+      if (ended) return;
+      ended = true;
+      undo();
+      this.spliced.delete(upstream);
+      unregister();
+      upstream.destroy();
+      socket.destroy();
+      if (clientGone) void e.probe(timeoutMs + SPLICE_PROBE_GRACE_MS, SPLICE_PROBE_GRACE_MS);
+    };
+    // Bytes that still reach the gateway (a join whose target vanished falls back to the peer)
+    // are relayed: requests through route() above, answers here.
+    upstream.on('data', (d: Buffer) => socket.writable && socket.write(d));
+    upstream.on('error', () => upstream.destroy());
+    upstream.on('close', () => end(false));
+    socket.on('close', () => end(true));
+    answer('ok', `spliced to the ${variant} executor at ${conn.endpoint} by the ${splicer.describe}`);
   }
 
   private async startHttp(address: string): Promise<void> {
@@ -140,6 +205,7 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
+    for (const s of this.spliced) s.destroy();
     await Promise.allSettled(this.listeners.map((l) => l.close()));
     if (this.httpServer) {
       this.httpServer.closeAllConnections();

@@ -2,10 +2,16 @@
 // Every frame: u32le length of the rest, then u8 type.
 //   invoke:   u32 id, u8 mode, u8 len + variant, u8 len + function, u32 timeoutMs, payload
 //   response: u32 id, u8 status, f64 serverNs, payload (output, or a UTF-8 error message)
+//   splice:   u32 id, u32 timeoutMs, u8 len + variant   (client -> gateway: join this connection to
+//             an executor of the variant in the kernel; timeoutMs bounds every later call on it)
+//   ping:     u32 id                                     (gateway -> executor: answered with an ok
+//             response when the executor's event loop is free; a stuck executor does not answer)
 import { MODES, type Mode } from './variant.js';
 
 export const FRAME_INVOKE = 1;
 export const FRAME_RESPONSE = 2;
+export const FRAME_SPLICE = 3;
+export const FRAME_PING = 4;
 /** frames larger than this are refused: a corrupt length must not make us buffer gigabytes */
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
@@ -36,6 +42,12 @@ export interface ResponseFrame {
   status: Status;
   serverNs: number;
   payload: Uint8Array;
+}
+
+export interface SpliceFrame {
+  id: number;
+  timeoutMs: number;
+  variant: string;
 }
 
 export class ProtocolError extends Error {
@@ -75,11 +87,33 @@ export function encodeResponse(f: ResponseFrame): Buffer {
   return buf;
 }
 
+export function encodeSplice(f: SpliceFrame): Buffer {
+  const variant = Buffer.from(f.variant, 'utf8');
+  if (variant.length > 255) throw new ProtocolError('variant names must be at most 255 bytes');
+  const bodyLen = 1 + 4 + 4 + 1 + variant.length;
+  const buf = Buffer.allocUnsafe(4 + bodyLen);
+  let o = buf.writeUInt32LE(bodyLen, 0);
+  o = buf.writeUInt8(FRAME_SPLICE, o);
+  o = buf.writeUInt32LE(f.id >>> 0, o);
+  o = buf.writeUInt32LE(f.timeoutMs >>> 0, o);
+  o = buf.writeUInt8(variant.length, o);
+  variant.copy(buf, o);
+  return buf;
+}
+
+export function encodePing(id: number): Buffer {
+  const buf = Buffer.allocUnsafe(4 + 5);
+  buf.writeUInt32LE(5, 0);
+  buf.writeUInt8(FRAME_PING, 4);
+  buf.writeUInt32LE(id >>> 0, 5);
+  return buf;
+}
+
 export function errorResponse(id: number, status: Exclude<Status, 'ok'>, message: string): Buffer {
   return encodeResponse({ id, status, serverNs: 0, payload: Buffer.from(message, 'utf8') });
 }
 
-export type Frame = ({ type: 'invoke' } & InvokeFrame) | ({ type: 'response' } & ResponseFrame);
+export type Frame = ({ type: 'invoke' } & InvokeFrame) | ({ type: 'response' } & ResponseFrame) | ({ type: 'splice' } & SpliceFrame) | { type: 'ping'; id: number };
 
 export function decodeFrame(body: Buffer): Frame {
   if (body.length < 5) throw new ProtocolError(`frame of ${body.length} bytes is too short`);
@@ -106,6 +140,14 @@ export function decodeFrame(body: Buffer): Frame {
     if (!status) throw new ProtocolError(`frame ${id}: unknown status ${body.readUInt8(5)}`);
     return { type: 'response', id, status, serverNs: body.readDoubleLE(6), payload: body.subarray(14) };
   }
+  if (type === FRAME_SPLICE) {
+    if (body.length < 10) throw new ProtocolError(`frame ${id}: truncated splice frame`);
+    const timeoutMs = body.readUInt32LE(5);
+    const vl = body.readUInt8(9);
+    if (10 + vl > body.length) throw new ProtocolError(`frame ${id}: truncated splice frame`);
+    return { type: 'splice', id, timeoutMs, variant: body.toString('utf8', 10, 10 + vl) };
+  }
+  if (type === FRAME_PING) return { type: 'ping', id };
   throw new ProtocolError(`unknown frame type ${type}`);
 }
 
