@@ -9,9 +9,14 @@
  *   redirects the message to the ingress queue of the peer socket (the key with both ends
  *   swapped), so the bytes never pass through the TCP/IP stack. When the peer is not in the map
  *   (its end was established outside the cgroup), the message goes the normal way (SK_PASS).
+ * fxh_splice (hash, written by the gateway through harness/bpf/splice-map.ts): sender key -> key of
+ *   the socket that receives instead of the peer. The gateway joins a client's connection and a
+ *   dedicated executor connection this way (a proxy splice): the client's requests land in the
+ *   executor's socket and the answers in the client's, and the gateway process never wakes up for
+ *   them. A splice whose target is gone falls back to the peer (the gateway then relays).
  *
- * fxh_skstat counts per CPU: [0] runs, [1] redirected, [2] passed (no peer), [3] bytes, [4] sockets
- * inserted. The proof of the fast path is the kernel's own run_cnt of fxh_skmsg
+ * fxh_skstat counts per CPU: [0] runs, [1] redirected (to the peer or spliced), [2] passed (no
+ * peer), [3] bytes, [4] sockets inserted, [5] spliced (of [1]), [6] bytes spliced (of [3]). The proof of the fast path is the kernel's own run_cnt of fxh_skmsg
  * (kernel.bpf_stats_enabled); these counters say how many of those runs were redirects.
  *
  * Names start with fxh_ (leak checks look for it) and stay within 15 characters.
@@ -38,7 +43,14 @@ struct {
   __type(value, __u64);
 } fxh_sockhash SEC(".maps");
 
-enum { ST_RUNS, ST_REDIRECTED, ST_PASSED, ST_BYTES, ST_INSERTED, ST_N };
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct fxh_sock_key);
+  __type(value, struct fxh_sock_key);
+} fxh_splice SEC(".maps");
+
+enum { ST_RUNS, ST_REDIRECTED, ST_PASSED, ST_BYTES, ST_INSERTED, ST_SPLICED, ST_SPLICED_BYTES, ST_N };
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -85,6 +97,22 @@ int fxh_skmsg(struct sk_msg_md *msg) {
   if (msg->family != AF_INET) {
     bump(ST_PASSED, 1);
     return SK_PASS;
+  }
+  struct fxh_sock_key self = {
+    .sip = msg->local_ip4,
+    .dip = msg->remote_ip4,
+    .sport = msg->local_port,
+    .dport = remote_port_host(msg->remote_port),
+  };
+  struct fxh_sock_key *joined = bpf_map_lookup_elem(&fxh_splice, &self);
+  if (joined) {
+    struct fxh_sock_key to = *joined;
+    if (bpf_msg_redirect_hash(msg, &fxh_sockhash, &to, BPF_F_INGRESS) == SK_PASS) {
+      bump(ST_REDIRECTED, 1);
+      bump(ST_SPLICED, 1);
+      bump(ST_SPLICED_BYTES, msg->size);
+      return SK_PASS;
+    }
   }
   /* the peer's key: its local end is our remote end */
   struct fxh_sock_key peer = {

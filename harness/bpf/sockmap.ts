@@ -23,6 +23,7 @@ export const PROG_SOCKOPS = 'fxh_sockops';
 export const PROG_SKMSG = 'fxh_skmsg';
 export const MAP_SOCKHASH = 'fxh_sockhash';
 export const MAP_STATS = 'fxh_skstat';
+export const MAP_SPLICE = 'fxh_splice';
 export const STATS_SYSCTL = '/proc/sys/kernel/bpf_stats_enabled';
 
 /** The sysctl's value (0/1), or null when it cannot be read. Note: BPF_ENABLE_STATS does not change what it reads. */
@@ -41,12 +42,16 @@ export interface SockmapStats {
   sockOpsRunCount: number;
   /** sockets currently in the SOCKHASH */
   mapEntries: number;
-  /** fxh_skstat counters (the program's own): runs, redirected to the peer, passed (no peer), bytes, sockets inserted */
+  /** fxh_skstat counters (the program's own): runs, redirected (to the peer or spliced), passed (no peer), bytes, sockets inserted, spliced */
   runs: number;
   redirected: number;
   passed: number;
   bytes: number;
   inserted: number;
+  spliced: number;
+  splicedBytes: number;
+  /** pairs of sockets joined in fxh_splice (two entries each) */
+  spliceEntries: number;
   skMsgRunTimeNs: number;
 }
 
@@ -56,6 +61,8 @@ export interface SockmapHandle {
   /** how each program is attached */
   readonly attachments: string[];
   readonly detached: boolean;
+  /** fd of the fxh_splice map: handed to the gateway, which joins connections with it (splice-map.ts) */
+  readonly spliceMapFd: number;
   stats(): SockmapStats;
   detach(): void;
 }
@@ -109,6 +116,7 @@ export function attachSockmap(cgroup: { fd: number; path: string } | string, opt
     const skmsg: BpfProgram = obj.program(PROG_SKMSG);
     const hash: BpfMap = obj.map(MAP_SOCKHASH);
     const counters: BpfMap = obj.map(MAP_STATS);
+    const splice: BpfMap = obj.map(MAP_SPLICE);
     const attachments: string[] = [];
     // sk_msg first: a socket inserted by sock_ops must already find its verdict program
     try {
@@ -138,6 +146,7 @@ export function attachSockmap(cgroup: { fd: number; path: string } | string, opt
       cgroupPath: cg.path,
       progIds: ids,
       attachments,
+      spliceMapFd: splice.fd,
       get detached() {
         return detached;
       },
@@ -145,7 +154,7 @@ export function attachSockmap(cgroup: { fd: number; path: string } | string, opt
         if (detached || !obj) throw new Error('sockmap is detached');
         const sk = progInfo(skmsg.fd);
         const so = progInfo(sockops.fd);
-        const c = [0, 1, 2, 3, 4].map((i) => sum(counters.lookup(key(i))));
+        const c = [0, 1, 2, 3, 4, 5, 6].map((i) => sum(counters.lookup(key(i))));
         return {
           skMsgRunCount: sk.runCount - base.sk.runCount,
           sockOpsRunCount: so.runCount - base.so.runCount,
@@ -155,6 +164,9 @@ export function attachSockmap(cgroup: { fd: number; path: string } | string, opt
           passed: c[2]!,
           bytes: c[3]!,
           inserted: c[4]!,
+          spliced: c[5]!,
+          splicedBytes: c[6]!,
+          spliceEntries: splice.keys().length / 2,
           skMsgRunTimeNs: sk.runTimeNs - base.sk.runTimeNs,
         };
       },

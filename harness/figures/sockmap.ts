@@ -1,6 +1,8 @@
 // The sockmap experiment's figures: round-trip latency by payload size with and without the fast
-// path (one panel per path: the platform's gateway round trip, the bare kernel hop), and
-// throughput against concurrency (the shared throughput figures on the sockmap rows).
+// path (one panel per path: the platform's invocation round trip, the bare kernel hop), and
+// throughput against concurrency (the shared throughput figures on the sockmap rows). The spliced
+// series (path "splice": the gateway joined client and executor in the kernel) is drawn as a
+// series of its own in the invocation panel, beside the relayed one and the baseline.
 import * as Plot from '@observablehq/plot';
 import type { SummaryRow } from '../results/schema.js';
 import type { Figure } from './render.js';
@@ -10,7 +12,8 @@ import { latencyVsConcurrencyFigure, throughputFigure } from './throughput.js';
 
 // The two arms side by side need two clearly different colours (the shared palette derives hue
 // from the variant name and gave both wasm+* variants the same spare hue).
-const ARM_COLORS: Record<string, string> = { 'wasm+sockmap · warm': '#2fa35a', 'wasm+tcp · warm': '#8c8c8c' };
+export const SPLICED_LABEL = 'wasm+sockmap spliced';
+const ARM_COLORS: Record<string, string> = { 'wasm+sockmap · warm': '#2fa35a', [`${SPLICED_LABEL} · warm`]: '#1f6fb4', 'wasm+tcp · warm': '#8c8c8c' };
 function armColors(series: readonly string[]): { domain: string[]; range: string[] } {
   const base = seriesColors(series);
   return { domain: base.domain, range: base.domain.map((s, i) => ARM_COLORS[s] ?? base.range[i]!) };
@@ -20,10 +23,17 @@ function recolor(f: Figure): Figure {
   return { ...f, plot: { ...f.plot, color: armColors(domain) } };
 }
 
-const PATHS: Record<string, string> = { gateway: 'invocation round trip (client → gateway → executor → back)', hop: 'kernel hop alone (native TCP ping-pong)' };
+const INVOCATION = 'invocation round trip (client → platform → executor → back)';
+const PATHS: Record<string, string> = { gateway: INVOCATION, splice: INVOCATION, hop: 'kernel hop alone (native TCP ping-pong)' };
+
+/** The spliced rows as a series of their own (figures key series by variant · mode). */
+function splicedAsSeries(rows: readonly SummaryRow[]): SummaryRow[] {
+  return rows.map((r) => (r.path === 'splice' ? { ...r, variant: SPLICED_LABEL } : r));
+}
 
 /** Median round trip (95% CI) against payload size, log axes, a line per arm, a panel per path. */
-export function sockmapLatencyFigure(rows: readonly SummaryRow[]): Figure {
+export function sockmapLatencyFigure(all: readonly SummaryRow[]): Figure {
+  const rows = splicedAsSeries(all);
   const lat = okRows(rows, ['latency']).filter((r) => paramNumber(r.params, 'concurrency') === undefined && paramNumber(r.params, 'payload') !== undefined);
   const points = lat.map((r) => ({ ...scaleRow(r, microsPerUnit(r.unit)), series: seriesLabel(r), size: paramNumber(r.params, 'payload')!, panel: PATHS[r.path] ?? r.path }));
   points.sort((a, b) => a.size - b.size);
@@ -34,7 +44,7 @@ export function sockmapLatencyFigure(rows: readonly SummaryRow[]): Figure {
   return {
     name: 'sockmap-latency',
     title: 'Round trip with and without the sockmap fast path',
-    subtitle: 'Median with its 95% CI (bar) by payload size; wasm+sockmap: sock_ops + sk_msg redirect; wasm+tcp: the same cgroup setup and TCP path without programs.',
+    subtitle: 'Median with its 95% CI (bar) by payload size; wasm+sockmap: sock_ops + sk_msg redirect to the peer, the gateway relays; spliced: the gateway joined client and executor in the kernel; wasm+tcp: the same cgroups and TCP path without programs.',
     notes,
     legendLabel: 'variant · mode',
     plot: {
@@ -54,7 +64,7 @@ export function sockmapLatencyFigure(rows: readonly SummaryRow[]): Figure {
 }
 
 export function sockmapFigures(rows: readonly SummaryRow[]): Figure[] {
-  const load = rows.filter((r) => r.metric === '' || paramNumber(r.params, 'concurrency') !== undefined);
+  const load = splicedAsSeries(rows).filter((r) => r.metric === '' || paramNumber(r.params, 'concurrency') !== undefined);
   return [
     sockmapLatencyFigure(rows),
     recolor({ ...throughputFigure(load), name: 'sockmap-throughput', title: 'Throughput with and without the sockmap fast path (64 B)' }),
