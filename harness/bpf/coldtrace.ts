@@ -125,18 +125,10 @@ export interface Phase {
   pid?: number;
 }
 
-export interface CollectResult {
+/** The counts of the scope that ran the invocation, flat (the brief's shape), plus both scopes, phases and events. */
+export interface CollectResult extends Omit<Counts, 'exits'> {
   /** the scope that ran the invocation: "tree" when it forked processes, else "self" (in-process) */
   scope: Scope;
-  /** counts of that scope (the brief's flat shape) */
-  syscalls: Record<string, number>;
-  syscallsTotal: number;
-  pageFaults: number | null;
-  processes: number;
-  threads: number;
-  execs: number;
-  mounts: number | null;
-  bytesRead: number;
   /** both scopes */
   byScope: Record<Scope, Counts>;
   /** user marks and kernel events, in time order */
@@ -418,16 +410,10 @@ export class TraceSession {
     const c = counts[scope];
     const kernelPhases: Phase[] = events.map((e) => ({ name: eventPhaseName(e), tNs: e.tNs, source: 'kernel', pid: e.pid }));
     const phases = [...this.marks, ...kernelPhases].sort((a, b) => (a.tNs < b.tNs ? -1 : a.tNs > b.tNs ? 1 : 0));
+    const { exits: _exits, ...flat } = c;
     return {
+      ...flat,
       scope,
-      syscalls: c.syscalls,
-      syscallsTotal: c.syscallsTotal,
-      pageFaults: c.pageFaults,
-      processes: c.processes,
-      threads: c.threads,
-      execs: c.execs,
-      mounts: c.mounts,
-      bytesRead: c.bytesRead,
       byScope: counts,
       phases,
       events,
