@@ -11,7 +11,7 @@ import { ARM_VARIANT, PLACER_ENV, armCapability, startArm, type Arm } from '../h
 import { cgroupProcs, fxhCgroups } from '../harness/bpf/cgroup.js';
 import { loadCatalog } from '../harness/functions/catalog.js';
 import { verifyOutput } from '../harness/functions/verify.js';
-import type { ProtocolClient } from '../harness/platform/client.js';
+import { ProtocolClient } from '../harness/platform/client.js';
 
 const cap = armCapability('sockmap');
 const skip = cap.ok ? false : `eBPF unavailable here: ${cap.reason}`;
@@ -124,6 +124,19 @@ test('the executor dying closes the spliced client connection and undoes the joi
     /connection closed|EPIPE|ECONNRESET/,
   );
   assert.ok(await waitFor(() => arm!.sockmap!.stats().spliceEntries === 0), 'no join left');
+});
+
+test('a client whose socket was created outside the platform cgroup is refused: the kernel could not deliver to it', { skip }, async () => {
+  const outside = await ProtocolClient.connect(arm!.endpoint);
+  try {
+    await assert.rejects(outside.splice(VARIANT, 1000), /refused to splice .*the client's socket \(127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+\) is not in the platform's SOCKHASH/);
+    assert.equal(outside.spliced, false);
+    // and it is still served, relayed over plain TCP
+    assert.equal((await call(outside, 'noop', new Uint8Array(8))).status, 'ok');
+    assert.equal(arm!.sockmap!.stats().spliceEntries, 0);
+  } finally {
+    outside.close();
+  }
 });
 
 test('a gateway without a splicer (the tcp arm) refuses to splice and says why', { skip: skip || (armCapability('tcp').ok ? false : 'no cgroup') }, async () => {

@@ -15,7 +15,7 @@
 // for life to the cgroup of the process that created it, so the client<->gateway hop is carried as
 // well, and the client goes back to its own cgroup at once. Per invocation that is 4 messages on
 // the fast path: client->gateway, gateway->executor, executor->gateway, gateway->client.
-// The sockmap arm's gateway also inherits the fxh_splice map (fd 3) and splices clients that ask
+// The sockmap arm's gateway also inherits the fxh_splice map (fd 3) and the SOCKHASH (fd 4) and splices clients that ask
 // (connect({ splice })): then a call is 2 messages, client->executor and executor->client, both
 // redirected by sk_msg, and the gateway process is not on the path.
 import fs from 'node:fs';
@@ -123,11 +123,11 @@ export async function startArm(kind: ArmKind, opts: ArmOptions = {}): Promise<Ar
   try {
     if (kind === 'sockmap') sockmap = attachSockmap(cgroup);
     const args = [gatewayMain, '--binary', 'tcp:127.0.0.1:0', '--memory-mib', String(opts.memoryLimitMiB ?? 256)];
-    if (sockmap) args.push('--splice-map-fd', '3');
+    if (sockmap) args.push('--splice-map-fd', '3', '--sockhash-fd', '4');
     const env: NodeJS.ProcessEnv = { ...process.env, [PLATFORM_CGROUP_ENV]: cgroup.path };
     delete env[PLACER_ENV];
     const { cmd, argv } = nodeCommand(args, opts.cpus);
-    child = spawnInCgroup(cgroup.path, cmd, argv, { stdio: sockmap ? ['pipe', 'pipe', 'inherit', sockmap.spliceMapFd] : ['pipe', 'pipe', 'inherit'], env });
+    child = spawnInCgroup(cgroup.path, cmd, argv, { stdio: sockmap ? ['pipe', 'pipe', 'inherit', sockmap.spliceMapFd, sockmap.sockhashFd] : ['pipe', 'pipe', 'inherit'], env });
     const c = child;
     const ready = await waitForReady<{ binary: string }>(c, `${kind} gateway`);
     return {

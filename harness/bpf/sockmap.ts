@@ -61,8 +61,9 @@ export interface SockmapHandle {
   /** how each program is attached */
   readonly attachments: string[];
   readonly detached: boolean;
-  /** fd of the fxh_splice map: handed to the gateway, which joins connections with it (splice-map.ts) */
+  /** fds of the fxh_splice map and the SOCKHASH: handed to the gateway, which joins connections with them (splice-map.ts) */
   readonly spliceMapFd: number;
+  readonly sockhashFd: number;
   stats(): SockmapStats;
   detach(): void;
 }
@@ -147,6 +148,7 @@ export function attachSockmap(cgroup: { fd: number; path: string } | string, opt
       progIds: ids,
       attachments,
       spliceMapFd: splice.fd,
+      sockhashFd: hash.fd,
       get detached() {
         return detached;
       },

@@ -1,6 +1,8 @@
 // The sockmap Splicer (harness/platform/splice.ts): writes the two entries of a joined pair into
 // bpf/sockmap.bpf.c's fxh_splice map, whose fd the gateway inherited from the process that attached
-// the programs (harness/bpf/arm.ts passes it as fd 3).
+// the programs (harness/bpf/arm.ts passes it as fd 3, and the SOCKHASH as fd 4). A join is refused
+// when either peer socket is not in the SOCKHASH (created outside the platform's cgroup): the
+// kernel could not deliver to it, and the client would believe in a fast path it does not have.
 //
 // Keys are the sender's (local ip, remote ip, local port, remote port), IPs in network order, ports
 // in host order, as fxh_sockops writes them. The gateway holds the far ends of both connections,
@@ -27,13 +29,25 @@ export function peerKey(s: net.Socket): Buffer {
   return k;
 }
 
-export function spliceMapSplicer(mapFd: number): Splicer {
+function keyText(k: Buffer): string {
+  return `${[...k.subarray(0, 4)].join('.')}:${k.readUInt32LE(8)} -> ${[...k.subarray(4, 8)].join('.')}:${k.readUInt32LE(12)}`;
+}
+
+export function spliceMapSplicer(mapFd: number, sockhashFd: number): Splicer {
   const l = L();
+  const cookie = Buffer.alloc(8);
+  const inSockhash = (k: Buffer, who: string) => {
+    const rc = l.bpf_map_lookup_elem(sockhashFd, k, cookie);
+    if (rc === -os.constants.errno.ENOENT) throw new Error(`the ${who}'s socket (${keyText(k)}) is not in the platform's SOCKHASH: it was not created inside the platform's cgroup, so sk_msg cannot deliver to it`);
+    check('splice: sockhash lookup', rc);
+  };
   return {
     describe: `sockmap splice map (fd ${mapFd})`,
     join(client, executor) {
       const a = peerKey(client);
       const b = peerKey(executor);
+      inSockhash(a, 'client');
+      inSockhash(b, 'executor');
       check('splice: add client -> executor', l.bpf_map_update_elem(mapFd, a, b, 0n));
       const rc = l.bpf_map_update_elem(mapFd, b, a, 0n);
       if (rc < 0) {

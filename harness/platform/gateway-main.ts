@@ -1,6 +1,6 @@
-// Standalone gateway process: `node gateway-main.js [--binary ENDPOINT] [--http HOST:PORT] [--memory-mib N] [--splice-map-fd FD]`.
-// --splice-map-fd: an inherited fd of the sockmap programs' fxh_splice map; the gateway then splices
-// binary clients that ask for it (harness/bpf/arm.ts starts it so).
+// Standalone gateway process: `node gateway-main.js [--binary ENDPOINT] [--http HOST:PORT] [--memory-mib N] [--splice-map-fd FD --sockhash-fd FD]`.
+// --splice-map-fd/--sockhash-fd: inherited fds of the sockmap programs' fxh_splice and fxh_sockhash
+// maps; the gateway then splices binary clients that ask for it (harness/bpf/arm.ts starts it so).
 // Prints `READY {"binary":..., "http":...}` once listening; SIGTERM/SIGINT stop it and its executors.
 import { parseArgs } from 'node:util';
 import { Gateway } from './gateway.js';
@@ -12,15 +12,27 @@ const { values } = parseArgs({
     'memory-mib': { type: 'string', default: '256' },
     'timeout-ms': { type: 'string', default: '10000' },
     'splice-map-fd': { type: 'string' },
+    'sockhash-fd': { type: 'string' },
   },
 });
-const spliceFd = values['splice-map-fd'] === undefined ? undefined : Number(values['splice-map-fd']);
-if (spliceFd !== undefined && !(Number.isInteger(spliceFd) && spliceFd > 2)) {
-  console.error(`--splice-map-fd wants an inherited file descriptor number > 2, got "${values['splice-map-fd']}"`);
+function inheritedFd(flag: 'splice-map-fd' | 'sockhash-fd'): number | undefined {
+  const v = values[flag];
+  if (v === undefined) return undefined;
+  const fd = Number(v);
+  if (!(Number.isInteger(fd) && fd > 2)) {
+    console.error(`--${flag} wants an inherited file descriptor number > 2, got "${v}"`);
+    process.exit(2);
+  }
+  return fd;
+}
+const spliceFd = inheritedFd('splice-map-fd');
+const sockhashFd = inheritedFd('sockhash-fd');
+if ((spliceFd === undefined) !== (sockhashFd === undefined)) {
+  console.error('--splice-map-fd and --sockhash-fd go together');
   process.exit(2);
 }
 // loaded only when asked: a gateway without splicing never loads libbpf
-const splicer = spliceFd === undefined ? undefined : (await import('../bpf/splice-map.js')).spliceMapSplicer(spliceFd);
+const splicer = spliceFd === undefined ? undefined : (await import('../bpf/splice-map.js')).spliceMapSplicer(spliceFd, sockhashFd!);
 if (!values.binary && !values.http) {
   console.error('usage: gateway-main [--binary unix:/path|tcp:host:port] [--http host:port] [--memory-mib N] [--timeout-ms N]');
   process.exit(2);

@@ -132,9 +132,16 @@ export class Gateway {
     let undo: () => void;
     try {
       undo = splicer.join(socket, upstream);
-    } catch (err) {
-      upstream.destroy();
-      return answer('unavailable', `cannot splice to the ${variant} executor at ${conn.endpoint} with the ${splicer.describe}: ${(err as Error).message}`);
+    } catch {
+      // The executor's end of a fresh connection is registered by the kernel when it sees the
+      // handshake's last ACK, which may trail our connect() by a moment: one more try.
+      await new Promise((r) => setTimeout(r, 5));
+      try {
+        undo = splicer.join(socket, upstream);
+      } catch (err) {
+        upstream.destroy();
+        return answer('unavailable', `cannot splice to the ${variant} executor at ${conn.endpoint} with the ${splicer.describe}: ${(err as Error).message}`);
+      }
     }
     this.spliced.add(upstream);
     const unregister = e.addSplice(timeoutMs);
