@@ -139,6 +139,20 @@ test('a client whose socket was created outside the platform cgroup is refused: 
   }
 });
 
+// stops the shared arm: keep it the last test that uses it
+test('an executor a function holds when the arm stops is killed with it, not left to run outside the cgroup', { skip }, async () => {
+  const own = arm!;
+  const c = await own.connect({ splice: { timeoutMs: 60_000 } });
+  const pending = call(c, 'loop', new Uint8Array(0), 60_000).catch((e: Error) => e);
+  assert.ok(await waitFor(() => cgroupProcs(own.cgroup.path).some((p) => p !== own.gatewayPid)));
+  const executor = cgroupProcs(own.cgroup.path).find((p) => p !== own.gatewayPid)!;
+  await new Promise((r) => setTimeout(r, 200)); // the loop is running now
+  await own.stop();
+  assert.match(String(await pending), /connection closed|ECONNRESET/);
+  assert.ok(await waitFor(() => !fs.existsSync(`/proc/${executor}`), 2000), `executor ${executor} still runs`);
+  assert.equal(fs.existsSync(own.cgroup.path), false, 'its cgroup is gone');
+});
+
 test('a gateway without a splicer (the tcp arm) refuses to splice and says why', { skip: skip || (armCapability('tcp').ok ? false : 'no cgroup') }, async () => {
   const tcp = await startArm('tcp');
   try {

@@ -26,7 +26,7 @@ import type { ChildProcess } from 'node:child_process';
 import { gatewayMain } from '../paths.js';
 import { ProtocolClient } from '../platform/client.js';
 import type { Capability } from '../platform/variant.js';
-import { CGROUP2_ROOT, cgroup2Available, cgroupOf, platformCgroup, spawnInCgroup, type Cgroup } from './cgroup.js';
+import { CGROUP2_ROOT, cgroup2Available, cgroupOf, cgroupProcs, platformCgroup, spawnInCgroup, type Cgroup } from './cgroup.js';
 import { attachSockmap, sockmapCapability, type SockmapHandle } from './sockmap.js';
 
 export type ArmKind = 'sockmap' | 'tcp';
@@ -113,9 +113,14 @@ export async function startArm(kind: ArmKind, opts: ArmOptions = {}): Promise<Ar
         await exited;
         clearTimeout(t);
       }
-      // executors leave when the gateway closes their stdin; wait for the cgroup to empty
-      const until = Date.now() + 5000;
-      while (Date.now() < until && fs.readFileSync(path.join(cgroup.path, 'cgroup.procs'), 'utf8').trim()) await new Promise((r) => setTimeout(r, 20));
+      // executors leave when the gateway closes their stdin; wait for the cgroup to empty, then
+      // kill what a function still holds (it cannot read its stdin) rather than let it escape
+      // to the root cgroup when the cgroup is removed
+      await emptied(cgroup.path, 5000);
+      if (cgroupProcs(cgroup.path).length) {
+        killCgroup(cgroup.path);
+        await emptied(cgroup.path, 5000);
+      }
       sockmap?.detach();
       cgroup.detach();
       fs.rmSync(dir, { recursive: true, force: true });
@@ -148,6 +153,28 @@ export async function startArm(kind: ArmKind, opts: ArmOptions = {}): Promise<Ar
   } catch (e) {
     await stop();
     throw e;
+  }
+}
+
+async function emptied(dir: string, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (cgroupProcs(dir).length) {
+    if (Date.now() >= until) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}
+
+/** SIGKILL to every process of the cgroup (cgroup.kill where the kernel has it, 5.14+). */
+function killCgroup(dir: string): void {
+  try {
+    fs.writeFileSync(path.join(dir, 'cgroup.kill'), '1');
+    return;
+  } catch {}
+  for (const pid of cgroupProcs(dir)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {}
   }
 }
 

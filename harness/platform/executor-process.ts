@@ -43,6 +43,8 @@ export class ExecutorProcess {
   private readonly spliceBounds: number[] = [];
   /** absolute deadlines of relayed calls in flight */
   private readonly inFlight = new Set<{ until: number }>();
+  /** executors being killed (replaced): stop() must not leave before they are gone */
+  private readonly dying = new Map<ChildProcess, Promise<void>>();
 
   constructor(private readonly spec: ExecutorSpec) {}
 
@@ -190,18 +192,26 @@ export class ExecutorProcess {
     if (this.running && (await this.running.catch(() => null)) === r) this.running = null;
     r.client.close();
     if (r.child.exitCode !== null || r.child.signalCode !== null) return;
+    const known = this.dying.get(r.child);
+    if (known) return known;
     const exited = new Promise<void>((res) => r.child.once('exit', () => res()));
     r.child.kill(held ? 'SIGKILL' : 'SIGTERM');
     const t = setTimeout(() => r.child.kill('SIGKILL'), STOP_GRACE_MS);
-    await exited;
-    clearTimeout(t);
+    const gone = exited.then(() => {
+      clearTimeout(t);
+      this.dying.delete(r.child);
+    });
+    this.dying.set(r.child, gone);
+    return gone;
   }
 
   async stop(): Promise<void> {
     const p = this.running;
     this.running = null;
     const r = p && (await p.catch(() => null));
-    if (r) await this.kill(r);
+    // an executor already being replaced gets no more grace: this gateway is going away
+    for (const child of this.dying.keys()) child.kill('SIGKILL');
+    await Promise.all([r ? this.kill(r) : undefined, ...this.dying.values()]);
   }
 }
 

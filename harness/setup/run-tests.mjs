@@ -1,5 +1,6 @@
 // Runs the test suite and checks that it left the machine as it found it:
-// no runc containers, cgroups, bpf pins or scratch folders of ours that were not there before.
+// no runc containers, cgroups, bpf pins, scratch folders or platform processes (gateways,
+// executors, chain nodes: a stuck one outlives its parent) of ours that were not there before.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -30,7 +31,24 @@ function leftovers() {
     for (const p of fs.readdirSync('/sys/fs/bpf')) if (p.startsWith('fxh')) found.push(`bpf pin /sys/fs/bpf/${p}`);
   } catch {}
   for (const d of fs.readdirSync(os.tmpdir())) if (d.startsWith('fxh-')) found.push(`scratch ${path.join(os.tmpdir(), d)}`);
+  found.push(...platformProcesses());
   return new Set(found);
+}
+
+/** processes running the platform's entry points from this checkout's build */
+function platformProcesses() {
+  const out = [];
+  const mark = path.join(root, 'build', 'harness') + path.sep;
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let cmd = '';
+    try {
+      cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+    } catch {
+      continue;
+    }
+    if (cmd.includes(mark) && /(executor-main|gateway-main|node-main)\.js/.test(cmd)) out.push(`process ${pid}: ${cmd.slice(0, 160)}`);
+  }
+  return out;
 }
 
 const testDir = path.join(root, 'build', 'test');
@@ -40,7 +58,12 @@ const chosen = only.length ? files.filter((f) => only.some((o) => f.includes(o))
 
 const before = leftovers();
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...chosen], { stdio: 'inherit', cwd: root });
-const after = leftovers();
+// processes get a moment to exit after the last test
+let after = leftovers();
+for (let i = 0; i < 20 && [...after].some((x) => !before.has(x) && x.startsWith('process ')); i++) {
+  await new Promise((res) => setTimeout(res, 100));
+  after = leftovers();
+}
 const added = [...after].filter((x) => !before.has(x));
 if (added.length) {
   console.error(`\nthe tests left these behind:\n  ${added.join('\n  ')}`);
