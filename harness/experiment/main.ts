@@ -93,16 +93,24 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
     return finishing;
   };
 
+  // `on`, not `once`: the libbpf exit hook re-raises a signal nobody else listens to, which
+  // would kill this process before finish() has written the summary.
+  let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
-    process.stderr.write(`\n${sig}: stopping; what was measured so far stays in ${run.dir}\n`);
+    if (++signals > 1) {
+      process.stderr.write(`\n${sig} again: leaving now; the rows so far are in ${run.dir}\n`);
+      run.markIncomplete(`interrupted by ${sig} (twice: no summary)`);
+      process.exit(130);
+    }
+    process.stderr.write(`\n${sig}: stopping; what was measured so far stays in ${run.dir} (again to leave at once)\n`);
     ctx.interrupted = true;
     void finish({ interrupted: sig }).finally(() => {
       run.markIncomplete(`interrupted by ${sig}`);
       process.exit(130);
     });
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 
   try {
     for (const e of o.experiments) {
