@@ -48,3 +48,16 @@ test('corrupt input is refused with a clear error', () => {
   assert.throws(() => decodeFrame(Buffer.from([1, 0, 0, 0, 0, 77])), /unknown mode/);
   assert.throws(() => encodeInvoke({ id: 1, mode: 'warm', variant: 'x'.repeat(300), fn: 'f', timeoutMs: 1, payload: Buffer.alloc(0) }), /255/);
 });
+
+test('a 1 MiB frame arriving in 4 KiB chunks, then a small one in the same stream, come out whole and in order', () => {
+  const payload = Buffer.alloc(1 << 20);
+  for (let i = 0; i < payload.length; i++) payload[i] = (i * 31) & 0xff;
+  const stream = Buffer.concat([encodeInvoke({ id: 1, mode: 'warm', variant: 'wasm', fn: 'chainstep', timeoutMs: 1, payload }), encodePing(2)]);
+  const r = new FrameReader();
+  const out: Buffer[] = [];
+  for (let o = 0; o < stream.length; o += 4096) out.push(...r.push(stream.subarray(o, Math.min(stream.length, o + 4096))));
+  const frames = out.map(decodeFrame);
+  assert.deepEqual(frames.map((f) => f.type), ['invoke', 'ping']);
+  const first = frames[0]!;
+  assert.ok(first.type === 'invoke' && Buffer.from(first.payload).equals(payload));
+});

@@ -155,17 +155,24 @@ export function decodeFrame(body: Buffer): Frame {
 export class FrameReader {
   private chunks: Buffer[] = [];
   private buffered = 0;
+  /** bytes needed before anything can come out: chunks of a large frame are joined once, not per read */
+  private need = 4;
 
   push(chunk: Buffer): Buffer[] {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
+    if (this.buffered < this.need) return [];
     const frames: Buffer[] = [];
     let buf = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
     let o = 0;
+    this.need = 4;
     while (buf.length - o >= 4) {
       const len = buf.readUInt32LE(o);
       if (len > MAX_FRAME_BYTES) throw new ProtocolError(`frame length ${len} exceeds the ${MAX_FRAME_BYTES}-byte limit`);
-      if (buf.length - o - 4 < len) break;
+      if (buf.length - o - 4 < len) {
+        this.need = 4 + len;
+        break;
+      }
       frames.push(buf.subarray(o + 4, o + 4 + len));
       o += 4 + len;
     }
