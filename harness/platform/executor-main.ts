@@ -23,6 +23,8 @@ if (!values.variant || !values.listen) {
 }
 
 const plugin = await getVariantPlugin(values.variant);
+// a scratch folder of our own (no --work-dir) goes with us
+const ownWorkDir = values['work-dir'] === undefined;
 const workDir = values['work-dir'] ?? fs.mkdtempSync(path.join(os.tmpdir(), `fxh-exec-${values.variant}-`));
 fs.mkdirSync(workDir, { recursive: true });
 const variant = plugin.create({ workDir, memoryLimitMiB: Number(values['memory-mib']) });
@@ -36,6 +38,7 @@ async function stop(code: number) {
   if (stopping) return;
   stopping = true;
   await Promise.allSettled([listener.close(), variant.teardown()]);
+  if (ownWorkDir) fs.rmSync(workDir, { recursive: true, force: true });
   process.exit(code);
 }
 process.on('SIGTERM', () => void stop(0));

@@ -1,5 +1,5 @@
 // Runs the test suite and checks that it left the machine as it found it:
-// no runc containers, cgroups, bpf pins, scratch folders or platform processes (gateways,
+// no runc containers, cgroups, bpf pins, scratch folders, /dev/shm files or platform processes (gateways,
 // executors, chain nodes: a stuck one outlives its parent) of ours that were not there before.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -31,6 +31,9 @@ function leftovers() {
     for (const p of fs.readdirSync('/sys/fs/bpf')) if (p.startsWith('fxh')) found.push(`bpf pin /sys/fs/bpf/${p}`);
   } catch {}
   for (const d of fs.readdirSync(os.tmpdir())) if (d.startsWith('fxh-')) found.push(`scratch ${path.join(os.tmpdir(), d)}`);
+  try {
+    for (const f of fs.readdirSync('/dev/shm')) if (f.startsWith('fxh-')) found.push(`shared memory /dev/shm/${f}`);
+  } catch {}
   found.push(...platformProcesses());
   return new Set(found);
 }
@@ -55,6 +58,11 @@ const testDir = path.join(root, 'build', 'test');
 const files = fs.readdirSync(testDir).filter((f) => f.endsWith('.test.js')).sort().map((f) => path.join(testDir, f));
 const only = process.argv.slice(2);
 const chosen = only.length ? files.filter((f) => only.some((o) => f.includes(o))) : files;
+// node --test given no file would run its default pattern, i.e. everything
+if (!chosen.length) {
+  console.error(`no test file matches ${only.map((o) => `"${o}"`).join(', ')}; the files: ${files.map((f) => path.basename(f, '.test.js')).join(', ')}`);
+  process.exit(2);
+}
 
 const before = leftovers();
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...chosen], { stdio: 'inherit', cwd: root });
