@@ -2,7 +2,8 @@
 // through the gateway stage by stage (wasm, and containers when runc works), directly between chain
 // nodes over sockmap redirects (payload in each message), and SPRIGHT-style (payload in /dev/shm,
 // only 16-byte descriptors on the sockets: sk_msg sees 16 B per message, whatever the payload).
-// Nothing is left behind: cgroups, programs, /dev/shm files, node processes.
+// Every call reports the time inside each stage's function, within that stage's time in the node.
+// 1 MiB payloads go every way. Nothing is left behind: cgroups, programs, /dev/shm files, node processes.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -25,27 +26,32 @@ after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-test('through the gateway, stage by stage: wasm and container give input + 3', async (t) => {
+test('through the gateway, stage by stage: wasm and container give input + 3 (4 KiB and 1 MiB), the executor reports its time inside', async (t) => {
   const gw = await startGateway({ memoryLimitMiB: 256 });
   cleanups.push(() => gw.stop());
   const client = await gw.connect();
-  const input = chainPayload(4096, 1);
-  for (const variant of ['wasm', 'container']) {
-    let x: Uint8Array = input;
-    let unavailable = '';
-    for (let i = 0; i < 3 && !unavailable; i++) {
-      const r = await client.invoke({ variant, fn: 'chainstep', mode: 'warm', input: x, timeoutMs: 10_000 });
-      if (r.status === 'unavailable' && variant === 'container') unavailable = Buffer.from(r.output).toString();
-      else {
-        assert.equal(r.status, 'ok', Buffer.from(r.output).toString());
-        x = r.output;
+  for (const size of [4096, 1 << 20]) {
+    const input = chainPayload(size, 1);
+    for (const variant of ['wasm', 'container']) {
+      let x: Uint8Array = input;
+      let unavailable = '';
+      for (let i = 0; i < 3 && !unavailable; i++) {
+        const a = process.hrtime.bigint();
+        const r = await client.invoke({ variant, fn: 'chainstep', mode: 'warm', input: x, timeoutMs: 10_000 });
+        const roundTrip = Number(process.hrtime.bigint() - a);
+        if (r.status === 'unavailable' && variant === 'container') unavailable = Buffer.from(r.output).toString();
+        else {
+          assert.equal(r.status, 'ok', Buffer.from(r.output).toString());
+          assert.ok(r.serverNs > 0 && r.serverNs < roundTrip, `${variant}: serverNs ${r.serverNs} within the round trip ${roundTrip}`);
+          x = r.output;
+        }
       }
+      if (unavailable) {
+        t.diagnostic(`container skipped: ${unavailable}`);
+        continue;
+      }
+      same(x, chainExpected(input, 3));
     }
-    if (unavailable) {
-      t.diagnostic(`container skipped: ${unavailable}`);
-      continue;
-    }
-    same(x, chainExpected(input, 3));
   }
   await gw.stop();
 });
@@ -64,6 +70,11 @@ test('chain nodes without a cgroup (plain TCP): copy and descriptor modes give i
         assert.ok(r.hopNs.every((h) => h > 0), `hops ${r.hopNs}`);
         const sum = r.hopNs.reduce((a, b) => a + b, 0);
         assert.ok(Math.abs(sum - r.e2eNs) < 1000, `hops add up to e2e: ${sum} vs ${r.e2eNs}`);
+        // the time inside each function lies within that stage's time in its node, and within its hop
+        assert.equal(r.computeNs.length, stages);
+        r.computeNs.forEach((c, i) => {
+          assert.ok(c > 0 && c <= r.stageNs[i]! && r.stageNs[i]! <= r.hopNs[i]!, `stage ${i + 1}: compute ${c} <= in node ${r.stageNs[i]} <= hop ${r.hopNs[i]}`);
+        });
       }
     }
   }
@@ -74,7 +85,7 @@ test('chain nodes without a cgroup (plain TCP): copy and descriptor modes give i
   assert.ok(pids.every((p) => !pidAlive(p)), 'node processes gone');
 });
 
-test('over sockmap: copy moves the payload, descriptors move 16 B per message; both give input + 3', { skip: skipBpf }, async () => {
+test('over sockmap (64 B, 64 KiB, 1 MiB): copy moves the payload, descriptors move 16 B per message; both give input + 3', { skip: skipBpf }, async () => {
   const cg = platformCgroup('chaintest');
   cleanups.push(() => cg.detach());
   const sm = attachSockmap(cg);
@@ -82,13 +93,17 @@ test('over sockmap: copy moves the payload, descriptors move 16 B per message; b
   const chain: Chain = await startChain({ nodes: 3, cgroupPath: cg.path });
   cleanups.push(() => chain.stop());
   const calls = 20;
-  for (const size of [64, 65536]) {
+  for (const size of [64, 65536, 1 << 20]) {
     const input = chainPayload(size, 3);
     for (const mode of ['copy', 'desc'] as const) {
       await chain.call(mode, input, 3); // settle
       const s0 = sm.stats();
       const b0 = { ...chain.sent };
-      for (let i = 0; i < calls; i++) same((await chain.call(mode, input, 3)).output, chainExpected(input, 3));
+      for (let i = 0; i < calls; i++) {
+        const r = await chain.call(mode, input, 3);
+        same(r.output, chainExpected(input, 3));
+        assert.ok(r.computeNs.every((c, k) => c > 0 && c <= r.stageNs[k]!), `${mode}/${size}: compute within the node: ${r.computeNs} vs ${r.stageNs}`);
+      }
       const s1 = sm.stats();
       const msgs = chain.sent.msgs - b0.msgs;
       const bytes = chain.sent.bytes - b0.bytes;

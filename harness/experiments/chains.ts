@@ -9,11 +9,19 @@
 //   wasm+sockmap+shm  (c) the same nodes, the payload written once to /dev/shm, only 16-byte
 //                         descriptors redirected between the nodes (SPRIGHT's design);
 //   container+gateway the baseline: the same chain through the gateway with warm runc containers.
-// Rows: e2e (µs), hop (µs, params hop=i: (a) the i-th round trip; (b)/(c) from the previous
-// sender's send to stage i's send, hop=N+1 the way back to the client), cpu_per_request (µs of CPU
-// of the platform's processes — gateway + executors + containers, or the chain nodes — per chain
-// request, from /proc/<pid>/task/*/sched; the measuring client is not counted).
+// Rows per chain request (µs): e2e; hop (params hop=i: (a) the i-th round trip; (b)/(c) from the
+// previous sender's send to stage i's send, hop=N+1 the way back to the client); stage_compute
+// (params stage=i: the time inside the function of stage i as the variant measures it — the
+// executor's serverNs through the gateway (for containers: executor -> container -> executor), the
+// node's own measurement around its wasm call for (b)/(c)); compute (Σ stage_compute); overhead
+// (e2e − compute: transport and platform) and overhead_share (% of e2e).
+// Rows per block of requests: cpu_per_request (µs of CPU of the platform's processes — gateway +
+// executors + containers, or the chain nodes — per chain request, from /proc/<pid>/task/*/sched;
+// the measuring client is not counted), voluntary_switches_per_request (times those processes
+// blocked and were woken) and involuntary_switches_per_request (times they were preempted).
 // Cells (way, length, payload) are visited in blocked interleaving as in harness/experiment/latency.ts.
+// A chain node that dies fails the way with the reason (the stage, its pid, the signal); the other
+// ways go on and the run ends with status 1.
 import type { Experiment, FigureData } from '../experiment/context.js';
 import { FatalMeasurementError } from '../experiment/context.js';
 import { withAffinity } from '../experiment/affinity.js';
@@ -26,7 +34,7 @@ import { descendantPids } from '../platform/proc-memory.js';
 import type { RawRow } from '../results/schema.js';
 import { cgroup2Available, platformCgroup, startupCleanup, type Cgroup } from '../bpf/cgroup.js';
 import { attachSockmap, sockmapCapability, type SockmapHandle } from '../bpf/sockmap.js';
-import { processCpuNs, startChain, type Chain } from '../chains/chain.js';
+import { processSched, staleChainCleanup, startChain, type Chain } from '../chains/chain.js';
 import { chainExpected, chainPayload } from '../functions/workloads/chainstep.js';
 import { drawFigures } from '../figures/draw.js';
 import { chainsFigures } from '../figures/chains.js';
@@ -35,7 +43,7 @@ export const WAYS = ['wasm+gateway', 'wasm+sockmap', 'wasm+sockmap+shm', 'contai
 export type Way = (typeof WAYS)[number];
 const FN = 'chainstep';
 const MODE = 'warm';
-const JIT_WARMUP_CALLS = 500;
+const JIT_WARMUP_CALLS = 3000;
 
 function list(spec: string | undefined, dflt: number[], what: string): number[] {
   if (!spec) return dflt;
@@ -48,6 +56,8 @@ interface Result {
   output: Uint8Array;
   e2eNs: number;
   hopNs: number[];
+  /** per stage: time inside the function */
+  computeNs: number[];
 }
 
 export const chains: Experiment = {
@@ -68,7 +78,7 @@ export const chains: Experiment = {
     const cpus = ctx.gatewayCpus();
     const clientCpus = ctx.clientCpus();
     const maxLen = Math.max(...lengths);
-    for (const line of startupCleanup()) ctx.notes.push(`chains: start-up cleanup: ${line}`);
+    for (const line of [...startupCleanup(), ...staleChainCleanup()]) ctx.notes.push(`chains: start-up cleanup: ${line}`);
 
     // which ways can run here
     const ways: Way[] = [];
@@ -112,35 +122,42 @@ export const chains: Experiment = {
       const callWay = async (w: Way, input: Uint8Array, n: number): Promise<Result> => {
         if (w === 'wasm+sockmap' || w === 'wasm+sockmap+shm') {
           const r = await chain!.call(w === 'wasm+sockmap' ? 'copy' : 'desc', input, n);
-          return { output: r.output, e2eNs: r.e2eNs, hopNs: r.hopNs };
+          return { output: r.output, e2eNs: r.e2eNs, hopNs: r.hopNs, computeNs: r.computeNs };
         }
         const variant = w === 'wasm+gateway' ? 'wasm' : 'container';
         const hopNs: number[] = [];
+        const computeNs: number[] = [];
         let x = input;
         const t0 = process.hrtime.bigint();
         for (let i = 0; i < n; i++) {
           const a = process.hrtime.bigint();
           const r = await client!.invoke({ variant, fn: fn.name, mode: MODE, input: x, timeoutMs: args.timeoutMs });
+          const hop = Number(process.hrtime.bigint() - a);
           if (r.status !== 'ok') throw new Error(`stage ${i + 1} of ${n} on ${variant}: ${r.status}: ${Buffer.from(r.output).toString('utf8')}`);
-          hopNs.push(Number(process.hrtime.bigint() - a));
+          // the executor's time inside the function lies within the client's round trip
+          if (!(r.serverNs > 0 && r.serverNs <= hop)) throw new Error(`stage ${i + 1} of ${n} on ${variant}: serverNs ${r.serverNs} is not within the round trip of ${hop} ns`);
+          hopNs.push(hop);
+          computeNs.push(r.serverNs);
           x = r.output;
         }
-        return { output: x, e2eNs: Number(process.hrtime.bigint() - t0), hopNs };
+        return { output: x, e2eNs: Number(process.hrtime.bigint() - t0), hopNs, computeNs };
       };
 
       await withAffinity(clientCpus, async () => {
-        // JIT warm-up: unrecorded calls per way
+        // JIT warm-up: unrecorded calls of the longest chain per way, so every chain node (not only
+        // stage 1) and the executors have run their code often enough for V8 to optimise it
         const small = chainPayload(64, args.seed);
         const live = new Set<Way>(ways);
         for (const w of ways) {
           try {
-            for (let i = 0; i < JIT_WARMUP_CALLS && !ctx.interrupted; i++) await callWay(w, small, 1);
+            for (let i = 0; i < JIT_WARMUP_CALLS && !ctx.interrupted; i++) await callWay(w, small, maxLen);
           } catch (e) {
+            if (ctx.interrupted) return;
             live.delete(w);
-            ctx.fail({ variant: w, function: FN, mode: MODE, path: 'chain', reason: (e as Error).message });
+            ctx.fail({ variant: w, function: FN, mode: MODE, path: 'chain', params: `warm-up;length=${maxLen};payload=64`, reason: (e as Error).message });
           }
         }
-        ctx.notes.push(`chains: ${JIT_WARMUP_CALLS} unrecorded warm-up calls per way`);
+        ctx.notes.push(`chains: ${JIT_WARMUP_CALLS} unrecorded warm-up calls of ${maxLen} stages (64 B) per way: every node and executor warm`);
         const cells = ways.flatMap((w) => lengths.flatMap((n) => payloads.map((size) => ({ w, n, size, input: chainPayload(size, args.seed), done: 0 }))));
         const block = ctx.blockSize();
         const rounds = Math.ceil((warmup + reps) / block);
@@ -154,7 +171,7 @@ export const chains: Experiment = {
             const batch: Omit<RawRow, 'experiment'>[] = [];
             try {
               const pids = serverPids(c.w);
-              const cpu0 = processCpuNs(pids);
+              const sched0 = processSched(pids);
               let calls = 0;
               for (let k = 0; k <= block && c.done < warmup + reps; k++) {
                 const r = await callWay(c.w, c.input, c.n);
@@ -164,15 +181,23 @@ export const chains: Experiment = {
                   throw new FatalMeasurementError(`wrong output from ${c.w} (length ${c.n}, ${c.size} B): not input + ${c.n}`);
                 }
                 if (k === 0) continue; // the block's absorbing call
+                if (r.computeNs.length !== c.n) throw new FatalMeasurementError(`${c.w} (length ${c.n}) reported the compute time of ${r.computeNs.length} stages`);
                 if (c.done >= warmup) {
                   const it = c.done - warmup;
+                  const compute = r.computeNs.reduce((a, b) => a + b, 0);
                   batch.push({ ...base, metric: 'e2e', iteration: it, value: r.e2eNs / 1000, unit: 'us' });
                   r.hopNs.forEach((ns, i) => batch.push({ ...base, params: `${params};hop=${i + 1}`, metric: 'hop', iteration: it, value: ns / 1000, unit: 'us' }));
+                  r.computeNs.forEach((ns, i) => batch.push({ ...base, params: `${params};stage=${i + 1}`, metric: 'stage_compute', iteration: it, value: ns / 1000, unit: 'us' }));
+                  batch.push({ ...base, metric: 'compute', iteration: it, value: compute / 1000, unit: 'us' });
+                  batch.push({ ...base, metric: 'overhead', iteration: it, value: (r.e2eNs - compute) / 1000, unit: 'us' });
+                  batch.push({ ...base, metric: 'overhead_share', iteration: it, value: (100 * (r.e2eNs - compute)) / r.e2eNs, unit: '%' });
                 }
                 c.done++;
               }
-              const cpuNs = processCpuNs(pids) - cpu0;
-              batch.push({ ...base, metric: 'cpu_per_request', iteration: round, value: cpuNs / calls / 1000, unit: 'us' });
+              const sched1 = processSched(pids);
+              batch.push({ ...base, metric: 'cpu_per_request', iteration: round, value: (sched1.cpuNs - sched0.cpuNs) / calls / 1000, unit: 'us' });
+              batch.push({ ...base, metric: 'voluntary_switches_per_request', iteration: round, value: (sched1.voluntary - sched0.voluntary) / calls, unit: 'switches' });
+              batch.push({ ...base, metric: 'involuntary_switches_per_request', iteration: round, value: (sched1.involuntary - sched0.involuntary) / calls, unit: 'switches' });
             } catch (e) {
               if (e instanceof FatalMeasurementError) throw e;
               if (ctx.interrupted) return;
@@ -201,17 +226,19 @@ export const chains: Experiment = {
   },
   report(data) {
     const lines: string[] = [];
-    const e2e = data.raw.filter((r) => r.metric === 'e2e');
-    const cpu = data.raw.filter((r) => r.metric === 'cpu_per_request');
     const num = (p: string, k: string) => Number(new RegExp(`(?:^|;)${k}=(\\d+)`).exec(p)?.[1]);
+    const of = (metric: string) => data.raw.filter((r) => r.metric === metric);
+    const e2e = of('e2e');
+    const cpu = of('cpu_per_request');
+    const share = of('overhead_share');
     const sizes = [...new Set(e2e.map((r) => num(r.params, 'payload')))].sort((a, b) => a - b);
     const lens = [...new Set(e2e.map((r) => num(r.params, 'length')))].sort((a, b) => a - b);
+    const med = (rows: RawRow[], w: string, size: number, n: number) => median(rows.filter((r) => r.variant === w && num(r.params, 'payload') === size && num(r.params, 'length') === n).map((r) => r.value));
     for (const size of sizes) {
       for (const w of WAYS) {
         const cells = lens.map((n) => {
-          const m = median(e2e.filter((r) => r.variant === w && num(r.params, 'payload') === size && num(r.params, 'length') === n).map((r) => r.value));
-          const c = median(cpu.filter((r) => r.variant === w && num(r.params, 'payload') === size && num(r.params, 'length') === n).map((r) => r.value));
-          return Number.isFinite(m) ? `N=${n} ${m.toFixed(0)} us (cpu ${c.toFixed(0)})` : '';
+          const m = med(e2e, w, size, n);
+          return Number.isFinite(m) ? `N=${n} ${m.toFixed(0)} us (cpu ${med(cpu, w, size, n).toFixed(0)}, ${med(share, w, size, n).toFixed(0)}% outside the function)` : '';
         }).filter(Boolean);
         if (cells.length) lines.push(`chains ${String(size).padStart(7)} B ${w.padEnd(18)} ${cells.join(', ')}`);
       }

@@ -1,6 +1,11 @@
-// The chains experiment's figure: end-to-end latency of a function chain against its length, one
-// line per way (gateway, sockmap copy, sockmap + shared-memory descriptors, containers), one panel
-// per payload size, log y. A second figure: CPU per request against chain length.
+// The chains experiment's figures, drawn from summary rows (they never measure):
+//   chains-e2e       end-to-end latency of a function chain against its length, a line per way
+//                    (gateway, sockmap copy, sockmap + shared-memory descriptors, containers), a
+//                    panel per payload size, log y;
+//   chains-overhead  the same requests split in two: the time inside the functions (Σ stage_compute)
+//                    and the rest (overhead = e2e − Σ stage_compute: transport and platform), a row
+//                    each, with the median share of e2e outside the functions written at each point;
+//   chains-cpu       CPU per request against chain length.
 import * as Plot from '@observablehq/plot';
 import type { SummaryRow } from '../results/schema.js';
 import type { Figure } from './render.js';
@@ -16,18 +21,33 @@ const WAY_COLORS: Record<string, string> = {
 const ORDER = Object.keys(WAY_COLORS);
 const sizeLabel = (d: number) => (d >= 1 << 20 ? `${d / (1 << 20)} MiB` : d >= 1024 ? `${d / 1024} KiB` : `${d} B`);
 
-function byLength(rows: readonly SummaryRow[], metric: string, name: string, title: string, subtitle: string, yLabel: string): Figure {
+interface Point extends SummaryRow {
+  way: string;
+  length: number;
+  size: number;
+  panel: string;
+}
+
+/** ok rows of `metric` with length and payload params, times in µs (other units as they are), with their panel (payload size) */
+function points(rows: readonly SummaryRow[], metric: string, time = true): Point[] {
   const pts = okRows(rows, [metric])
     .filter((r) => paramNumber(r.params, 'length') !== undefined && paramNumber(r.params, 'payload') !== undefined)
-    .map((r) => ({ ...scaleRow(r, microsPerUnit(r.unit)), way: r.variant, length: paramNumber(r.params, 'length')!, size: paramNumber(r.params, 'payload')! }));
-  pts.sort((a, b) => a.size - b.size || a.length - b.length);
-  const sizes = unique(pts.map((p) => p.size)).sort((a, b) => a - b);
-  const panels = sizes.map(sizeLabel);
-  const points = pts.map((p) => ({ ...p, panel: sizeLabel(p.size) }));
-  const ways = ORDER.filter((w) => points.some((p) => p.way === w));
+    .map((r) => {
+      const size = paramNumber(r.params, 'payload')!;
+      return { ...(time ? scaleRow(r, microsPerUnit(r.unit)) : r), way: r.variant, length: paramNumber(r.params, 'length')!, size, panel: sizeLabel(size) };
+    });
+  return pts.sort((a, b) => a.size - b.size || a.length - b.length);
+}
+
+const panelsOf = (pts: readonly Point[]) => unique([...pts].sort((a, b) => a.size - b.size).map((p) => p.panel));
+const waysOf = (pts: readonly Point[]) => ORDER.filter((w) => pts.some((p) => p.way === w));
+const lengthsOf = (pts: readonly Point[]) => unique(pts.map((p) => p.length)).sort((a, b) => a - b);
+
+function byLength(rows: readonly SummaryRow[], metric: string, name: string, title: string, subtitle: string, yLabel: string): Figure {
+  const pts = points(rows, metric);
+  const ways = waysOf(pts);
   const notes = cellNotes(rows.filter((r) => r.metric === '' || r.metric === metric), [metric]);
-  if (!points.length) notes.unshift('No measured cells.');
-  const lengths = unique(points.map((p) => p.length)).sort((a, b) => a - b);
+  if (!pts.length) notes.unshift('No measured cells.');
   return {
     name,
     title,
@@ -36,15 +56,15 @@ function byLength(rows: readonly SummaryRow[], metric: string, name: string, tit
     legendLabel: 'way',
     plot: {
       height: 380,
-      x: { type: 'log', base: 2, label: 'chain length (stages, log₂) →', ticks: lengths, grid: true },
+      x: { type: 'log', base: 2, label: 'chain length (stages, log₂) →', ticks: lengthsOf(pts), grid: true },
       y: { type: 'log', nice: true, label: yLabel, grid: true, tickFormat: '~s' },
-      fx: { label: null, domain: panels },
-      color: { domain: ways, range: ways.map((w) => WAY_COLORS[w]!)  },
+      fx: { label: null, domain: panelsOf(pts) },
+      color: { domain: ways, range: ways.map((w) => WAY_COLORS[w]!) },
       marks: [
         Plot.frame({ stroke: '#ddd' }),
-        Plot.line(points, { fx: 'panel', x: 'length', y: 'p50', stroke: 'way', z: 'way', strokeWidth: 1.8 }),
-        Plot.ruleX(points.filter((p) => Number.isFinite(p.ci95_median_lo)), { fx: 'panel', x: 'length', y1: 'ci95_median_lo', y2: 'ci95_median_hi', stroke: 'way', strokeWidth: 3, strokeOpacity: 0.6 }),
-        Plot.dot(points, { fx: 'panel', x: 'length', y: 'p50', fill: 'way', r: 3 }),
+        Plot.line(pts, { fx: 'panel', x: 'length', y: 'p50', stroke: 'way', z: 'way', strokeWidth: 1.8 }),
+        Plot.ruleX(pts.filter((p) => Number.isFinite(p.ci95_median_lo)), { fx: 'panel', x: 'length', y1: 'ci95_median_lo', y2: 'ci95_median_hi', stroke: 'way', strokeWidth: 3, strokeOpacity: 0.6 }),
+        Plot.dot(pts, { fx: 'panel', x: 'length', y: 'p50', fill: 'way', r: 3 }),
       ],
     },
   };
@@ -57,6 +77,58 @@ export function chainsLatencyFigure(rows: readonly SummaryRow[]): Figure {
     '↑ end-to-end latency (µs, median, log scale)');
 }
 
+const PART_COMPUTE = 'Σ stage compute';
+const PART_OVERHEAD = 'e2e − Σ compute';
+
+/**
+ * Where the time of a chain request goes: the time inside the functions (Σ of every stage's
+ * stage_compute) and the rest (overhead: hops, copies, gateway, wake-ups), a row each, a panel per
+ * payload size; the overhead point of the longest chain of each line is labelled with the median
+ * share of e2e it is.
+ */
+export function chainsOverheadFigure(rows: readonly SummaryRow[]): Figure {
+  const share = new Map(points(rows, 'overhead_share', false).map((p) => [`${p.way}|${p.size}|${p.length}`, p.p50]));
+  const overhead = points(rows, 'overhead');
+  const longest = new Map<string, number>();
+  for (const p of overhead) longest.set(`${p.way}|${p.size}`, Math.max(p.length, longest.get(`${p.way}|${p.size}`) ?? 0));
+  const parts = [
+    ...points(rows, 'compute').map((p) => ({ ...p, part: PART_COMPUTE, label: '' })),
+    ...overhead.map((p) => {
+      const s = share.get(`${p.way}|${p.size}|${p.length}`);
+      const label = s !== undefined && longest.get(`${p.way}|${p.size}`) === p.length ? `${s.toFixed(0)}%` : '';
+      return { ...p, part: PART_OVERHEAD, label };
+    }),
+  ];
+  const ways = waysOf(parts);
+  // compute, overhead and overhead_share come from the same requests: the overhead cells speak for all three
+  const notes = cellNotes(rows.filter((r) => r.metric === '' || r.metric === 'overhead'), ['overhead']);
+  if (!parts.length) notes.unshift('No measured cells.');
+  notes.unshift('Stage compute: the executor\'s serverNs through the gateway (for containers it includes the executor ↔ container pipe), the node\'s own time around its wasm call for the sockmap ways: the wasm variant\'s own invoke time in both. Labels: median share of e2e outside the functions at the longest chain.');
+  return {
+    name: 'chains-overhead',
+    title: 'Function chains: time inside the functions and the overhead around them',
+    subtitle: 'Per chain request, medians with 95% CI (bar); one column per payload size. Top: Σ over the stages of the time inside the function. Bottom: e2e − that sum, i.e. transport (hops, copies, the gateway) and the platform around the calls.',
+    notes,
+    legendLabel: 'way',
+    plot: {
+      height: 560,
+      marginRight: 110,
+      x: { type: 'log', base: 2, label: 'chain length (stages, log₂) →', ticks: lengthsOf(parts), grid: true },
+      y: { type: 'log', nice: true, label: '↑ µs per request (median, log scale)', grid: true, tickFormat: '~s' },
+      fx: { label: null, domain: panelsOf(parts) },
+      fy: { label: null, domain: [PART_COMPUTE, PART_OVERHEAD] },
+      color: { domain: ways, range: ways.map((w) => WAY_COLORS[w]!) },
+      marks: [
+        Plot.frame({ stroke: '#ddd' }),
+        Plot.line(parts, { fx: 'panel', fy: 'part', x: 'length', y: 'p50', stroke: 'way', z: 'way', strokeWidth: 1.8 }),
+        Plot.ruleX(parts.filter((p) => Number.isFinite(p.ci95_median_lo)), { fx: 'panel', fy: 'part', x: 'length', y1: 'ci95_median_lo', y2: 'ci95_median_hi', stroke: 'way', strokeWidth: 3, strokeOpacity: 0.6 }),
+        Plot.dot(parts, { fx: 'panel', fy: 'part', x: 'length', y: 'p50', fill: 'way', r: 3 }),
+        Plot.text(parts.filter((p) => p.label), { fx: 'panel', fy: 'part', x: 'length', y: 'p50', text: 'label', fill: 'way', dx: 4, dy: -7, textAnchor: 'start', fontSize: 9 }),
+      ],
+    },
+  };
+}
+
 /** CPU of the platform's processes per chain request against chain length. */
 export function chainsCpuFigure(rows: readonly SummaryRow[]): Figure {
   return byLength(rows, 'cpu_per_request', 'chains-cpu', 'Function chains: CPU time per request',
@@ -65,5 +137,5 @@ export function chainsCpuFigure(rows: readonly SummaryRow[]): Figure {
 }
 
 export function chainsFigures(rows: readonly SummaryRow[]): Figure[] {
-  return [chainsLatencyFigure(rows), chainsCpuFigure(rows)];
+  return [chainsLatencyFigure(rows), chainsOverheadFigure(rows), chainsCpuFigure(rows)];
 }
