@@ -19,7 +19,6 @@
 // (connect({ splice })): then a call is 2 messages, client->executor and executor->client, both
 // redirected by sk_msg, and the gateway process is not on the path.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { nodeCommand, waitForReady } from '../platform/child-ready.js';
 import type { ChildProcess } from 'node:child_process';
@@ -28,6 +27,7 @@ import { ProtocolClient } from '../platform/client.js';
 import type { Capability } from '../platform/variant.js';
 import { CGROUP2_ROOT, cgroup2Available, cgroupOf, cgroupProcs, platformCgroup, spawnInCgroup, type Cgroup } from './cgroup.js';
 import { attachSockmap, sockmapCapability, type SockmapHandle } from './sockmap.js';
+import { scratchDir } from '../platform/scratch.js';
 
 export type ArmKind = 'sockmap' | 'tcp';
 export const ARM_VARIANT: Record<ArmKind, string> = { sockmap: 'wasm+sockmap', tcp: 'wasm+tcp' };
@@ -100,7 +100,7 @@ export async function startArm(kind: ArmKind, opts: ArmOptions = {}): Promise<Ar
   const cgroup = platformCgroup(kind);
   let sockmap: SockmapHandle | null = null;
   let child: ChildProcess | null = null;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `fxh-arm-${kind}-`));
+  const dir = scratchDir(`arm${kind}`);
   const clients: ProtocolClient[] = [];
   let stopped: Promise<void> | null = null;
   const stop = () =>

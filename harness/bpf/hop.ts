@@ -2,17 +2,16 @@
 // arm's cgroup, so the saving of the fast path in the kernel can be told apart from the time the
 // platform's Node processes spend around it. Built with cc on first use into a scratch folder.
 import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { repoRoot } from '../paths.js';
 import { spawnInCgroup } from './cgroup.js';
+import { scratchDir } from '../platform/scratch.js';
 
 const SOURCE = path.join(repoRoot, 'harness', 'bpf', 'hop-pingpong.c');
 
 /** Compiles the ping-pong; returns the binary, or the reason it cannot. */
-export function buildHop(dir: string = fs.mkdtempSync(path.join(os.tmpdir(), 'fxh-hop-'))): { bin: string } | { error: string } {
+export function buildHop(dir: string = scratchDir('hop')): { bin: string } | { error: string } {
   const bin = path.join(dir, 'hop-pingpong');
   const cc = process.env.CC ?? 'cc';
   const r = spawnSync(cc, ['-O2', '-o', bin, SOURCE], { encoding: 'utf8' });

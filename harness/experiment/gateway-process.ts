@@ -1,11 +1,11 @@
 // Starts the gateway as its own process (as in a deployment) and connects protocol clients to it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { gatewayMain } from '../paths.js';
 import { ProtocolClient } from '../platform/client.js';
 import { nodeCommand, waitForReady } from '../platform/child-ready.js';
+import { scratchDir } from '../platform/scratch.js';
 
 export interface GatewayHandle {
   binary: string;
@@ -24,7 +24,7 @@ export interface GatewayLaunch {
 }
 
 export async function startGateway(opts: GatewayLaunch): Promise<GatewayHandle> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fxh-gateway-'));
+  const dir = scratchDir('gateway');
   const args = [gatewayMain, '--binary', `unix:${path.join(dir, 'gateway.sock')}`, '--memory-mib', String(opts.memoryLimitMiB)];
   if (opts.http) args.push('--http', '127.0.0.1:0');
   const { cmd, argv } = nodeCommand(args, opts.cpus);

@@ -16,6 +16,7 @@ import type { FunctionEntry } from '../functions/types.js';
 import { RunContext, FatalMeasurementError, type Experiment } from './context.js';
 import { resolveFunctions, resolveVariants, type VariantSet } from './plan.js';
 import { executeNotebooks } from './notebooks.js';
+import { cleanupStaleScratch } from '../platform/scratch.js';
 
 export interface SuiteOptions {
   /** names the results folder and the help text */
@@ -58,6 +59,10 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
   // written per batch (a killed run keeps every row), synced at the end: see RawWriterOptions.sync
   const writer = openRawWriter(path.join(run.dir, 'raw.csv'), { sync: false });
   const ctx = new RunContext(args, run.dir, catalog, functions, variants, writer, createRng(args.seed));
+  for (const line of cleanupStaleScratch()) {
+    ctx.notes.push(`start-up cleanup: ${line}`);
+    process.stderr.write(`start-up cleanup: ${line}\n`);
+  }
   // the command as a user would type it again: the entry script (relative to the repo) and its flags
   const envBase = { argv: [path.relative(repoRoot, fileURLToPath(o.scriptUrl)), ...args.argv], seed: args.seed, quick: args.quick };
   writeEnvJson(run.dir, collectEnv({ ...envBase, skips: [] }));

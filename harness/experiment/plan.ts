@@ -1,12 +1,12 @@
 // Turns flags into what will run: the variants that can run here, the functions, and the skips with reasons.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { Catalog } from '../functions/catalog.js';
 import type { FunctionEntry } from '../functions/types.js';
 import { loadVariantPlugins } from '../platform/registry.js';
 import type { Variant } from '../platform/variant.js';
 import { UsageError } from './args.js';
+import { scratchDir } from '../platform/scratch.js';
 
 export interface VariantSet {
   active: Map<string, Variant>;
@@ -21,7 +21,7 @@ export async function resolveVariants(names: string[] | undefined, memoryLimitMi
   const chosen = names ?? [...plugins.keys()];
   const unknown = chosen.filter((n) => !plugins.has(n));
   if (unknown.length) throw new UsageError(`unknown variant ${unknown.map((u) => `"${u}"`).join(', ')}; valid variants: ${[...plugins.keys()].join(', ')}`);
-  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fxh-run-'));
+  const workDir = scratchDir('run');
   const active = new Map<string, Variant>();
   const unavailable: VariantSet['unavailable'] = [];
   for (const name of chosen) {

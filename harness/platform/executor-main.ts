@@ -1,13 +1,12 @@
 // Standalone executor process: `node executor-main.js --variant NAME --listen ENDPOINT [--memory-mib N] [--work-dir DIR]`.
 // Prints one line `READY {"endpoint":..., "enforcesTimeouts":...}` when it accepts connections.
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadCatalog } from '../functions/catalog.js';
 import { getVariantPlugin } from './registry.js';
 import { Executor } from './executor.js';
 import { listen } from './transport.js';
+import { scratchDir } from './scratch.js';
 
 const { values } = parseArgs({
   options: {
@@ -25,7 +24,7 @@ if (!values.variant || !values.listen) {
 const plugin = await getVariantPlugin(values.variant);
 // a scratch folder of our own (no --work-dir) goes with us
 const ownWorkDir = values['work-dir'] === undefined;
-const workDir = values['work-dir'] ?? fs.mkdtempSync(path.join(os.tmpdir(), `fxh-exec-${values.variant}-`));
+const workDir = values['work-dir'] ?? scratchDir('exec');
 fs.mkdirSync(workDir, { recursive: true });
 const variant = plugin.create({ workDir, memoryLimitMiB: Number(values['memory-mib']) });
 const cap = await variant.check();

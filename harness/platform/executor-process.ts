@@ -8,6 +8,7 @@ import { executorMain } from '../paths.js';
 import type net from 'node:net';
 import { ProtocolClient, type InvokeCall, type InvokeReply } from './client.js';
 import { connect } from './transport.js';
+import { scratchDir } from './scratch.js';
 import type { Capability } from './variant.js';
 
 export interface ExecutorSpec {
@@ -215,6 +216,7 @@ export class ExecutorProcess {
   }
 }
 
-export function makeRunDir(prefix = 'fxh-gw-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+/** A gateway's run folder (sockets, executors' scratch space): scratchDir('gw'), or a given prefix (tests). */
+export function makeRunDir(prefix?: string): string {
+  return prefix ? fs.mkdtempSync(path.join(os.tmpdir(), prefix)) : scratchDir('gw');
 }
