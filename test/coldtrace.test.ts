@@ -260,6 +260,17 @@ describe('coldtrace in the kernel', { skip: skipKernel }, () => {
     assert.ok(r.syscallsTotal >= N);
   });
 
+  test('the kernel accounts the programs\' own run time: N traced syscalls are at least N runs and take time', async () => {
+    const N = 2000;
+    const p0 = tracer.programTime();
+    assert.ok(p0, 'run-time statistics are on while the tracer is open');
+    await traced(tracer, () => run('/usr/bin/python3', ['-S', '-c', `import os\nfor _ in range(${N}): os.getpid()`]));
+    const p1 = tracer.programTime()!;
+    // enter and exit of each getpid, at the least
+    assert.ok(p1.runs - p0.runs >= 2 * N, `runs ${p1.runs - p0.runs}`);
+    assert.ok(p1.ns > p0.ns, 'and some kernel time');
+  });
+
   test('bytes read from a file of known size are counted', async () => {
     const K = 300_000;
     const f = path.join(tmp, 'data.bin');

@@ -30,7 +30,9 @@ import {
   RingBuffer,
   TRACEFS,
   bpfCapability,
+  enableRunTimeStats,
   ensureTracefs,
+  progInfo,
   type BpfMap,
   type CapabilityProbe,
   type LinkHandle,
@@ -187,6 +189,8 @@ export class ColdTracer {
   private readonly missing = new Set<'pageFaults' | 'mounts'>();
   readonly notes: string[] = [];
   private closed = false;
+  /** BPF run-time statistics stay on while this fd is open (fd-scoped, like sockmap.ts) */
+  private statsFd = -1;
 
   private constructor(private readonly obj: BpfObject) {
     this.traced = obj.map('fxh_ct_traced');
@@ -231,6 +235,11 @@ export class ColdTracer {
     }
     const t = new ColdTracer(obj);
     for (const m of missing) t.missing.add(m);
+    try {
+      t.statsFd = enableRunTimeStats();
+    } catch (e) {
+      t.notes.push(`program run time not measured: ${(e as Error).message}`);
+    }
     if (skipped.length) t.notes.push(`not loaded: ${skipped.join('; ')}`);
     return t;
   }
@@ -254,6 +263,24 @@ export class ColdTracer {
   /** Detaches every program attached by attach(). Idempotent. */
   detach(): void {
     for (const l of this.links.splice(0).reverse()) l.detach();
+  }
+
+  /**
+   * Run time (ns) and runs the kernel has counted for the loaded programs so far, all processes
+   * included (the tracepoints fire for every process and filter inside): what the tracing costs the
+   * machine in kernel time, a lower bound of its overhead. null when statistics are not on.
+   */
+  programTime(): { ns: number; runs: number } | null {
+    if (this.statsFd < 0 || this.closed) return null;
+    let ns = 0;
+    let runs = 0;
+    for (const p of this.obj.programs()) {
+      if (p.fd < 0) continue;
+      const i = progInfo(p.fd);
+      ns += i.runTimeNs;
+      runs += i.runCount;
+    }
+    return { ns, runs };
   }
 
   /** names of the programs currently attached */
@@ -283,6 +310,8 @@ export class ColdTracer {
     this.detach();
     this.rb.free();
     this.obj.close();
+    if (this.statsFd >= 0) fs.closeSync(this.statsFd);
+    this.statsFd = -1;
   }
 
   // ---- used by TraceSession

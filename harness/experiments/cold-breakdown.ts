@@ -127,6 +127,8 @@ async function measure(ctx: RunContext, cells: Cell[], tracer: ColdTracer | unde
             verified(c, r.output);
             if (it >= 0) rows.push(row(c, params, 'cold_start_untraced', it, ns / 1000, 'us'));
           } else {
+            // the programs' kernel time is read outside the timed span (arrival .. output)
+            const p0 = tracer!.programTime();
             const s = tracer!.session();
             let out: Uint8Array;
             s.mark('arrival');
@@ -136,9 +138,13 @@ async function measure(ctx: RunContext, cells: Cell[], tracer: ColdTracer | unde
             } finally {
               s.end();
             }
+            const p1 = tracer!.programTime();
             const res = s.collect();
             verified(c, out);
-            if (it >= 0) rows.push(...tracedRows(c, params, it, res));
+            if (it >= 0) {
+              rows.push(...tracedRows(c, params, it, res));
+              if (p0 && p1) rows.push(row(c, params, 'trace_prog_time', it, (p1.ns - p0.ns) / 1000, 'us'), row(c, params, 'trace_prog_runs', it, p1.runs - p0.runs, 'count'));
+            }
           }
         } catch (e) {
           fail(c, e);

@@ -47,6 +47,9 @@ export interface Overhead {
   hi: number;
   nTraced: number;
   nUntraced: number;
+  /** median kernel time (µs) and runs of the tracing programs per traced cold start, when measured */
+  progUs?: number;
+  progRuns?: number;
 }
 
 export interface BreakdownCell {
@@ -118,6 +121,9 @@ export function breakdownCells(raw: readonly RawRow[]): BreakdownCell[] {
         tracedUs: median(traced), untracedUs: median(untraced), diffUs: median(traced) - median(untraced),
         ratio: ci.ratio, lo: ci.lo, hi: ci.hi, nTraced: traced.length, nUntraced: untraced.length,
       };
+      const progUs = vals('trace_prog_time');
+      const progRuns = vals('trace_prog_runs');
+      if (progUs.length) Object.assign(overhead, { progUs: median(progUs), progRuns: median(progRuns) });
     }
     out.push({
       variant: first.variant, function: first.function, mode: first.mode, n, scope, phases,
@@ -181,7 +187,8 @@ export function breakdownTableText(cells: readonly BreakdownCell[]): string {
 function overheadLine(c: BreakdownCell): string {
   const o = c.overhead!;
   const pct = (x: number) => `${x >= 1 ? '+' : ''}${((x - 1) * 100).toFixed(1)}%`;
-  return `tracing overhead ${c.variant}/${c.function}/${c.mode}: median traced ${fmtUs(o.tracedUs)} vs untraced ${fmtUs(o.untracedUs)} = ${o.diffUs >= 0 ? '+' : ''}${fmtUs(o.diffUs)} (${pct(o.ratio)}, 95% CI ${pct(o.lo)} … ${pct(o.hi)}; n ${o.nTraced}/${o.nUntraced})`;
+  const prog = o.progUs === undefined ? '' : `; the programs ran ${fmtN(Math.round(o.progRuns ?? NaN))} times for ${fmtUs(o.progUs)} of kernel time per traced cold start (median; ${((100 * o.progUs) / o.tracedUs).toFixed(1)}% of it, a lower bound of the overhead)`;
+  return `tracing overhead ${c.variant}/${c.function}/${c.mode}: median traced ${fmtUs(o.tracedUs)} vs untraced ${fmtUs(o.untracedUs)} = ${o.diffUs >= 0 ? '+' : ''}${fmtUs(o.diffUs)} (${pct(o.ratio)}, 95% CI ${pct(o.lo)} … ${pct(o.hi)}; n ${o.nTraced}/${o.nUntraced})${prog}`;
 }
 
 /** One line per cell with the tracing overhead (traced − untraced median). */
