@@ -117,3 +117,17 @@ test('memory ticks use binary units, never an SI "m"', async () => {
   assert.equal(mibTick(2048), '2 GiB');
   assert.equal(mibTick(1 / 2 ** 20), '1 B');
 });
+
+test('a figure lists a few noisy cells and counts the rest, instead of listing them all', async () => {
+  const { cellNotes } = await import('../harness/figures/common.js');
+  const raw: RawRow[] = [];
+  for (let c = 0; c < 10; c++) {
+    for (let i = 0; i < 30; i++) raw.push({ experiment: 'e', path: 'p', variant: 'wasm', function: 'noop', mode: 'warm', metric: 'latency', params: `cell=${c}`, iteration: i, value: i % 2 ? 1 : 100, unit: 'us' });
+  }
+  const notes = cellNotes(summarize(raw, []), ['latency']);
+  const noisy = notes.find((n) => n.startsWith('Noisy'));
+  assert.ok(noisy, notes.join('\n'));
+  assert.match(noisy, /^Noisy, 10 of 10 cells/);
+  assert.match(noisy, /and 4 more \(column noisy of summary\.csv\)$/);
+  assert.equal((noisy.match(/cell=/g) ?? []).length, 6);
+});

@@ -58,6 +58,8 @@ function cellLabel(r: SummaryRow, withParams: boolean): string {
  * Notes for a figure of `metrics`: skipped and failed cells (those with metric '' apply to every
  * metric), noisy cells, and cells too small for a median CI.
  */
+const MAX_NOISY_LISTED = 6;
+
 export function cellNotes(rows: readonly SummaryRow[], metrics: readonly string[]): string[] {
   const notes: string[] = [];
   const relevant = rows.filter((r) => r.metric === '' || metrics.includes(r.metric));
@@ -70,7 +72,12 @@ export function cellNotes(rows: readonly SummaryRow[], metrics: readonly string[
   if (failed.length) notes.push(`Failed (${failed.length}, not drawn): ` + failed.map((r) => `${cell(r)} — ${r.note}`).join('; '));
   const ok = relevant.filter((r) => r.status === 'ok');
   const noisy = ok.filter((r) => r.noisy);
-  if (noisy.length) notes.push(`Noisy (cv > ${NOISY_CV} or median CI ± > ${NOISY_MEDIAN_CI_REL_HALF_WIDTH * 100}%): ` + noisy.map(cell).join('; '));
+  // a figure is not the place for a long list: summary.csv flags every cell (column noisy)
+  if (noisy.length) {
+    const shown = noisy.slice(0, MAX_NOISY_LISTED).map(cell).join('; ');
+    const more = noisy.length > MAX_NOISY_LISTED ? `; and ${noisy.length - MAX_NOISY_LISTED} more (column noisy of summary.csv)` : '';
+    notes.push(`Noisy, ${noisy.length} of ${ok.length} cells (cv > ${NOISY_CV} or median CI ± > ${NOISY_MEDIAN_CI_REL_HALF_WIDTH * 100}%): ${shown}${more}`);
+  }
   const small = ok.filter((r) => r.n > 0 && Number.isNaN(r.ci95_median_lo));
   if (small.length) notes.push(`No median CI (n < ${MIN_N_MEDIAN_CI}): ` + small.map((r) => `${cell(r)} n=${r.n}`).join('; '));
   return notes;
