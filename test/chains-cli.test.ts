@@ -20,20 +20,13 @@ import { CHAIN_PREFIX, SHM_DIR, staleChainCleanup } from '../harness/chains/chai
 import { pidAlive } from '../harness/platform/proc-memory.js';
 import { readRawCsv } from '../harness/results/raw-writer.js';
 import { readSummaryCsv } from '../harness/results/summarize.js';
+import { waitFor } from './helpers.js';
 
 const cap = sockmapCapability();
 const skip = cap.ok ? false : `eBPF unavailable here: ${cap.reason}`;
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'chains-cli-test-'));
 process.on('exit', () => fs.rmSync(scratch, { recursive: true, force: true }));
 
-async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return cond();
-}
 /** what a process with this pid left: cgroups, /dev/shm files, scratch folders of its chains */
 function leftBy(pid: number): string[] {
   const chainOf = (d: string) => fs.readdirSync(d).filter((n) => n.startsWith(`${CHAIN_PREFIX}${pid}-`)).map((n) => path.join(d, n));

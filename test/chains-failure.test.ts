@@ -16,6 +16,7 @@ import { CHAIN_PREFIX, ChainError, SHM_DIR, startChain, type Chain, type ChainMo
 import { STAMP_SLOT, readStamp } from '../harness/chains/wire.js';
 import { chainExpected, chainPayload } from '../harness/functions/workloads/chainstep.js';
 import { pidAlive } from '../harness/platform/proc-memory.js';
+import { waitFor } from './helpers.js';
 
 const cap = sockmapCapability();
 const skip = cap.ok ? false : `eBPF unavailable here: ${cap.reason}`;
@@ -30,14 +31,6 @@ function loaded(ids: number[]): number[] {
   const r = spawnSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' });
   const progs = JSON.parse(r.stdout || '[]') as { id: number; name?: string }[];
   return progs.filter((p) => ids.includes(p.id) && (p.name === PROG_SOCKOPS || p.name === PROG_SKMSG)).map((p) => p.id);
-}
-async function waitFor(cond: () => boolean, ms = 3000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return cond();
 }
 /** the seq each stage's stamp slot holds (slot k = stage k) */
 function stampSeqs(chain: Chain, stages: number): number[] {

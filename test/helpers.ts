@@ -20,3 +20,13 @@ export async function rejectsWith(p: Promise<unknown>, kind: string, re?: RegExp
 export function correct(f: FunctionEntry, input: Uint8Array, output: Uint8Array): void {
   assert.equal(Buffer.from(output).toString('latin1'), Buffer.from(f.workload.expected(input)).toString('latin1'));
 }
+
+/** Polls `cond` until it holds or `ms` pass; resolves with its last value. */
+export async function waitFor(cond: () => boolean, ms = 3000, everyMs = 20): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  return cond();
+}

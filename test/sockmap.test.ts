@@ -15,6 +15,7 @@ import { placementCheck } from '../harness/bpf/arm.js';
 import { ExecutorProcess, makeRunDir } from '../harness/platform/executor-process.js';
 import { loadCatalog } from '../harness/functions/catalog.js';
 import { verifyOutput } from '../harness/functions/verify.js';
+import { waitFor } from './helpers.js';
 
 const cap = sockmapCapability();
 const skip = cap.ok ? false : `eBPF unavailable here: ${cap.reason}`;
@@ -36,14 +37,6 @@ function ourCgroupAttachments(): string[] {
 const ownCgroups = (pid = process.pid) => fxhCgroups().filter((p) => path.basename(p).startsWith(`fxh-${pid}-`));
 const ownPins = () => (fs.existsSync('/sys/fs/bpf') ? fs.readdirSync('/sys/fs/bpf').filter((n) => n.startsWith(`fxh-${process.pid}-`)) : []);
 
-async function waitFor(cond: () => boolean, ms = 3000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return cond();
-}
 
 // A 64-byte TCP ping-pong: `server` echoes, `client PORT N` sends N messages one at a time.
 const PINGPONG = `

@@ -12,6 +12,7 @@ import { cgroupProcs, fxhCgroups } from '../harness/bpf/cgroup.js';
 import { loadCatalog } from '../harness/functions/catalog.js';
 import { verifyOutput } from '../harness/functions/verify.js';
 import { ProtocolClient } from '../harness/platform/client.js';
+import { waitFor } from './helpers.js';
 
 const cap = armCapability('sockmap');
 const skip = cap.ok ? false : `eBPF unavailable here: ${cap.reason}`;
@@ -26,14 +27,6 @@ function cpuNs(pid: number): number {
   return t;
 }
 
-async function waitFor(cond: () => boolean, ms = 3000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return cond();
-}
 
 let arm: Arm | null = null;
 before(async () => {
