@@ -7,7 +7,8 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
-/* fxh_st_cfg[0]: the tgid whose getpid() calls are counted (set by the loader after load) */
+/* fxh_st_cfg[0]: the thread whose getpid() calls are counted (set by the loader after load). A
+ * thread, not a process: other threads of the process (V8's, libuv's) may call getpid too. */
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(max_entries, 1);
@@ -31,7 +32,7 @@ SEC("tracepoint/syscalls/sys_enter_getpid")
 int fxh_st_getpid(void *ctx) {
   __u32 zero = 0;
   __u32 *want = bpf_map_lookup_elem(&fxh_st_cfg, &zero);
-  if (!want || *want != (__u32)(bpf_get_current_pid_tgid() >> 32)) return 0;
+  if (!want || *want != (__u32)bpf_get_current_pid_tgid()) return 0;
   __u64 *count = bpf_map_lookup_elem(&fxh_st_count, &zero);
   if (!count) return 0;
   __u64 n = __sync_fetch_and_add(count, 1) + 1;

@@ -27,6 +27,7 @@ import {
   progAttach,
   progTestRun,
   XDP,
+  type LinkHandle,
 } from '../harness/bpf/libbpf.js';
 import { findRepoRoot, loadCatalog, type Catalog } from '../harness/functions/catalog.js';
 import type { FunctionEntry, Scale } from '../harness/functions/types.js';
@@ -342,13 +343,16 @@ describe('libbpf FFI', { skip }, () => {
     assert.ok(fs.existsSync(path.join(tfs.path, 'events', 'syscalls')));
     const obj = BpfObject.open(SELFTEST_O, { only: ['fxh_st_getpid'] }).load();
     const getpid = koffi.load('libc.so.6').func('int getpid(void)') as () => number;
+    let rb: RingBuffer | undefined;
+    let link: LinkHandle | undefined;
     try {
+      // the thread to count: the main thread, whose id is the pid (other threads of this process call getpid too)
       const pid = Buffer.alloc(4);
       pid.writeUInt32LE(process.pid);
       obj.map('fxh_st_cfg').update(Buffer.alloc(4), pid);
       const seen: bigint[] = [];
-      const rb = new RingBuffer(obj.map('fxh_st_rb'), (d) => void seen.push(d.readBigUInt64LE(0)));
-      const link = obj.program('fxh_st_getpid').attach();
+      rb = new RingBuffer(obj.map('fxh_st_rb'), (d) => void seen.push(d.readBigUInt64LE(0)));
+      link = obj.program('fxh_st_getpid').attach();
       assert.equal(link.detached, false);
       for (let i = 0; i < 100; i++) assert.equal(getpid(), process.pid);
       assert.equal(obj.map('fxh_st_count').lookup(Buffer.alloc(4))!.readBigUInt64LE(0), 100n);
@@ -367,6 +371,9 @@ describe('libbpf FFI', { skip }, () => {
       rb.free();
       rb.free();
     } finally {
+      // also when an assertion failed: the next test counts what the registry holds
+      link?.detach();
+      rb?.free();
       obj.close();
     }
   });
