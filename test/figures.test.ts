@@ -131,3 +131,11 @@ test('a figure lists a few noisy cells and counts the rest, instead of listing t
   assert.match(noisy, /and 4 more \(column noisy of summary\.csv\)$/);
   assert.equal((noisy.match(/cell=/g) ?? []).length, 6);
 });
+
+test('times are written in the unit their size wants, negative ones too', async () => {
+  const { fmtUs } = await import('../harness/figures/cold-start.js');
+  assert.equal(fmtUs(5270), '5.27 ms');
+  assert.equal(fmtUs(-5270), '-5.27 ms');
+  assert.equal(fmtUs(-28.4), '-28.4 µs');
+  assert.equal(fmtUs(2.5e6), '2.50 s');
+});

@@ -66,8 +66,9 @@ export function latencyFigure(rows: readonly SummaryRow[], o: LatencyFigureOptio
 
 export function fmtUs(us: number): string {
   if (!Number.isFinite(us)) return '–';
-  if (us >= 1e6) return `${(us / 1e6).toPrecision(3)} s`;
-  if (us >= 1e3) return `${(us / 1e3).toPrecision(3)} ms`;
+  const a = Math.abs(us);
+  if (a >= 1e6) return `${(us / 1e6).toPrecision(3)} s`;
+  if (a >= 1e3) return `${(us / 1e3).toPrecision(3)} ms`;
   return `${us.toPrecision(3)} µs`;
 }
 
