@@ -129,6 +129,13 @@ export class Gateway {
       return answer('unavailable', `variant ${variant}: ${(err as Error).message}`);
     }
     const upstream = conn.socket;
+    // the client may have gone while we connected: then its close event has passed already
+    const clientGone = () => {
+      if (!socket.destroyed) return false;
+      upstream.destroy();
+      return true;
+    };
+    if (clientGone()) return;
     let undo: () => void;
     try {
       undo = splicer.join(socket, upstream);
@@ -136,6 +143,7 @@ export class Gateway {
       // The executor's end of a fresh connection is registered by the kernel when it sees the
       // handshake's last ACK, which may trail our connect() by a moment: one more try.
       await new Promise((r) => setTimeout(r, 5));
+      if (clientGone()) return;
       try {
         undo = splicer.join(socket, upstream);
       } catch (err) {
@@ -149,7 +157,11 @@ export class Gateway {
     const end = (clientGone: boolean) => {
       if (ended) return;
       ended = true;
-      undo();
+      try {
+        undo();
+      } catch (err) {
+        process.stderr.write(`gateway: undoing a splice to ${variant} failed: ${(err as Error).message}\n`);
+      }
       this.spliced.delete(upstream);
       unregister();
       upstream.destroy();
