@@ -132,3 +132,11 @@ test('progress: a TTY gets one redrawn line', () => {
   assert.ok(out.includes('4/4 (100%)'));
   assert.equal(out.split('\n').length, 2, 'only the final newline');
 });
+
+test('list flags: comma-separated positive integers, the default when absent, a clear error otherwise', async () => {
+  const { positiveInts } = await import('../harness/experiment/args.js');
+  assert.deepEqual(positiveInts({ extra: {} }, 'sizes', [64]), [64]);
+  assert.deepEqual(positiveInts({ extra: { sizes: '64,1024' } }, 'sizes', [1]), [64, 1024]);
+  assert.throws(() => positiveInts({ extra: { sizes: '64,0' } }, 'sizes', [1]), /--sizes wants positive integers, got "64,0"/);
+  assert.throws(() => positiveInts({ extra: { lengths: '2,x' } }, 'lengths', [1]), /--lengths wants positive integers/);
+});

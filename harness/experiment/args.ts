@@ -47,6 +47,15 @@ export interface CommonArgs {
   argv: string[];
 }
 
+/** An experiment's own flag holding comma-separated positive integers (e.g. --sizes 64,1024), or `dflt`. */
+export function positiveInts(args: Pick<CommonArgs, 'extra'>, flag: string, dflt: number[]): number[] {
+  const spec = args.extra[flag];
+  if (typeof spec !== 'string' || !spec) return dflt;
+  const xs = spec.split(',').map(Number);
+  if (xs.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`--${flag} wants positive integers, got "${spec}"`);
+  return xs;
+}
+
 export class UsageError extends Error {
   override name = 'UsageError';
 }

@@ -23,6 +23,7 @@
 // A chain node that dies fails the way with the reason (the stage, its pid, the signal); the other
 // ways go on and the run ends with status 1.
 import type { Experiment, FigureData } from '../experiment/context.js';
+import { positiveInts } from '../experiment/args.js';
 import { FatalMeasurementError } from '../experiment/context.js';
 import { withAffinity } from '../experiment/affinity.js';
 import type { GatewayHandle } from '../experiment/gateway-process.js';
@@ -45,13 +46,6 @@ const FN = 'chainstep';
 const MODE = 'warm';
 const JIT_WARMUP_CALLS = 3000;
 
-function list(spec: string | undefined, dflt: number[], what: string): number[] {
-  if (!spec) return dflt;
-  const xs = spec.split(',').map(Number);
-  if (xs.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`--${what} wants positive integers, got "${spec}"`);
-  return xs;
-}
-
 interface Result {
   output: Uint8Array;
   e2eNs: number;
@@ -70,8 +64,8 @@ export const chains: Experiment = {
   },
   async run(ctx) {
     const { args } = ctx;
-    const lengths = list(args.extra.lengths as string | undefined, [1, 2, 4, 8], 'lengths');
-    const payloads = list(args.extra.payloads as string | undefined, args.quick ? [64, 65536] : [64, 4096, 65536, 1048576], 'payloads');
+    const lengths = positiveInts(args, 'lengths', [1, 2, 4, 8]);
+    const payloads = positiveInts(args, 'payloads', args.quick ? [64, 65536] : [64, 4096, 65536, 1048576]);
     if (Math.max(...lengths) > 16) throw new Error('--lengths: at most 16 stages');
     const reps = ctx.reps(20, 200);
     const warmup = ctx.warmup(2, 10);

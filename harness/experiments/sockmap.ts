@@ -31,6 +31,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Experiment, FigureData, RunContext } from '../experiment/context.js';
+import { positiveInts } from '../experiment/args.js';
 import { FatalMeasurementError } from '../experiment/context.js';
 import { closedLoop } from '../experiment/closed-loop.js';
 import { withAffinity } from '../experiment/affinity.js';
@@ -61,13 +62,6 @@ const CONNECTIONS = 8;
 const JIT_WARMUP_CALLS = 3000;
 /** frame bytes of the noop response ("ok\n") */
 const RESPONSE_BYTES = encodeResponse({ id: 0, status: 'ok', serverNs: 0, payload: Buffer.from('ok\n') }).length;
-
-function list(spec: string | undefined, dflt: number[], what: string): number[] {
-  if (!spec) return dflt;
-  const xs = spec.split(',').map(Number);
-  if (xs.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`--${what} wants positive integers, got "${spec}"`);
-  return xs;
-}
 
 function payload(size: number, seed: number): Uint8Array {
   const rng = createRng(seed * 7919 + size);
@@ -161,8 +155,8 @@ export const sockmap: Experiment = {
   },
   async run(ctx) {
     const { args } = ctx;
-    const sizes = list(args.extra.sizes as string | undefined, [64, 1024, 16384], 'sizes');
-    const levels = list(args.extra.concurrency as string | undefined, args.quick ? [1, 4, 16] : [1, 4, 16, 64], 'concurrency');
+    const sizes = positiveInts(args, 'sizes', [64, 1024, 16384]);
+    const levels = positiveInts(args, 'concurrency', args.quick ? [1, 4, 16] : [1, 4, 16, 64]);
     const durationMs = Number(args.extra['duration-ms'] ?? (args.quick ? 1000 : 5000));
     const reps = ctx.reps(300, 2000);
     const warmup = ctx.warmup(30, 200);

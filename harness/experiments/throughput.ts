@@ -1,5 +1,6 @@
 // Throughput under closed-loop load through the binary gateway, swept over concurrency.
 import type { Experiment } from '../experiment/context.js';
+import { positiveInts } from '../experiment/args.js';
 import { closedLoop } from '../experiment/closed-loop.js';
 import { gatewayCall } from '../experiment/measure-call.js';
 import { FatalMeasurementError } from '../experiment/context.js';
@@ -11,13 +12,6 @@ import { drawFigures } from '../figures/draw.js';
 
 const CONNECTIONS = 8;
 
-function sweep(spec: string | undefined, quick: boolean): number[] {
-  if (!spec) return quick ? [1, 4, 16, 64] : [1, 2, 4, 8, 16, 32, 64];
-  const xs = spec.split(',').map(Number);
-  if (xs.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`--concurrency wants positive integers, got "${spec}"`);
-  return xs;
-}
-
 export const throughput: Experiment = {
   name: 'throughput',
   summary: 'closed-loop load through the binary gateway, warm instances, concurrency sweep: requests/s, p50, p99',
@@ -28,7 +22,7 @@ export const throughput: Experiment = {
   },
   async run(ctx) {
     const { args } = ctx;
-    const levels = sweep(args.extra.concurrency as string | undefined, args.quick);
+    const levels = positiveInts(args, 'concurrency', args.quick ? [1, 4, 16, 64] : [1, 2, 4, 8, 16, 32, 64]);
     const durationMs = Number(args.extra['duration-ms'] ?? (args.quick ? 1000 : 5000));
     const cpus = ctx.gatewayCpus();
     // default: throughput of the smallest function unless the user chose
