@@ -18,7 +18,7 @@ test('scratchDir names this process; cleanup removes dead owners\' folders only,
     for (const d of [dead, alive, chain, other]) fs.mkdirSync(path.join(d, 'inner'), { recursive: true });
     fs.writeFileSync(path.join(tmp, 'fxh-file-999999-x'), 'not a folder');
     const lines = cleanupStaleScratch(tmp, (pid) => pid === 4242);
-    assert.deepEqual(lines.sort(), [`removed scratch folder ${chain} left by pid 999999 (no longer running)`, `removed scratch folder ${dead} left by pid 999999 (no longer running)`]);
+    assert.deepEqual(lines.sort(), [`removed stale ${chain} (pid 999999 is gone)`, `removed stale ${dead} (pid 999999 is gone)`]);
     for (const d of [mine, alive, other, path.join(tmp, 'fxh-file-999999-x')]) assert.ok(fs.existsSync(d), d);
     assert.throws(() => scratchDir('Bad-Kind', tmp), /lower-case/);
   } finally {

@@ -27,6 +27,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { buildDir } from '../paths.js';
 import { connect } from '../platform/transport.js';
 import { pidAlive } from '../platform/proc-memory.js';
+import { cleanupStaleScratch } from '../platform/scratch.js';
 import { insideCgroup } from '../bpf/arm.js';
 import { spawnInCgroup } from '../bpf/cgroup.js';
 import { HEADER_BYTES, KIND_COPY, KIND_DESC, KIND_ERROR, MAX_PAYLOAD, MAX_STAGES, MessageReader, PAYLOAD_OFFSET, SHM_BYTES, STAMP_SLOT, encodeHeader, nowNs, readStamp, type Header } from './wire.js';
@@ -357,27 +358,5 @@ export function processCpuNs(pids: readonly number[]): number {
  * of processes that are gone (a SIGKILLed run), and returns one line per thing removed.
  */
 export function staleChainCleanup(dirs: readonly string[] = [SHM_DIR, os.tmpdir()], alive: (pid: number) => boolean = pidAlive): string[] {
-  const report: string[] = [];
-  for (const d of dirs) {
-    let names: string[];
-    try {
-      names = fs.readdirSync(d);
-    } catch {
-      continue;
-    }
-    for (const name of names) {
-      const m = new RegExp(`^${CHAIN_PREFIX}(\\d+)-`).exec(name);
-      if (!m) continue;
-      const pid = Number(m[1]);
-      if (pid === process.pid || alive(pid)) continue;
-      const p = path.join(d, name);
-      try {
-        fs.rmSync(p, { recursive: true, force: true });
-        report.push(`removed stale ${p} (pid ${pid} is gone)`);
-      } catch (e) {
-        report.push(`could not remove stale ${p}: ${(e as Error).message}`);
-      }
-    }
-  }
-  return report;
+  return dirs.flatMap((d) => cleanupStaleScratch(d, alive, { what: 'chain', files: true }));
 }

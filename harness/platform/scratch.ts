@@ -14,8 +14,15 @@ export function scratchDir(what: string, tmp: string = os.tmpdir()): string {
   return fs.mkdtempSync(path.join(tmp, `fxh-${what}-${process.pid}-`));
 }
 
-/** Removes the scratch folders whose owner is gone; one line per folder removed. */
-export function cleanupStaleScratch(tmp: string = os.tmpdir(), alive: (pid: number) => boolean = pidAlive): string[] {
+export interface StaleScratchOptions {
+  /** only this kind (the <what> of fxh-<what>-<pid>-) */
+  what?: string;
+  /** files too (e.g. /dev/shm segments), not only folders */
+  files?: boolean;
+}
+
+/** Removes the scratch folders in `tmp` whose owner is gone; one line per thing removed. */
+export function cleanupStaleScratch(tmp: string = os.tmpdir(), alive: (pid: number) => boolean = pidAlive, opts: StaleScratchOptions = {}): string[] {
   const lines: string[] = [];
   let names: string[] = [];
   try {
@@ -25,16 +32,16 @@ export function cleanupStaleScratch(tmp: string = os.tmpdir(), alive: (pid: numb
   }
   for (const n of names) {
     const m = NAME.exec(n);
-    if (!m) continue;
+    if (!m || (opts.what !== undefined && m[1] !== opts.what)) continue;
     const pid = Number(m[2]);
     if (pid === process.pid || alive(pid)) continue;
     const p = path.join(tmp, n);
     try {
-      if (!fs.lstatSync(p).isDirectory()) continue;
+      if (!opts.files && !fs.lstatSync(p).isDirectory()) continue;
       fs.rmSync(p, { recursive: true, force: true });
-      lines.push(`removed scratch folder ${p} left by pid ${pid} (no longer running)`);
+      lines.push(`removed stale ${p} (pid ${pid} is gone)`);
     } catch (e) {
-      lines.push(`could not remove scratch folder ${p} left by pid ${pid}: ${(e as Error).message}`);
+      lines.push(`could not remove stale ${p} (pid ${pid} is gone): ${(e as Error).message}`);
     }
   }
   return lines;

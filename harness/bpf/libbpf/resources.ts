@@ -4,6 +4,7 @@ import path from 'node:path';
 import { BPFFS, CGROUP2_ROOT, NAME_PREFIX } from './consts.js';
 import { L, check } from './ffi.js';
 import { AttachHandle, Handle } from './registry.js';
+import { pidAlive } from '../../platform/proc-memory.js';
 
 function ownName(suffix: string): string {
   if (!/^[A-Za-z0-9_.-]+$/.test(suffix)) throw new Error(`bad name suffix ${JSON.stringify(suffix)} (use [A-Za-z0-9_.-])`);
@@ -69,15 +70,6 @@ function emptyCgroup(dir: string, root: string): void {
     try {
       fs.writeFileSync(path.join(root, 'cgroup.procs'), pid);
     } catch {}
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
