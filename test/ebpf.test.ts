@@ -45,7 +45,7 @@ const SELFTEST_O = path.join(BPF_BUILD, 'selftest.bpf.o');
 const BAD_O = path.join(BPF_BUILD, 'bad.bpf.o');
 const LIBBPF_JS = path.join(REPO, 'build', 'harness', 'bpf', 'libbpf.js');
 /** the programs of ours these tests load (other families have their own tests) */
-const OUR_PROGRAMS = new Set(['fxh_noop', 'fxh_fnv1a', 'fxh_classify', 'fxh_histogram', 'fxh_bad', 'fxh_st_getpid', 'fxh_st_egress']);
+const OUR_PROGRAMS = new Set(['fxh_noop', 'fxh_fnv1a', 'fxh_classify', 'fxh_histogram', 'fxh_bad', 'fxh_st_getpgid', 'fxh_st_egress']);
 const FUNCTIONS = ['noop', 'fnv1a', 'classify', 'histogram'];
 const SEEDS = [1, 2, 3, 7, 42, 1234];
 const SCALES: Scale[] = ['small', 'large'];
@@ -341,20 +341,22 @@ describe('libbpf FFI', { skip }, () => {
   test('tracepoint attach (tracefs mounted if missing), counter map, ring buffer callback, idempotent detach', () => {
     const tfs = ensureTracefs();
     assert.ok(fs.existsSync(path.join(tfs.path, 'events', 'syscalls')));
-    const obj = BpfObject.open(SELFTEST_O, { only: ['fxh_st_getpid'] }).load();
-    const getpid = koffi.load('libc.so.6').func('int getpid(void)') as () => number;
+    const obj = BpfObject.open(SELFTEST_O, { only: ['fxh_st_getpgid'] }).load();
+    const getpgid = koffi.load('libc.so.6').func('int getpgid(int pid)') as (pid: number) => number;
     let rb: RingBuffer | undefined;
     let link: LinkHandle | undefined;
     try {
-      // the thread to count: the main thread, whose id is the pid (other threads of this process call getpid too)
-      const pid = Buffer.alloc(4);
-      pid.writeUInt32LE(process.pid);
-      obj.map('fxh_st_cfg').update(Buffer.alloc(4), pid);
+      // only calls with this argument count: above PID_MAX_LIMIT (2^22), so no one else asks about it
+      const magic = 0x40000000 + Math.floor(Math.random() * 0x1000000);
+      const cfg = Buffer.alloc(4);
+      cfg.writeUInt32LE(magic);
+      obj.map('fxh_st_cfg').update(Buffer.alloc(4), cfg);
       const seen: bigint[] = [];
       rb = new RingBuffer(obj.map('fxh_st_rb'), (d) => void seen.push(d.readBigUInt64LE(0)));
-      link = obj.program('fxh_st_getpid').attach();
+      link = obj.program('fxh_st_getpgid').attach();
       assert.equal(link.detached, false);
-      for (let i = 0; i < 100; i++) assert.equal(getpid(), process.pid);
+      for (let i = 0; i < 100; i++) assert.equal(getpgid(magic), -1, 'no such process group');
+      assert.equal(getpgid(magic + 1), -1);
       assert.equal(obj.map('fxh_st_count').lookup(Buffer.alloc(4))!.readBigUInt64LE(0), 100n);
       let n = 0;
       while (n < 100) {
@@ -366,7 +368,7 @@ describe('libbpf FFI', { skip }, () => {
       link.detach();
       link.detach();
       assert.equal(link.detached, true);
-      getpid();
+      getpgid(magic);
       assert.equal(obj.map('fxh_st_count').lookup(Buffer.alloc(4))!.readBigUInt64LE(0), 100n, 'no counting after detach');
       rb.free();
       rb.free();
