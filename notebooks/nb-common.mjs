@@ -343,7 +343,7 @@ export function latencyTableHtml(h, summary, metric, opts = {}) {
     p99: fmt3(r.p99),
     max: fmt3(r.max),
     n: fmtInt(r.n),
-    noisy: r.noisy ? `yes (cv ${fmt3(r.cv)})` : '',
+    noisy: r.noisy ? `yes (±${((r.ci95_median_hi - r.ci95_median_lo) / 2 / Math.abs(r.p50) * 100).toFixed(0)}%)` : '',
     _bg: r.noisy ? '#fff8e1' : undefined,
   }));
   const cols = [

@@ -90,13 +90,17 @@ test('describe gives every SummaryRow statistic and the noisy flag', () => {
   close(d.p999, 9.991, 1e-12);
   assert.equal(d.ci95_median_lo, 2);
   assert.equal(d.ci95_median_hi, 9);
-  assert.equal(d.noisy, true); // cv 0.55
+  assert.equal(d.noisy, true); // median CI ±3.5 of 5.5
   const tight = describeValues(Array.from({ length: 10 }, (_, i) => 100 + i));
-  assert.equal(tight.noisy, false); // cv 0.029, median CI ±3.5 of 104.5
-  // cv small (< 0.25) but the median CI half-width > 10% of the median: noisy by the CI rule
+  assert.equal(tight.noisy, false); // median CI ±3.5 of 104.5
+  // cv small but the median CI half-width > 10% of the median: noisy
   const bimodal = describeValues([100, 100, 100, 100, 100, 130, 130, 130, 130, 130]);
   assert.ok(bimodal.cv < 0.25);
   assert.equal(bimodal.noisy, true);
+  // a latency tail: cv > 1, yet the median is known to ±1%: not noisy
+  const tail = describeValues([...Array.from({ length: 190 }, (_, i) => 100 + (i % 3)), ...Array.from({ length: 10 }, () => 5000)]);
+  assert.ok(tail.cv > 1, `cv ${tail.cv}`);
+  assert.equal(tail.noisy, false);
   const empty = describeValues([]);
   assert.equal(empty.n, 0);
   assert.ok(Number.isNaN(empty.p50));

@@ -1,7 +1,8 @@
 // Helpers shared by the figure builders: unit conversion, series labels, and the notes that
 // list every cell not drawn (skipped, failed, too few samples) so nothing is silently missing.
-import { MIN_N_MEDIAN_CI, NOISY_CV, NOISY_MEDIAN_CI_REL_HALF_WIDTH } from '../measure/stats.js';
+import { MIN_N_MEDIAN_CI, NOISY_MEDIAN_CI_REL_HALF_WIDTH } from '../measure/stats.js';
 import type { SummaryRow } from '../results/schema.js';
+import { parseParams } from './params.js';
 
 const TO_US: Record<string, number> = { ns: 1e-3, us: 1, 'µs': 1, 'μs': 1, ms: 1e3, s: 1e6 };
 const TO_MIB: Record<string, number> = {
@@ -50,8 +51,18 @@ export function scaleRow(r: SummaryRow, f: number): SummaryRow {
   };
 }
 
-function cellLabel(r: SummaryRow, withParams: boolean): string {
-  return [r.variant, r.function, r.mode].filter(Boolean).join('/') + (withParams && r.params ? ` [${r.params}]` : '');
+/** Keys of the params column whose values differ between rows: the only ones that tell cells apart. */
+function varyingParamKeys(rows: readonly SummaryRow[]): string[] {
+  const parsed = rows.map((r) => parseParams(r.params));
+  const keys = unique(parsed.flatMap((p) => Object.keys(p)));
+  return keys.filter((k) => new Set(parsed.map((p) => p[k])).size > 1);
+}
+
+/** "wasm/noop/warm (length=2 payload=4096)": spaces inside, since the notes join cells with '; '. */
+function cellLabel(r: SummaryRow, keys: readonly string[]): string {
+  const p = parseParams(r.params);
+  const shown = keys.filter((k) => k in p).map((k) => `${k}=${p[k]}`);
+  return [r.variant, r.function, r.mode].filter(Boolean).join('/') + (shown.length ? ` (${shown.join(' ')})` : '');
 }
 
 /**
@@ -63,9 +74,8 @@ const MAX_NOISY_LISTED = 6;
 export function cellNotes(rows: readonly SummaryRow[], metrics: readonly string[]): string[] {
   const notes: string[] = [];
   const relevant = rows.filter((r) => r.metric === '' || metrics.includes(r.metric));
-  // params only tell cells apart when they differ
-  const withParams = new Set(relevant.filter((r) => r.params).map((r) => r.params)).size > 1;
-  const cell = (r: SummaryRow) => cellLabel(r, withParams);
+  const keys = varyingParamKeys(relevant.filter((r) => r.params));
+  const cell = (r: SummaryRow) => cellLabel(r, keys);
   const skipped = relevant.filter((r) => r.status === 'skipped');
   const failed = relevant.filter((r) => r.status === 'failed');
   if (skipped.length) notes.push(`Skipped (${skipped.length}): ` + skipped.map((r) => `${cell(r)} — ${r.note}`).join('; '));
@@ -76,7 +86,7 @@ export function cellNotes(rows: readonly SummaryRow[], metrics: readonly string[
   if (noisy.length) {
     const shown = noisy.slice(0, MAX_NOISY_LISTED).map(cell).join('; ');
     const more = noisy.length > MAX_NOISY_LISTED ? `; and ${noisy.length - MAX_NOISY_LISTED} more (column noisy of summary.csv)` : '';
-    notes.push(`Noisy, ${noisy.length} of ${ok.length} cells (cv > ${NOISY_CV} or median CI ± > ${NOISY_MEDIAN_CI_REL_HALF_WIDTH * 100}%): ${shown}${more}`);
+    notes.push(`Noisy, ${noisy.length} of ${ok.length} cells (median's 95% CI wider than ±${NOISY_MEDIAN_CI_REL_HALF_WIDTH * 100}%): ${shown}${more}`);
   }
   const small = ok.filter((r) => r.n > 0 && Number.isNaN(r.ci95_median_lo));
   if (small.length) notes.push(`No median CI (n < ${MIN_N_MEDIAN_CI}): ` + small.map((r) => `${cell(r)} n=${r.n}`).join('; '));
