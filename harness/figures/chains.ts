@@ -4,7 +4,7 @@
 //                    panel per payload size, log y;
 //   chains-overhead  the same requests split in two: the time inside the functions (Σ stage_compute)
 //                    and the rest (overhead = e2e − Σ stage_compute: transport and platform), a row
-//                    each, with the median share of e2e outside the functions written at each point;
+//                    each, with the median share of e2e outside the functions at the longest chain listed;
 //   chains-cpu       CPU per request against chain length.
 import * as Plot from '@observablehq/plot';
 import type { SummaryRow } from '../results/schema.js';
@@ -83,8 +83,8 @@ const PART_OVERHEAD = 'e2e − Σ compute';
 /**
  * Where the time of a chain request goes: the time inside the functions (Σ of every stage's
  * stage_compute) and the rest (overhead: hops, copies, gateway, wake-ups), a row each, a panel per
- * payload size; the overhead point of the longest chain of each line is labelled with the median
- * share of e2e it is.
+ * payload size; each overhead panel lists, per way, the median share of e2e the overhead is at the
+ * longest chain.
  */
 export function chainsOverheadFigure(rows: readonly SummaryRow[]): Figure {
   const share = new Map(points(rows, 'overhead_share', false).map((p) => [`${p.way}|${p.size}|${p.length}`, p.p50]));
@@ -95,7 +95,7 @@ export function chainsOverheadFigure(rows: readonly SummaryRow[]): Figure {
     ...points(rows, 'compute').map((p) => ({ ...p, part: PART_COMPUTE, label: '' })),
     ...overhead.map((p) => {
       const s = share.get(`${p.way}|${p.size}|${p.length}`);
-      const label = s !== undefined && longest.get(`${p.way}|${p.size}`) === p.length ? `${s.toFixed(0)}%` : '';
+      const label = s !== undefined && longest.get(`${p.way}|${p.size}`) === p.length ? `${s.toFixed(0)}% at N=${p.length}` : '';
       return { ...p, part: PART_OVERHEAD, label };
     }),
   ];
@@ -103,7 +103,7 @@ export function chainsOverheadFigure(rows: readonly SummaryRow[]): Figure {
   // compute, overhead and overhead_share come from the same requests: the overhead cells speak for all three
   const notes = cellNotes(rows.filter((r) => r.metric === '' || r.metric === 'overhead'), ['overhead']);
   if (!parts.length) notes.unshift('No measured cells.');
-  notes.unshift('Stage compute: the executor\'s serverNs through the gateway (for containers it includes the executor ↔ container pipe), the node\'s own time around its wasm call for the sockmap ways: the wasm variant\'s own invoke time in both. Labels: median share of e2e outside the functions at the longest chain.');
+  notes.unshift('Stage compute: the executor\'s serverNs through the gateway (for containers it includes the executor ↔ container pipe), the node\'s own time around its wasm call for the sockmap ways: the wasm variant\'s own invoke time in both. Labels (lower right of each overhead panel, in legend order): median share of e2e outside the functions at the longest chain.');
   return {
     name: 'chains-overhead',
     title: 'Function chains: time inside the functions and the overhead around them',
@@ -123,7 +123,9 @@ export function chainsOverheadFigure(rows: readonly SummaryRow[]): Figure {
         Plot.line(parts, { fx: 'panel', fy: 'part', x: 'length', y: 'p50', stroke: 'way', z: 'way', strokeWidth: 1.8 }),
         Plot.ruleX(parts.filter((p) => Number.isFinite(p.ci95_median_lo)), { fx: 'panel', fy: 'part', x: 'length', y1: 'ci95_median_lo', y2: 'ci95_median_hi', stroke: 'way', strokeWidth: 3, strokeOpacity: 0.6 }),
         Plot.dot(parts, { fx: 'panel', fy: 'part', x: 'length', y: 'p50', fill: 'way', r: 3 }),
-        Plot.text(parts.filter((p) => p.label), { fx: 'panel', fy: 'part', x: 'length', y: 'p50', text: 'label', fill: 'way', dx: 4, dy: -7, textAnchor: 'start', fontSize: 9 }),
+        // a fixed stack in legend order in the panel's free lower-right corner: beside the points, close lines' labels overlapped
+        ...ways.map((w, i) =>
+          Plot.text(parts.filter((p) => p.label && p.way === w), { fx: 'panel', fy: 'part', frameAnchor: 'bottom-right', text: 'label', fill: 'way', dx: -4, dy: -4 - 11 * (ways.length - 1 - i), fontSize: 9 })),
       ],
     },
   };

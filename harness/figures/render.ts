@@ -30,9 +30,18 @@ export function escapeXml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
-/** Rough text width for DejaVu Sans (average advance ≈ 0.6 em). */
+/** Rough text width for DejaVu Sans: advances in em by character class (a flat 0.6 em ran legend labels with m and w into the next swatch). */
 function textWidth(s: string, size: number): number {
-  return s.length * size * 0.6;
+  let em = 0;
+  for (const ch of s) {
+    if ('mwMW'.includes(ch)) em += 0.95;
+    else if ('ijlI.,:;|!\' '.includes(ch)) em += 0.3;
+    else if ('frt()[]'.includes(ch)) em += 0.42;
+    else if (ch >= 'A' && ch <= 'Z') em += 0.72;
+    else if ('+=<>~'.includes(ch)) em += 0.84;
+    else em += 0.62;
+  }
+  return em * size;
 }
 
 function wrap(text: string, size: number, width: number): string[] {
