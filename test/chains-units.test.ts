@@ -90,8 +90,8 @@ test('chains figures: e2e, overhead (compute and e2e − compute, share at the l
   assert.match(svg, /e2e − Σ compute/);
   // gateway at 64 B: overhead 40/(40+1) of e2e → about 98 % at every N; labelled once, at N = 8
   const share = rows.find((r) => r.variant === 'wasm+gateway' && r.metric === 'overhead_share' && r.params.startsWith('length=8;payload=64;'))!;
-  assert.equal(svg.split(`>${share.p50.toFixed(0)}%<`).length - 1 >= 1, true, `share label ${share.p50.toFixed(0)}% in the SVG`);
-  const labels = [...svg.matchAll(/>(\d+)%</g)].length;
+  assert.equal(svg.split(`>${share.p50.toFixed(0)}% at N=8<`).length - 1 >= 1, true, `share label ${share.p50.toFixed(0)}% in the SVG`);
+  const labels = [...svg.matchAll(/>(\d+)% at N=\d+</g)].length;
   assert.equal(labels, 4 * 2, 'one share label per way and payload (at the longest chain)');
   assert.match(svg, /killed by SIGKILL/, 'the failed cell is listed under the figure');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chains-fig-test-'));
