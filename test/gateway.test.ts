@@ -41,6 +41,16 @@ test('binary protocol: many calls in flight on one connection all come back, mat
   replies.forEach((r, i) => verifyOutput(fn, inputs[i]!, r.output));
 });
 
+test('binary protocol: 1 MiB calls and small ones in flight together all come back verified', async () => {
+  const fn = catalog.get('chainstep');
+  const inputs = [1 << 20, 64, 1 << 20, 70_000, 5].map((n, k) => Buffer.alloc(n).map((_, i) => (i + k * 3) & 0xff));
+  const replies = await Promise.all(inputs.map((input) => client.invoke({ variant: 'wasm', fn: 'chainstep', mode: 'warm', input, timeoutMs: 5000 })));
+  replies.forEach((r, k) => {
+    assert.equal(r.status, 'ok', Buffer.from(r.output).toString());
+    verifyOutput(fn, inputs[k]!, r.output);
+  });
+});
+
 test('HTTP: POST /invoke returns the output; names are checked with the valid choices listed', async () => {
   const fn = catalog.get('sha256');
   const input = fn.workload.input(9, 'small');

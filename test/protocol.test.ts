@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FrameReader, MAX_FRAME_BYTES, ProtocolError, decodeFrame, encodeInvoke, encodePing, encodeResponse, encodeSplice } from '../harness/platform/protocol.js';
+import net from 'node:net';
+import { FrameReader, MAX_FRAME_BYTES, ProtocolError, SEPARATE_PAYLOAD_BYTES, decodeFrame, encodeInvoke, encodePing, encodeResponse, encodeSplice, invokeFrame, joinFrame, onFrames, responseFrame, writeFrame } from '../harness/platform/protocol.js';
 
 test('an invoke frame round-trips, split at every byte boundary', () => {
   const payload = Buffer.from('hello, function');
@@ -60,4 +61,51 @@ test('a 1 MiB frame arriving in 4 KiB chunks, then a small one in the same strea
   assert.deepEqual(frames.map((f) => f.type), ['invoke', 'ping']);
   const first = frames[0]!;
   assert.ok(first.type === 'invoke' && Buffer.from(first.payload).equals(payload));
+});
+
+test('a large payload is sent after its header, uncopied; a small frame stays one buffer', () => {
+  const big = Buffer.alloc(SEPARATE_PAYLOAD_BYTES, 7);
+  const inv = invokeFrame({ id: 3, mode: 'warm', variant: 'wasm', fn: 'chainstep', timeoutMs: 9, payload: big });
+  assert.equal(inv.length, 2);
+  assert.equal(inv[1], big, 'the payload itself, not a copy');
+  assert.ok(joinFrame(inv).equals(encodeInvoke({ id: 3, mode: 'warm', variant: 'wasm', fn: 'chainstep', timeoutMs: 9, payload: big })));
+  const f = decodeFrame(new FrameReader().push(joinFrame(inv))[0]!);
+  assert.ok(f.type === 'invoke' && f.timeoutMs === 9 && Buffer.from(f.payload).equals(big));
+  const res = responseFrame({ id: 4, status: 'ok', serverNs: 2.5, payload: big });
+  assert.equal(res.length, 2);
+  const g = decodeFrame(new FrameReader().push(joinFrame(res))[0]!);
+  assert.ok(g.type === 'response' && g.serverNs === 2.5 && Buffer.from(g.payload).equals(big));
+  const small = big.subarray(1);
+  assert.equal(invokeFrame({ id: 5, mode: 'warm', variant: 'wasm', fn: 'noop', timeoutMs: 1, payload: small }).length, 1);
+  assert.equal(responseFrame({ id: 6, status: 'ok', serverNs: 0, payload: small }).length, 1);
+});
+
+test('writeFrame over a real socket: large and small frames written back to back arrive whole and in order', async () => {
+  const sizes = [1 << 20, 10, SEPARATE_PAYLOAD_BYTES, 0, 3 << 20, 5];
+  const payloads = sizes.map((n, k) => Buffer.alloc(n).map((_, i) => (i * 13 + k) & 0xff));
+  const got: Buffer[] = [];
+  const done = new Promise<void>((resolve, reject) => {
+    const server = net.createServer((s) => {
+      onFrames(s, (frames) => {
+        for (const f of frames) {
+          if (f instanceof Error || f.type !== 'response') return reject(f);
+          got.push(Buffer.from(f.payload));
+        }
+        if (got.length === sizes.length) {
+          s.destroy();
+          server.close();
+          resolve();
+        }
+      });
+    });
+    server.listen(0, '127.0.0.1', () => {
+      const c = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1', () => {
+        payloads.forEach((payload, id) => writeFrame(c, responseFrame({ id, status: 'ok', serverNs: 0, payload })));
+        c.end();
+      });
+    });
+  });
+  await done;
+  assert.deepEqual(got.map((b) => b.length), sizes);
+  got.forEach((b, k) => assert.ok(b.equals(payloads[k]!), `frame ${k}`));
 });

@@ -1,7 +1,7 @@
 // A protocol client: many invocations in flight on one connection, matched by id.
 import type net from 'node:net';
 import { connect } from './transport.js';
-import { encodeInvoke, encodePing, encodeSplice, onFrames, type ResponseFrame, type Status } from './protocol.js';
+import { encodePing, encodeSplice, invokeFrame, onFrames, writeFrame, type FrameBytes, type ResponseFrame, type Status } from './protocol.js';
 import type { Mode } from './variant.js';
 
 export interface InvokeCall {
@@ -58,19 +58,19 @@ export class ProtocolClient {
     return this.pending.size;
   }
 
-  private send(frame: (id: number) => Buffer): Promise<ResponseFrame> {
+  private send(frame: (id: number) => Buffer | FrameBytes): Promise<ResponseFrame> {
     if (this.closedError) return Promise.reject(this.closedError);
     const id = this.nextId++;
     if (this.nextId > 0xffffffff) this.nextId = 1;
     return new Promise<ResponseFrame>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.socket.write(frame(id));
+      writeFrame(this.socket, frame(id));
     });
   }
 
   invoke(call: InvokeCall): Promise<InvokeReply> {
     if (this.splicedTo) return this.invokeSpliced(call, this.splicedTo);
-    return this.send((id) => encodeInvoke({ id, ...call, payload: call.input })).then((r) => ({ status: r.status, output: r.payload, serverNs: r.serverNs }));
+    return this.send((id) => invokeFrame({ id, ...call, payload: call.input })).then((r) => ({ status: r.status, output: r.payload, serverNs: r.serverNs }));
   }
 
   /**
@@ -107,7 +107,7 @@ export class ProtocolClient {
         });
       }, call.timeoutMs + SPLICED_GRACE_MS);
     });
-    const answer = this.send((id) => encodeInvoke({ id, ...call, payload: call.input })).then((r) => ({ status: r.status, output: r.payload, serverNs: r.serverNs }));
+    const answer = this.send((id) => invokeFrame({ id, ...call, payload: call.input })).then((r) => ({ status: r.status, output: r.payload, serverNs: r.serverNs }));
     return Promise.race([answer, deadline]).finally(() => clearTimeout(timer));
   }
 

@@ -1,7 +1,7 @@
 // An executor serves invocations of one variant over any transport connection.
 import type net from 'node:net';
 import type { FunctionEntry } from '../functions/types.js';
-import { encodeResponse, errorResponse, onFrames, type InvokeFrame } from './protocol.js';
+import { encodeResponse, errorResponse, onFrames, responseFrame, writeFrame, type FrameBytes, type InvokeFrame } from './protocol.js';
 
 const PONG = new Uint8Array(0);
 import { InvokeError, type Variant } from './variant.js';
@@ -32,14 +32,14 @@ export class Executor {
           continue;
         }
         if (frame.type !== 'invoke') continue;
-        void this.handle(frame).then((reply) => socket.writable && socket.write(reply));
+        void this.handle(frame).then((reply) => socket.writable && writeFrame(socket, reply));
       }
       process.nextTick(() => socket.uncork());
     });
     socket.on('error', () => socket.destroy());
   }
 
-  private async handle(f: InvokeFrame): Promise<Buffer> {
+  private async handle(f: InvokeFrame): Promise<Buffer | FrameBytes> {
     if (f.variant !== this.variant.name) {
       return errorResponse(f.id, 'bad-request', `this executor serves variant "${this.variant.name}", not "${f.variant}"`);
     }
@@ -56,7 +56,7 @@ export class Executor {
     if (why) return errorResponse(f.id, 'unavailable', why);
     try {
       const r = await this.variant.invoke(fn, f.mode, f.payload, { timeoutMs: f.timeoutMs });
-      return encodeResponse({ id: f.id, status: 'ok', serverNs: r.elapsedNs, payload: r.output });
+      return responseFrame({ id: f.id, status: 'ok', serverNs: r.elapsedNs, payload: r.output });
     } catch (e) {
       if (e instanceof InvokeError) return errorResponse(f.id, e.kind, e.message);
       return errorResponse(f.id, 'function-error', `${fn.name}: ${(e as Error).message ?? String(e)}`);

@@ -8,7 +8,7 @@ import type net from 'node:net';
 import { loadVariantPlugins } from './registry.js';
 import type { VariantPlugin } from './variant.js';
 import { ExecutorProcess, makeRunDir } from './executor-process.js';
-import { encodeResponse, errorResponse, onFrames, type Status } from './protocol.js';
+import { encodeResponse, errorResponse, onFrames, responseFrame, writeFrame, type Status } from './protocol.js';
 import type { Splicer } from './splice.js';
 import { listen, type Listener } from './transport.js';
 import type { InvokeCall, InvokeReply } from './client.js';
@@ -97,10 +97,10 @@ export class Gateway {
         }
         if (f.type !== 'invoke') continue;
         const id = f.id;
-        // the payload is a view into the reader's buffer: copy before it goes to another socket
-        const call: InvokeCall = { variant: f.variant, fn: f.fn, mode: f.mode, timeoutMs: f.timeoutMs, input: Buffer.from(f.payload) };
+        // the payload is a view into a buffer the reader no longer touches: it goes on uncopied
+        const call: InvokeCall = { variant: f.variant, fn: f.fn, mode: f.mode, timeoutMs: f.timeoutMs, input: f.payload };
         void this.route(call).then((r) => {
-          if (socket.writable) socket.write(encodeResponse({ id, status: r.status, serverNs: r.serverNs, payload: r.output }));
+          if (socket.writable) writeFrame(socket, responseFrame({ id, status: r.status, serverNs: r.serverNs, payload: r.output }));
         });
       }
     });
