@@ -5,6 +5,7 @@ import { loadCatalog } from '../harness/functions/catalog.js';
 import { verifyOutput } from '../harness/functions/verify.js';
 import { Gateway } from '../harness/platform/gateway.js';
 import { ProtocolClient } from '../harness/platform/client.js';
+import { chainExpected, chainPayload } from '../harness/functions/workloads/chainstep.js';
 
 const catalog = await loadCatalog();
 let gw: Gateway;
@@ -49,6 +50,33 @@ test('binary protocol: 1 MiB calls and small ones in flight together all come ba
     assert.equal(r.status, 'ok', Buffer.from(r.output).toString());
     verifyOutput(fn, inputs[k]!, r.output);
   });
+});
+
+test('a chain frame: the gateway calls the function N times, each output the next input, and times every stage', async () => {
+  for (const [size, stages] of [[4096, 3], [1 << 20, 3], [64, 1]] as const) {
+    const input = chainPayload(size, 9);
+    const t0 = process.hrtime.bigint();
+    const r = await client.chain({ variant: 'wasm', fn: 'chainstep', mode: 'warm', input, timeoutMs: 5000 }, stages);
+    const e2e = Number(process.hrtime.bigint() - t0);
+    assert.equal(r.status, 'ok', Buffer.from(r.output).toString());
+    assert.ok(Buffer.from(r.output).equals(Buffer.from(chainExpected(input, stages))), `${size} B, ${stages} stages: input + ${stages}`);
+    assert.equal(r.stages.length, stages);
+    for (const s of r.stages) assert.ok(s.serverNs > 0 && s.serverNs <= s.hopNs, JSON.stringify(s));
+    assert.ok(r.stages.reduce((a, s) => a + s.hopNs, 0) <= e2e);
+  }
+});
+
+test('a chain ends at the first stage that fails, and says which; a chain of 0 or 256 stages is refused before it is sent', async () => {
+  const r = await client.chain({ variant: 'wasm', fn: 'trap', mode: 'warm', input: empty, timeoutMs: 5000 }, 3);
+  assert.equal(r.status, 'function-error');
+  assert.match(Buffer.from(r.output).toString(), /^stage 1 of 3: /);
+  assert.deepEqual(r.stages, []);
+  for (const n of [0, 256]) {
+    await assert.rejects(client.chain({ variant: 'wasm', fn: 'chainstep', mode: 'warm', input: empty, timeoutMs: 5000 }, n), /a chain has 1 to 255 stages/);
+  }
+  assert.equal(client.inFlight, 0, 'nothing left pending');
+  const ok = await client.chain({ variant: 'wasm', fn: 'chainstep', mode: 'warm', input: Buffer.from([1, 2]), timeoutMs: 5000 }, 2);
+  assert.deepEqual([...ok.output], [3, 4]);
 });
 
 test('HTTP: POST /invoke returns the output; names are checked with the valid choices listed', async () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { FrameReader, MAX_FRAME_BYTES, ProtocolError, SEPARATE_PAYLOAD_BYTES, decodeFrame, encodeInvoke, encodePing, encodeResponse, encodeSplice, invokeFrame, joinFrame, onFrames, responseFrame, writeFrame } from '../harness/platform/protocol.js';
+import { FrameReader, MAX_FRAME_BYTES, ProtocolError, SEPARATE_PAYLOAD_BYTES, chainAnswerFrame, chainFrame, decodeFrame, parseChainAnswer, encodeInvoke, encodePing, encodeResponse, encodeSplice, invokeFrame, joinFrame, onFrames, responseFrame, writeFrame } from '../harness/platform/protocol.js';
 
 test('an invoke frame round-trips, split at every byte boundary', () => {
   const payload = Buffer.from('hello, function');
@@ -108,4 +108,23 @@ test('writeFrame over a real socket: large and small frames written back to back
   await done;
   assert.deepEqual(got.map((b) => b.length), sizes);
   got.forEach((b, k) => assert.ok(b.equals(payloads[k]!), `frame ${k}`));
+});
+
+test('a chain frame carries its stage count; its answer carries the timing of every stage before the output', () => {
+  for (const payload of [Buffer.from('xy'), Buffer.alloc(SEPARATE_PAYLOAD_BYTES, 1)]) {
+    const f = decodeFrame(new FrameReader().push(joinFrame(chainFrame({ id: 8, mode: 'warm', variant: 'wasm', fn: 'chainstep', timeoutMs: 70, stages: 5, payload })))[0]!);
+    assert.ok(f.type === 'chain' && f.stages === 5 && f.fn === 'chainstep' && f.timeoutMs === 70 && Buffer.from(f.payload).equals(payload));
+    const stages = [{ hopNs: 10.5, serverNs: 4 }, { hopNs: 20, serverNs: 6.25 }];
+    const a = decodeFrame(new FrameReader().push(joinFrame(chainAnswerFrame(8, stages, payload)))[0]!);
+    assert.ok(a.type === 'response' && a.status === 'ok' && a.serverNs === 10.25, 'serverNs is the sum of the stages');
+    const parsed = parseChainAnswer(a.payload);
+    assert.deepEqual(parsed.stages, stages);
+    assert.ok(Buffer.from(parsed.output).equals(payload));
+  }
+  // an invoke frame's bytes with the type byte changed to chain: the stage count is missing
+  const inv = encodeInvoke({ id: 9, mode: 'warm', variant: 'wasm', fn: 'noop', timeoutMs: 1, payload: Buffer.alloc(0) });
+  inv.writeUInt8(5, 4);
+  assert.throws(() => decodeFrame(new FrameReader().push(inv)[0]!), /frame 9: a chain frame without its stage count/);
+  assert.throws(() => parseChainAnswer(Buffer.from([3, 0, 0])), /does not hold its stage timings/);
+  assert.throws(() => chainAnswerFrame(1, [], Buffer.alloc(0)), /1 to 255 stages/);
 });

@@ -21,11 +21,14 @@ export interface GatewayLaunch {
   /** pin the gateway and its executors to these CPUs (taskset), e.g. "1" */
   cpus?: string;
   http?: boolean;
+  /** the client -> gateway and gateway -> executor connections: unix sockets (default) or TCP on 127.0.0.1 */
+  transport?: 'unix' | 'tcp';
 }
 
 export async function startGateway(opts: GatewayLaunch): Promise<GatewayHandle> {
   const dir = scratchDir('gateway');
-  const args = [gatewayMain, '--binary', `unix:${path.join(dir, 'gateway.sock')}`, '--memory-mib', String(opts.memoryLimitMiB)];
+  const binary = opts.transport === 'tcp' ? 'tcp:127.0.0.1:0' : `unix:${path.join(dir, 'gateway.sock')}`;
+  const args = [gatewayMain, '--binary', binary, '--memory-mib', String(opts.memoryLimitMiB), '--executor-transport', opts.transport ?? 'unix'];
   if (opts.http) args.push('--http', '127.0.0.1:0');
   const { cmd, argv } = nodeCommand(args, opts.cpus);
   const child: ChildProcess = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'inherit'] });

@@ -1,15 +1,17 @@
 // Function chains (SPRIGHT-style): a chain of N `chainstep` stages (each adds 1 to every byte, so the
 // output after N stages is input + N, checked before any time counts) run four ways:
-//   wasm+gateway      (a) the client calls stage 1 through the gateway, takes its output, calls
-//                         stage 2, ... : N round trips client -> gateway -> wasm executor -> back
-//                         (the simplest honest choice: the gateway does not forward by itself);
+//   wasm+gateway      (a) the client sends one chain frame to the gateway over TCP; the gateway
+//                         calls the wasm executor (over TCP) N times, each output the next input,
+//                         and answers with the last output: every hop executor -> gateway ->
+//                         executor, the client sends the input and gets the output once, as in (b);
 //   wasm+sockmap      (b) one chain node process per stage (harness/chains/node-main.ts), direct TCP
 //                         hops node -> node, all sockets in a cgroup with the sockmap programs
 //                         (every message an sk_msg redirect); the payload travels in each message;
 //   wasm+sockmap+shm  (c) the same nodes, the payload written once to /dev/shm, only 16-byte
 //                         descriptors redirected between the nodes (SPRIGHT's design);
 //   container+gateway the baseline: the same chain through the gateway with warm runc containers.
-// Rows per chain request (µs): e2e; hop (params hop=i: (a) the i-th round trip; (b)/(c) from the
+// Rows per chain request (µs): e2e; hop (params hop=i: (a) the gateway's i-th round trip to the
+// executor; (b)/(c) from the
 // previous sender's send to stage i's send, hop=N+1 the way back to the client); stage_compute
 // (params stage=i: the time inside the function of stage i as the variant measures it — the
 // executor's serverNs through the gateway (for containers: executor -> container -> executor), the
@@ -100,7 +102,7 @@ export const chains: Experiment = {
     let chain: Chain | null = null;
     try {
       if (ways.some((w) => w.endsWith('+gateway'))) {
-        gw = await ctx.gateway({ cpus });
+        gw = await ctx.gateway({ cpus, transport: 'tcp' });
         client = await gw.connect();
       }
       if (ways.some((w) => w.startsWith('wasm+sockmap'))) {
@@ -109,6 +111,7 @@ export const chains: Experiment = {
         chain = await startChain({ nodes: maxLen, cgroupPath: cgroup.path, cpus, timeoutMs: args.timeoutMs });
         ctx.notes.push(`chains: ${maxLen} chain nodes in ${cgroup.path} with ${sockmap.attachments.join('; ')}; shared payload file ${chain.shmPath}`);
       }
+      if (gw) ctx.notes.push('chains: gateway ways: one chain frame per request, the gateway calls the executor N times; client -> gateway and gateway -> executor over TCP on 127.0.0.1');
       ctx.notes.push(`chains: gateway, executors and chain nodes pinned to ${cpus ?? 'any'}, client to ${clientCpus ?? 'any'}; CPU per request = Σ se.sum_exec_runtime of the platform's processes (not the client) over a block / requests in the block`);
       const fn = ctx.catalog.get(FN);
       const serverPids = (w: Way): number[] => (w.endsWith('+gateway') ? [gw!.pid, ...descendantPids(gw!.pid)] : chain!.pids);
@@ -119,22 +122,18 @@ export const chains: Experiment = {
           return { output: r.output, e2eNs: r.e2eNs, hopNs: r.hopNs, computeNs: r.computeNs };
         }
         const variant = w === 'wasm+gateway' ? 'wasm' : 'container';
-        const hopNs: number[] = [];
-        const computeNs: number[] = [];
-        let x = input;
         const t0 = process.hrtime.bigint();
-        for (let i = 0; i < n; i++) {
-          const a = process.hrtime.bigint();
-          const r = await client!.invoke({ variant, fn: fn.name, mode: MODE, input: x, timeoutMs: args.timeoutMs });
-          const hop = Number(process.hrtime.bigint() - a);
-          if (r.status !== 'ok') throw new Error(`stage ${i + 1} of ${n} on ${variant}: ${r.status}: ${Buffer.from(r.output).toString('utf8')}`);
-          // the executor's time inside the function lies within the client's round trip
-          if (!(r.serverNs > 0 && r.serverNs <= hop)) throw new Error(`stage ${i + 1} of ${n} on ${variant}: serverNs ${r.serverNs} is not within the round trip of ${hop} ns`);
-          hopNs.push(hop);
-          computeNs.push(r.serverNs);
-          x = r.output;
-        }
-        return { output: x, e2eNs: Number(process.hrtime.bigint() - t0), hopNs, computeNs };
+        const r = await client!.chain({ variant, fn: fn.name, mode: MODE, input, timeoutMs: args.timeoutMs }, n);
+        const e2eNs = Number(process.hrtime.bigint() - t0);
+        if (r.status !== 'ok') throw new Error(`${variant} chain of ${n}: ${r.status}: ${Buffer.from(r.output).toString('utf8')}`);
+        if (r.stages.length !== n) throw new Error(`the gateway timed ${r.stages.length} stages of a chain of ${n}`);
+        // each stage's time inside the function lies within the gateway's round trip, and those within the client's
+        r.stages.forEach((s, i) => {
+          if (!(s.serverNs > 0 && s.serverNs <= s.hopNs)) throw new Error(`stage ${i + 1} of ${n} on ${variant}: serverNs ${s.serverNs} is not within the gateway's round trip of ${s.hopNs} ns`);
+        });
+        const hopsNs = r.stages.reduce((a, s) => a + s.hopNs, 0);
+        if (hopsNs > e2eNs) throw new Error(`${variant} chain of ${n}: the gateway's round trips (${hopsNs} ns) exceed the client's ${e2eNs} ns`);
+        return { output: r.output, e2eNs, hopNs: r.stages.map((s) => s.hopNs), computeNs: r.stages.map((s) => s.serverNs) };
       };
 
       await withAffinity(clientCpus, async () => {

@@ -73,7 +73,7 @@ function byLength(rows: readonly SummaryRow[], metric: string, name: string, tit
 /** End-to-end latency vs chain length, a line per way, a panel per payload size. */
 export function chainsLatencyFigure(rows: readonly SummaryRow[]): Figure {
   return byLength(rows, 'e2e', 'chains-e2e', 'Function chains: end-to-end latency against chain length',
-    'Median with its 95% CI (bar), one panel per payload size. gateway: N round trips through the gateway; sockmap: direct node→node hops redirected by sk_msg; sockmap+shm: 16-byte descriptors redirected, payload in /dev/shm; containers: N gateway round trips to warm runc containers.',
+    'Median with its 95% CI (bar), one panel per payload size. gateway: one request, the gateway calls the wasm executor N times over TCP (every hop executor → gateway → executor); sockmap: direct node→node hops redirected by sk_msg; sockmap+shm: 16-byte descriptors redirected, payload in /dev/shm; containers: as gateway, to warm runc containers.',
     '↑ end-to-end latency (µs, median, log scale)');
 }
 

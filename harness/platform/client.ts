@@ -1,7 +1,7 @@
 // A protocol client: many invocations in flight on one connection, matched by id.
 import type net from 'node:net';
 import { connect } from './transport.js';
-import { encodePing, encodeSplice, invokeFrame, onFrames, writeFrame, type FrameBytes, type ResponseFrame, type Status } from './protocol.js';
+import { SEPARATE_PAYLOAD_BYTES, chainFrame, encodePing, encodeSplice, invokeFrame, onFrames, parseChainAnswer, writeFrame, type FrameBytes, type ResponseFrame, type StageTiming, type Status } from './protocol.js';
 import type { Mode } from './variant.js';
 
 export interface InvokeCall {
@@ -17,6 +17,14 @@ export interface InvokeReply {
   output: Uint8Array;
   /** time inside the executor (ns) */
   serverNs: number;
+}
+
+export interface ChainReply {
+  status: Status;
+  /** the last stage's output, or the error message */
+  output: Uint8Array;
+  /** per stage, as the gateway timed it (empty unless ok) */
+  stages: StageTiming[];
 }
 
 /** how long past its timeout a call on a spliced connection may take before the client gives up */
@@ -36,8 +44,9 @@ export class ProtocolClient {
         const p = this.pending.get(f.id);
         if (!p) continue;
         this.pending.delete(f.id);
-        // copy: the frame body is a view into a buffer the reader may reuse
-        p.resolve({ ...f, payload: Uint8Array.prototype.slice.call(f.payload) });
+        // The payload is a view into a buffer nothing writes again. A small one is copied so that
+        // it does not keep a whole socket chunk alive; a large one is most of its buffer anyway.
+        p.resolve(f.payload.length < SEPARATE_PAYLOAD_BYTES ? { ...f, payload: Uint8Array.prototype.slice.call(f.payload) } : f);
       }
     });
     socket.on('error', (e) => this.fail(e));
@@ -63,14 +72,28 @@ export class ProtocolClient {
     const id = this.nextId++;
     if (this.nextId > 0xffffffff) this.nextId = 1;
     return new Promise<ResponseFrame>((resolve, reject) => {
+      const bytes = frame(id); // a frame that cannot be encoded leaves nothing pending
       this.pending.set(id, { resolve, reject });
-      writeFrame(this.socket, frame(id));
+      writeFrame(this.socket, bytes);
     });
   }
 
   invoke(call: InvokeCall): Promise<InvokeReply> {
     if (this.splicedTo) return this.invokeSpliced(call, this.splicedTo);
     return this.send((id) => invokeFrame({ id, ...call, payload: call.input })).then((r) => ({ status: r.status, output: r.payload, serverNs: r.serverNs }));
+  }
+
+  /**
+   * Asks the gateway to run a chain of `stages` calls of the function, each output the next input,
+   * and to answer with the last output and each stage's timing. Every hop goes through the gateway
+   * (executor -> gateway -> executor); the client sends the input once and gets the output once.
+   */
+  chain(call: InvokeCall, stages: number): Promise<ChainReply> {
+    if (this.splicedTo) return Promise.reject(new Error('a spliced connection reaches one executor, not the gateway: chains need a connection of their own'));
+    return this.send((id) => chainFrame({ id, ...call, payload: call.input, stages })).then((r) => {
+      if (r.status !== 'ok') return { status: r.status, output: r.payload, stages: [] };
+      return { status: r.status, ...parseChainAnswer(r.payload) };
+    });
   }
 
   /**

@@ -1,4 +1,5 @@
-// Standalone gateway process: `node gateway-main.js [--binary ENDPOINT] [--http HOST:PORT] [--memory-mib N] [--splice-map-fd FD --sockhash-fd FD]`.
+// Standalone gateway process: `node gateway-main.js [--binary ENDPOINT] [--http HOST:PORT] [--memory-mib N] [--executor-transport unix|tcp] [--splice-map-fd FD --sockhash-fd FD]`.
+// --executor-transport: how it reaches executors whose variant does not say (default unix).
 // --splice-map-fd/--sockhash-fd: inherited fds of the sockmap programs' fxh_splice and fxh_sockhash
 // maps; the gateway then splices binary clients that ask for it (harness/bpf/arm.ts starts it so).
 // Prints `READY {"binary":..., "http":...}` once listening; SIGTERM/SIGINT stop it and its executors.
@@ -11,6 +12,7 @@ const { values } = parseArgs({
     http: { type: 'string' },
     'memory-mib': { type: 'string', default: '256' },
     'timeout-ms': { type: 'string', default: '10000' },
+    'executor-transport': { type: 'string', default: 'unix' },
     'splice-map-fd': { type: 'string' },
     'sockhash-fd': { type: 'string' },
   },
@@ -33,6 +35,11 @@ if ((spliceFd === undefined) !== (sockhashFd === undefined)) {
 }
 // loaded only when asked: a gateway without splicing never loads libbpf
 const splicer = spliceFd === undefined ? undefined : (await import('../bpf/splice-map.js')).spliceMapSplicer(spliceFd, sockhashFd!);
+const executorTransport = values['executor-transport'];
+if (executorTransport !== 'unix' && executorTransport !== 'tcp') {
+  console.error(`--executor-transport is unix or tcp, not "${executorTransport}"`);
+  process.exit(2);
+}
 if (!values.binary && !values.http) {
   console.error('usage: gateway-main [--binary unix:/path|tcp:host:port] [--http host:port] [--memory-mib N] [--timeout-ms N]');
   process.exit(2);
@@ -42,6 +49,7 @@ const gw = await Gateway.start({
   http: values.http,
   memoryLimitMiB: Number(values['memory-mib']),
   defaultTimeoutMs: Number(values['timeout-ms']),
+  executorTransport,
   splicer,
 });
 let stopping = false;

@@ -1,5 +1,6 @@
 // The gateway: accepts invocations over HTTP and over the binary protocol, routes each to the
-// executor process of its variant, and answers with the executor's reply. Given a Splicer, it can
+// executor process of its variant, and answers with the executor's reply; a chain frame makes it
+// call a function N times, each output the next input (function chains). Given a Splicer, it can
 // also hand a binary client's connection to an executor in the kernel (splice frames): it still
 // chooses the executor and cleans up, but no longer relays the bytes.
 import fs from 'node:fs';
@@ -8,7 +9,7 @@ import type net from 'node:net';
 import { loadVariantPlugins } from './registry.js';
 import type { VariantPlugin } from './variant.js';
 import { ExecutorProcess, makeRunDir } from './executor-process.js';
-import { encodeResponse, errorResponse, onFrames, responseFrame, writeFrame, type Status } from './protocol.js';
+import { chainAnswerFrame, encodeResponse, errorResponse, onFrames, responseFrame, writeFrame, type ChainFrame, type FrameBytes, type StageTiming, type Status } from './protocol.js';
 import type { Splicer } from './splice.js';
 import { listen, type Listener } from './transport.js';
 import type { InvokeCall, InvokeReply } from './client.js';
@@ -24,6 +25,8 @@ export interface GatewayOptions {
   defaultTimeoutMs?: number;
   /** joins client and executor connections in the kernel; without one, splice frames are refused */
   splicer?: Splicer;
+  /** how executors are reached when their variant does not require a transport (default unix) */
+  executorTransport?: 'unix' | 'tcp';
 }
 
 /** how long past a spliced connection's timeout bound the executor may take to answer a ping */
@@ -68,7 +71,7 @@ export class Gateway {
     if (!this.variantNames.includes(variant)) return null;
     let e = this.executors.get(variant);
     if (!e) {
-      e = new ExecutorProcess({ variant, memoryLimitMiB: this.opts.memoryLimitMiB ?? 256, runDir: this.runDir, transport: this.plugins.get(variant)?.executor?.transport });
+      e = new ExecutorProcess({ variant, memoryLimitMiB: this.opts.memoryLimitMiB ?? 256, runDir: this.runDir, transport: this.plugins.get(variant)?.executor?.transport ?? this.opts.executorTransport });
       this.executors.set(variant, e);
     }
     return e;
@@ -95,6 +98,10 @@ export class Gateway {
           void this.splice(socket, f.id, f.variant, f.timeoutMs);
           continue;
         }
+        if (f.type === 'chain') {
+          void this.chain(f).then((bytes) => socket.writable && writeFrame(socket, bytes));
+          continue;
+        }
         if (f.type !== 'invoke') continue;
         const id = f.id;
         // the payload is a view into a buffer the reader no longer touches: it goes on uncopied
@@ -105,6 +112,25 @@ export class Gateway {
       }
     });
     socket.on('error', () => socket.destroy());
+  }
+
+  /**
+   * Runs a chain frame: `stages` calls routed one after the other, each output the next input, the
+   * gateway timing each round trip to the executor. The first stage that fails ends the chain and
+   * its status is the answer, its message prefixed with the stage.
+   */
+  private async chain(f: ChainFrame): Promise<Buffer | FrameBytes> {
+    const timings: StageTiming[] = [];
+    let x: Uint8Array = f.payload;
+    for (let i = 1; i <= f.stages; i++) {
+      const t0 = process.hrtime.bigint();
+      const r = await this.route({ variant: f.variant, fn: f.fn, mode: f.mode, timeoutMs: f.timeoutMs, input: x });
+      const hopNs = Number(process.hrtime.bigint() - t0);
+      if (r.status !== 'ok') return errorResponse(f.id, r.status, `stage ${i} of ${f.stages}: ${Buffer.from(r.output).toString('utf8')}`);
+      timings.push({ hopNs, serverNs: r.serverNs });
+      x = r.output;
+    }
+    return chainAnswerFrame(f.id, timings, x);
   }
 
   /**

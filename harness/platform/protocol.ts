@@ -6,12 +6,16 @@
 //             an executor of the variant in the kernel; timeoutMs bounds every later call on it)
 //   ping:     u32 id                                     (gateway -> executor: answered with an ok
 //             response when the executor's event loop is free; a stuck executor does not answer)
+//   chain:    an invoke frame's fields, then u8 stages   (client -> gateway: call the function
+//             `stages` times, each output the next input; answered by a response whose ok payload
+//             is u8 n, n × (f64 hopNs, f64 serverNs), then the last output: see chainAnswerFrame)
 import { MODES, type Mode } from './variant.js';
 
 export const FRAME_INVOKE = 1;
 export const FRAME_RESPONSE = 2;
 export const FRAME_SPLICE = 3;
 export const FRAME_PING = 4;
+export const FRAME_CHAIN = 5;
 /** frames larger than this are refused: a corrupt length must not make us buffer gigabytes */
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
@@ -35,6 +39,11 @@ export interface InvokeFrame {
   fn: string;
   timeoutMs: number;
   payload: Uint8Array;
+}
+
+export interface ChainFrame extends InvokeFrame {
+  /** how many times the gateway calls the function, 1…255 */
+  stages: number;
 }
 
 export interface ResponseFrame {
@@ -90,24 +99,35 @@ export function writeFrame(socket: import('node:net').Socket, frame: Buffer | Fr
   return ok;
 }
 
-export function invokeFrame(f: InvokeFrame): FrameBytes {
+/** An invoke frame, or with `stages` a chain frame (the same fields and one more byte). */
+function callFrame(f: InvokeFrame, stages?: number): FrameBytes {
   const variant = Buffer.from(f.variant, 'utf8');
   const fn = Buffer.from(f.fn, 'utf8');
   if (variant.length > 255 || fn.length > 255) throw new ProtocolError('variant and function names must be at most 255 bytes');
   const modeIndex = MODES.indexOf(f.mode);
   if (modeIndex < 0) throw new ProtocolError(`unknown mode ${f.mode}`);
-  const headLen = 1 + 4 + 1 + 1 + variant.length + 1 + fn.length + 4;
+  if (stages !== undefined && !(Number.isInteger(stages) && stages >= 1 && stages <= 255)) throw new ProtocolError(`a chain has 1 to 255 stages, not ${stages}`);
+  const headLen = 1 + 4 + 1 + 1 + variant.length + 1 + fn.length + 4 + (stages === undefined ? 0 : 1);
   const head = Buffer.allocUnsafe(4 + headLen);
   let o = head.writeUInt32LE(headLen + f.payload.length, 0);
-  o = head.writeUInt8(FRAME_INVOKE, o);
+  o = head.writeUInt8(stages === undefined ? FRAME_INVOKE : FRAME_CHAIN, o);
   o = head.writeUInt32LE(f.id >>> 0, o);
   o = head.writeUInt8(modeIndex, o);
   o = head.writeUInt8(variant.length, o);
   o += variant.copy(head, o);
   o = head.writeUInt8(fn.length, o);
   o += fn.copy(head, o);
-  head.writeUInt32LE(f.timeoutMs >>> 0, o);
+  o = head.writeUInt32LE(f.timeoutMs >>> 0, o);
+  if (stages !== undefined) head.writeUInt8(stages, o);
   return withPayload(head, f.payload);
+}
+
+export function invokeFrame(f: InvokeFrame): FrameBytes {
+  return callFrame(f);
+}
+
+export function chainFrame(f: ChainFrame): FrameBytes {
+  return callFrame(f, f.stages);
 }
 
 export function encodeInvoke(f: InvokeFrame): Buffer {
@@ -126,6 +146,40 @@ export function responseFrame(f: ResponseFrame): FrameBytes {
 
 export function encodeResponse(f: ResponseFrame): Buffer {
   return joinFrame(responseFrame(f));
+}
+
+/** The time of one stage of a chain, as the gateway saw it. */
+export interface StageTiming {
+  /** gateway -> executor -> gateway round trip */
+  hopNs: number;
+  /** the executor's time inside the function */
+  serverNs: number;
+}
+
+/** The ok answer to a chain frame: a response (serverNs = Σ stages) carrying the stage timings before the output. */
+export function chainAnswerFrame(id: number, stages: readonly StageTiming[], output: Uint8Array): FrameBytes {
+  if (stages.length < 1 || stages.length > 255) throw new ProtocolError(`a chain answer has 1 to 255 stages, not ${stages.length}`);
+  const head = Buffer.allocUnsafe(4 + 14 + 1 + 16 * stages.length);
+  let o = head.writeUInt32LE(head.length - 4 + output.length, 0);
+  o = head.writeUInt8(FRAME_RESPONSE, o);
+  o = head.writeUInt32LE(id >>> 0, o);
+  o = head.writeUInt8(STATUS.ok, o);
+  o = head.writeDoubleLE(stages.reduce((a, s) => a + s.serverNs, 0), o);
+  o = head.writeUInt8(stages.length, o);
+  for (const s of stages) {
+    o = head.writeDoubleLE(s.hopNs, o);
+    o = head.writeDoubleLE(s.serverNs, o);
+  }
+  return withPayload(head, output);
+}
+
+/** The stage timings and the output in the payload of an ok answer to a chain frame. */
+export function parseChainAnswer(payload: Uint8Array): { stages: StageTiming[]; output: Uint8Array } {
+  const b = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  const n = b.length ? b.readUInt8(0) : 0;
+  if (n < 1 || b.length < 1 + 16 * n) throw new ProtocolError(`a chain answer of ${b.length} bytes does not hold its stage timings`);
+  const stages = Array.from({ length: n }, (_, i) => ({ hopNs: b.readDoubleLE(1 + 16 * i), serverNs: b.readDoubleLE(9 + 16 * i) }));
+  return { stages, output: payload.subarray(1 + 16 * n) };
 }
 
 export function encodeSplice(f: SpliceFrame): Buffer {
@@ -154,13 +208,18 @@ export function errorResponse(id: number, status: Exclude<Status, 'ok'>, message
   return encodeResponse({ id, status, serverNs: 0, payload: Buffer.from(message, 'utf8') });
 }
 
-export type Frame = ({ type: 'invoke' } & InvokeFrame) | ({ type: 'response' } & ResponseFrame) | ({ type: 'splice' } & SpliceFrame) | { type: 'ping'; id: number };
+export type Frame =
+  | ({ type: 'invoke' } & InvokeFrame)
+  | ({ type: 'chain' } & ChainFrame)
+  | ({ type: 'response' } & ResponseFrame)
+  | ({ type: 'splice' } & SpliceFrame)
+  | { type: 'ping'; id: number };
 
 export function decodeFrame(body: Buffer): Frame {
   if (body.length < 5) throw new ProtocolError(`frame of ${body.length} bytes is too short`);
   const type = body.readUInt8(0);
   const id = body.readUInt32LE(1);
-  if (type === FRAME_INVOKE) {
+  if (type === FRAME_INVOKE || type === FRAME_CHAIN) {
     let o = 5;
     const mode = MODES[body.readUInt8(o++)];
     if (!mode) throw new ProtocolError(`frame ${id}: unknown mode index ${body.readUInt8(o - 1)}`);
@@ -173,7 +232,10 @@ export function decodeFrame(body: Buffer): Frame {
     if (o + 4 > body.length) throw new ProtocolError(`frame ${id}: truncated invoke header`);
     const timeoutMs = body.readUInt32LE(o);
     o += 4;
-    return { type: 'invoke', id, mode, variant, fn, timeoutMs, payload: body.subarray(o) };
+    if (type === FRAME_INVOKE) return { type: 'invoke', id, mode, variant, fn, timeoutMs, payload: body.subarray(o) };
+    const stages = o < body.length ? body.readUInt8(o) : 0;
+    if (stages < 1) throw new ProtocolError(`frame ${id}: a chain frame without its stage count (1…255)`);
+    return { type: 'chain', id, mode, variant, fn, timeoutMs, stages, payload: body.subarray(o + 1) };
   }
   if (type === FRAME_RESPONSE) {
     if (body.length < 14) throw new ProtocolError(`frame ${id}: truncated response header`);
