@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { FrameReader, MAX_FRAME_BYTES, ProtocolError, SEPARATE_PAYLOAD_BYTES, chainAnswerFrame, chainFrame, decodeFrame, parseChainAnswer, encodeInvoke, encodePing, encodeResponse, encodeSplice, invokeFrame, joinFrame, onFrames, responseFrame, writeFrame } from '../harness/platform/protocol.js';
+import { MAX_FRAME_BYTES, ProtocolError, SEPARATE_PAYLOAD_BYTES, chainAnswerFrame, chainFrame, decodeFrame, parseChainAnswer, encodeInvoke, encodePing, encodeResponse, encodeSplice, invokeFrame, joinFrame, responseFrame } from '../harness/platform/protocol.js';
+import { FrameReader, onFrames, writeFrame } from '../harness/platform/frame-stream.js';
 
 test('an invoke frame round-trips, split at every byte boundary', () => {
   const payload = Buffer.from('hello, function');

@@ -1,7 +1,8 @@
 // A protocol client: many invocations in flight on one connection, matched by id.
 import type net from 'node:net';
 import { connect } from './transport.js';
-import { SEPARATE_PAYLOAD_BYTES, chainFrame, encodePing, encodeSplice, invokeFrame, onFrames, parseChainAnswer, writeFrame, type FrameBytes, type ResponseFrame, type StageTiming, type Status } from './protocol.js';
+import { SEPARATE_PAYLOAD_BYTES, chainFrame, encodePing, encodeSplice, invokeFrame, parseChainAnswer, type FrameBytes, type ResponseFrame, type StageTiming, type Status } from './protocol.js';
+import { onFrames, writeFrame } from './frame-stream.js';
 import type { Mode } from './variant.js';
 
 export interface InvokeCall {

@@ -1,7 +1,8 @@
 // An executor serves invocations of one variant over any transport connection.
 import type net from 'node:net';
 import type { FunctionEntry } from '../functions/types.js';
-import { encodeResponse, errorResponse, onFrames, responseFrame, writeFrame, type FrameBytes, type InvokeFrame } from './protocol.js';
+import { encodeResponse, errorResponse, responseFrame, type FrameBytes, type InvokeFrame } from './protocol.js';
+import { onFrames, writeFrame } from './frame-stream.js';
 
 const PONG = new Uint8Array(0);
 import { InvokeError, type Variant } from './variant.js';
