@@ -6,6 +6,8 @@ import { repoRoot } from '../paths.js';
 
 const PYTHON = '/usr/bin/python3';
 const TIMEOUT_MS = 300_000;
+/** how long the kernel may take to answer after its start (nbclient's default is 60 s) */
+const KERNEL_START_S = 120;
 
 export async function executeNotebooks(names: string[], runDir: string): Promise<{ written: string[]; problems: string[] }> {
   const written: string[] = [];
@@ -23,9 +25,17 @@ export async function executeNotebooks(names: string[], runDir: string): Promise
       continue;
     }
     const base = name.replace(/\.ipynb$/, '');
-    const exec = spawnSync(PYTHON, ['-m', 'jupyter', 'nbconvert', '--to', 'notebook', '--execute', `--ExecutePreprocessor.timeout=240`, '--output-dir', outDir, '--output', `${base}.ipynb`, src], { env, cwd: repoRoot, encoding: 'utf8', timeout: TIMEOUT_MS });
+    const run = () =>
+      spawnSync(PYTHON, ['-m', 'jupyter', 'nbconvert', '--to', 'notebook', '--execute', '--ExecutePreprocessor.timeout=240', `--ExecutePreprocessor.startup_timeout=${KERNEL_START_S}`, '--output-dir', outDir, '--output', `${base}.ipynb`, src], { env, cwd: repoRoot, encoding: 'utf8', timeout: TIMEOUT_MS });
+    const tail = (r: ReturnType<typeof run>) => (r.stderr || r.error?.message || '').trim().split('\n').slice(-5).join(' | ');
+    let exec = run();
+    // once, after a long container run, the tslab kernel did not answer within nbclient's 60 s; a second start is cheap
+    if (exec.status !== 0 && /Kernel didn't respond|Kernel died/.test(exec.stderr ?? '')) {
+      problems.push(`notebook ${name}: the kernel did not start (${tail(exec)}); tried again`);
+      exec = run();
+    }
     if (exec.status !== 0) {
-      problems.push(`notebook ${name} failed to execute: ${(exec.stderr || exec.error?.message || '').trim().split('\n').slice(-5).join(' | ')}`);
+      problems.push(`notebook ${name} failed to execute: ${tail(exec)}`);
       continue;
     }
     const executed = path.join(outDir, `${base}.ipynb`);
