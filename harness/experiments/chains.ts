@@ -11,12 +11,11 @@
 //                         descriptors redirected between the nodes (SPRIGHT's design);
 //   container+gateway the baseline: the same chain through the gateway with warm runc containers.
 // Rows per chain request (µs): e2e; hop (params hop=i: (a) the gateway's i-th round trip to the
-// executor; (b)/(c) from the
-// previous sender's send to stage i's send, hop=N+1 the way back to the client); stage_compute
-// (params stage=i: the time inside the function of stage i as the variant measures it — the
-// executor's serverNs through the gateway (for containers: executor -> container -> executor), the
-// node's own measurement around its wasm call for (b)/(c)); compute (Σ stage_compute); overhead
-// (e2e − compute: transport and platform) and overhead_share (% of e2e).
+// executor; (b)/(c) from the previous sender's send to stage i's send, hop=N+1 the way back to the
+// client); stage_compute (params stage=i: the time inside the function of stage i as the variant
+// measures it — the executor's serverNs through the gateway (for containers: executor -> container
+// -> executor), the node's own measurement around its wasm call for (b)/(c)); compute
+// (Σ stage_compute); overhead (e2e − compute: transport and platform) and overhead_share (% of e2e).
 // Rows per block of requests: cpu_per_request (µs of CPU of the platform's processes — gateway +
 // executors + containers, or the chain nodes — per chain request, from /proc/<pid>/task/*/sched;
 // the measuring client is not counted), voluntary_switches_per_request (times those processes

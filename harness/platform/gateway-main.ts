@@ -41,7 +41,7 @@ if (executorTransport !== 'unix' && executorTransport !== 'tcp') {
   process.exit(2);
 }
 if (!values.binary && !values.http) {
-  console.error('usage: gateway-main [--binary unix:/path|tcp:host:port] [--http host:port] [--memory-mib N] [--timeout-ms N]');
+  console.error('usage: gateway-main [--binary unix:/path|tcp:host:port] [--http host:port] [--memory-mib N] [--timeout-ms N] [--executor-transport unix|tcp]');
   process.exit(2);
 }
 const gw = await Gateway.start({
