@@ -18,6 +18,7 @@ export interface InvokeOptions {
 }
 
 export interface Invocation {
+  /** owned by the caller: the executor writes a large one to its socket without copying, so a variant must not reuse its memory */
   output: Uint8Array;
   /** ns spent inside the variant, from the call to the output being ready */
   elapsedNs: number;
