@@ -9,6 +9,7 @@ export interface InvokeCall {
   variant: string;
   fn: string;
   mode: Mode;
+  /** a large input is written to the socket uncopied: leave it unchanged until the call is answered */
   input: Uint8Array;
   timeoutMs: number;
 }
