@@ -139,4 +139,9 @@ test('list flags: comma-separated positive integers, the default when absent, a 
   assert.deepEqual(positiveInts({ extra: { sizes: '64,1024' } }, 'sizes', [1]), [64, 1024]);
   assert.throws(() => positiveInts({ extra: { sizes: '64,0' } }, 'sizes', [1]), /--sizes wants positive integers, got "64,0"/);
   assert.throws(() => positiveInts({ extra: { lengths: '2,x' } }, 'lengths', [1]), /--lengths wants positive integers/);
+  const { positiveIntFlag } = await import('../harness/experiment/args.js');
+  assert.equal(positiveIntFlag({ extra: {} }, 'duration-ms', 5000), 5000);
+  assert.equal(positiveIntFlag({ extra: { 'duration-ms': '250' } }, 'duration-ms', 5000), 250);
+  assert.throws(() => positiveIntFlag({ extra: { 'budget-mib': 'abc' } }, 'budget-mib', 1024), /--budget-mib wants a positive integer, got "abc"/);
+  assert.throws(() => positiveIntFlag({ extra: { instances: '0' } }, 'instances', 16), /--instances wants a positive integer/);
 });

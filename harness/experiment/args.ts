@@ -56,6 +56,12 @@ export function positiveInts(args: Pick<CommonArgs, 'extra'>, flag: string, dflt
   return xs;
 }
 
+/** An experiment's own flag holding one positive integer (e.g. --duration-ms 5000), or `dflt`. */
+export function positiveIntFlag(args: Pick<CommonArgs, 'extra'>, flag: string, dflt: number): number {
+  const spec = args.extra[flag];
+  return typeof spec === 'string' && spec ? positiveInt(flag, spec)! : dflt;
+}
+
 export class UsageError extends Error {
   override name = 'UsageError';
 }

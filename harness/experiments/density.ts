@@ -1,6 +1,7 @@
 // Density: memory of one idle, ready instance, and how many fit in a memory budget.
 import type { Experiment } from '../experiment/context.js';
 import { FatalMeasurementError } from '../experiment/context.js';
+import { positiveIntFlag } from '../experiment/args.js';
 import { progress } from '../measure/progress.js';
 import { shuffle } from '../measure/random.js';
 import { densityFigures } from '../figures/density.js';
@@ -18,9 +19,8 @@ export const density: Experiment = {
   },
   async run(ctx) {
     const { args } = ctx;
-    const count = Number(args.extra.instances ?? (args.quick ? 4 : 16));
-    const budget = Number(args.extra['budget-mib'] ?? 1024);
-    if (!Number.isInteger(count) || count < 1) throw new Error('--instances wants a positive integer');
+    const count = positiveIntFlag(args, 'instances', args.quick ? 4 : 16);
+    const budget = positiveIntFlag(args, 'budget-mib', 1024);
     const fns = args.functions ? ctx.functions : ['noop', 'sha256', 'json'].map((n) => ctx.catalog.get(n));
     const cells = shuffle(ctx.cells(['warm'], fns), ctx.rng);
     const bar = progress({ label: 'density', total: cells.length });

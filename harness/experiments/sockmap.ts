@@ -31,7 +31,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Experiment, FigureData, RunContext } from '../experiment/context.js';
-import { positiveInts } from '../experiment/args.js';
+import { positiveIntFlag, positiveInts } from '../experiment/args.js';
 import { FatalMeasurementError } from '../experiment/context.js';
 import { closedLoop } from '../experiment/closed-loop.js';
 import { withAffinity } from '../experiment/affinity.js';
@@ -157,7 +157,7 @@ export const sockmap: Experiment = {
     const { args } = ctx;
     const sizes = positiveInts(args, 'sizes', [64, 1024, 16384]);
     const levels = positiveInts(args, 'concurrency', args.quick ? [1, 4, 16] : [1, 4, 16, 64]);
-    const durationMs = Number(args.extra['duration-ms'] ?? (args.quick ? 1000 : 5000));
+    const durationMs = positiveIntFlag(args, 'duration-ms', args.quick ? 1000 : 5000);
     const reps = ctx.reps(300, 2000);
     const warmup = ctx.warmup(30, 200);
     const fn = ctx.catalog.get(FN);

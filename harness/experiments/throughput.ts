@@ -1,6 +1,6 @@
 // Throughput under closed-loop load through the binary gateway, swept over concurrency.
 import type { Experiment } from '../experiment/context.js';
-import { positiveInts } from '../experiment/args.js';
+import { positiveIntFlag, positiveInts } from '../experiment/args.js';
 import { closedLoop } from '../experiment/closed-loop.js';
 import { gatewayCall } from '../experiment/measure-call.js';
 import { FatalMeasurementError } from '../experiment/context.js';
@@ -23,7 +23,7 @@ export const throughput: Experiment = {
   async run(ctx) {
     const { args } = ctx;
     const levels = positiveInts(args, 'concurrency', args.quick ? [1, 4, 16, 64] : [1, 2, 4, 8, 16, 32, 64]);
-    const durationMs = Number(args.extra['duration-ms'] ?? (args.quick ? 1000 : 5000));
+    const durationMs = positiveIntFlag(args, 'duration-ms', args.quick ? 1000 : 5000);
     const cpus = ctx.gatewayCpus();
     // default: throughput of the smallest function unless the user chose
     const cells = ctx.cells(['warm'], args.functions ? ctx.functions : [ctx.catalog.get('noop')]);
