@@ -14,13 +14,13 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { buildDir, repoRoot } from '../harness/paths.js';
-import { CGROUP2_ROOT, cgroupProcs, fxhCgroups, startupCleanup } from '../harness/bpf/cgroup.js';
+import { CGROUP2_ROOT, cgroupProcs, startupCleanup } from '../harness/bpf/cgroup.js';
 import { sockmapCapability } from '../harness/bpf/sockmap.js';
 import { CHAIN_PREFIX, SHM_DIR, staleChainCleanup } from '../harness/chains/chain.js';
 import { pidAlive } from '../harness/platform/proc-memory.js';
 import { readRawCsv } from '../harness/results/raw-writer.js';
 import { readSummaryCsv } from '../harness/results/summarize.js';
-import { waitFor } from './helpers.js';
+import { ownCgroups, waitFor } from './helpers.js';
 
 const cap = sockmapCapability();
 const skip = cap.ok ? false : `eBPF unavailable here: ${cap.reason}`;
@@ -30,7 +30,7 @@ process.on('exit', () => fs.rmSync(scratch, { recursive: true, force: true }));
 /** what a process with this pid left: cgroups, /dev/shm files, scratch folders of its chains */
 function leftBy(pid: number): string[] {
   const chainOf = (d: string) => fs.readdirSync(d).filter((n) => n.startsWith(`${CHAIN_PREFIX}${pid}-`)).map((n) => path.join(d, n));
-  return [...fxhCgroups().filter((p) => path.basename(p).startsWith(`fxh-${pid}-`)), ...chainOf(SHM_DIR), ...chainOf(os.tmpdir())];
+  return [...ownCgroups(pid), ...chainOf(SHM_DIR), ...chainOf(os.tmpdir())];
 }
 const stageOf = (pid: number) => Number(/--stage\0(\d+)\0/.exec(fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1'))?.[1]);
 

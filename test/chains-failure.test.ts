@@ -9,14 +9,13 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
-import { fxhCgroups, platformCgroup } from '../harness/bpf/cgroup.js';
+import { platformCgroup } from '../harness/bpf/cgroup.js';
 import { PROG_SKMSG, PROG_SOCKOPS, attachSockmap, sockmapCapability } from '../harness/bpf/sockmap.js';
 import { CHAIN_PREFIX, ChainError, SHM_DIR, startChain, type Chain, type ChainMode } from '../harness/chains/chain.js';
 import { STAMP_SLOT, readStamp } from '../harness/chains/wire.js';
 import { chainExpected, chainPayload } from '../harness/functions/workloads/chainstep.js';
 import { pidAlive } from '../harness/platform/proc-memory.js';
-import { waitFor } from './helpers.js';
+import { ownCgroups, waitFor } from './helpers.js';
 
 const cap = sockmapCapability();
 const skip = cap.ok ? false : `eBPF unavailable here: ${cap.reason}`;
@@ -24,7 +23,6 @@ const hasBpftool = spawnSync('bpftool', ['version']).status === 0;
 const own = `${CHAIN_PREFIX}${process.pid}-`;
 const ownShm = () => fs.readdirSync(SHM_DIR).filter((n) => n.startsWith(own));
 const ownScratch = () => fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(own));
-const ownCgroups = () => fxhCgroups().filter((p) => path.basename(p).startsWith(`fxh-${process.pid}-`));
 /** loaded programs with these ids (bpftool), i.e. not freed yet */
 function loaded(ids: number[]): number[] {
   if (!hasBpftool) return [];

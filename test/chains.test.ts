@@ -7,18 +7,17 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import path from 'node:path';
-import { fxhCgroups, platformCgroup } from '../harness/bpf/cgroup.js';
+import { platformCgroup } from '../harness/bpf/cgroup.js';
 import { attachSockmap, sockmapCapability } from '../harness/bpf/sockmap.js';
 import { SHM_DIR, processCpuNs, startChain, type Chain } from '../harness/chains/chain.js';
 import { chainExpected, chainPayload } from '../harness/functions/workloads/chainstep.js';
 import { startGateway } from '../harness/experiment/gateway-process.js';
 import { pidAlive } from '../harness/platform/proc-memory.js';
+import { ownCgroups } from './helpers.js';
 
 const cap = sockmapCapability();
 const skipBpf = cap.ok ? false : `eBPF unavailable here: ${cap.reason}`;
 const ownShm = () => fs.readdirSync(SHM_DIR).filter((n) => n.startsWith(`fxh-chain-${process.pid}-`));
-const ownCgroups = () => fxhCgroups().filter((p) => path.basename(p).startsWith(`fxh-${process.pid}-`));
 const same = (a: Uint8Array, b: Uint8Array) => assert.ok(Buffer.from(a).equals(Buffer.from(b)), `outputs differ (${a.length} vs ${b.length} bytes)`);
 
 const cleanups: (() => Promise<void> | void)[] = [];

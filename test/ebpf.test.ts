@@ -37,6 +37,7 @@ import ebpfPlugin, { EBPF_MAX_INPUT, EBPF_PROGRAMS, NOT_EXPRESSIBLE, type EbpfVa
 import nativePlugin from '../harness/variants/native.js';
 import wasmPlugin from '../harness/variants/wasm.js';
 import { InvokeError, type Variant } from '../harness/platform/variant.js';
+import { waitFor } from './helpers.js';
 
 const REPO = findRepoRoot();
 const BPF_BUILD = path.join(REPO, 'bpf', 'build');
@@ -110,14 +111,6 @@ async function settledState(want: KernelState): Promise<KernelState> {
     s = kernelState();
   }
   return s;
-}
-
-async function waitFor(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 function progIds(name: string): number[] {
@@ -480,7 +473,7 @@ describe('crashes and exits', { skip }, () => {
     proc.kill('SIGKILL');
     await exited(proc);
     // functions.bpf.o programs were only held by the child's fds: the kernel frees them
-    await waitFor('fxh_fnv1a of the killed child to be freed', () => progIds('fxh_fnv1a').length < fnvBefore.length);
+    assert.ok(await waitFor(() => progIds('fxh_fnv1a').length < fnvBefore.length, 5000, 25), 'timed out waiting for fxh_fnv1a of the killed child to be freed');
     // a bpf_prog_attach attachment is held by its cgroup, and the pin holds its map: they outlive the child
     assert.ok(fs.existsSync(info.pin), 'the pin survives the crash');
     assert.match(execFileSync('bpftool', ['cgroup', 'show', info.cg2], { encoding: 'utf8' }), /fxh_st_egress/);

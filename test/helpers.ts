@@ -1,5 +1,7 @@
-// Assertions shared by the variant tests.
+// Assertions and probes shared by the tests.
 import assert from 'node:assert/strict';
+import path from 'node:path';
+import { fxhCgroups } from '../harness/bpf/cgroup.js';
 import type { FunctionEntry } from '../harness/functions/types.js';
 import { InvokeError } from '../harness/platform/variant.js';
 
@@ -29,4 +31,9 @@ export async function waitFor(cond: () => boolean, ms = 3000, everyMs = 20): Pro
     await new Promise((r) => setTimeout(r, everyMs));
   }
   return cond();
+}
+
+/** The fxh cgroups a process created (named fxh-<pid>-*): what its tests check before and after. */
+export function ownCgroups(pid = process.pid): string[] {
+  return fxhCgroups().filter((p) => path.basename(p).startsWith(`fxh-${pid}-`));
 }

@@ -9,13 +9,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { buildDir } from '../harness/paths.js';
-import { cgroupProcs, fxhCgroups, platformCgroup, spawnInCgroup, startupCleanup } from '../harness/bpf/cgroup.js';
+import { cgroupProcs, platformCgroup, spawnInCgroup, startupCleanup } from '../harness/bpf/cgroup.js';
 import { PROG_SKMSG, PROG_SOCKOPS, attachSockmap, readStatsSysctl, sockmapCapability } from '../harness/bpf/sockmap.js';
 import { placementCheck } from '../harness/bpf/arm.js';
 import { ExecutorProcess, makeRunDir } from '../harness/platform/executor-process.js';
 import { loadCatalog } from '../harness/functions/catalog.js';
 import { verifyOutput } from '../harness/functions/verify.js';
-import { waitFor } from './helpers.js';
+import { ownCgroups, waitFor } from './helpers.js';
 
 const cap = sockmapCapability();
 const skip = cap.ok ? false : `eBPF unavailable here: ${cap.reason}`;
@@ -34,7 +34,6 @@ function ourCgroupAttachments(): string[] {
   const r = spawnSync('bpftool', ['cgroup', 'tree'], { encoding: 'utf8' });
   return r.stdout.split('\n').filter((l) => l.includes(PROG_SOCKOPS) || /fxh-\d+-sm/.test(l));
 }
-const ownCgroups = (pid = process.pid) => fxhCgroups().filter((p) => path.basename(p).startsWith(`fxh-${pid}-`));
 const ownPins = () => (fs.existsSync('/sys/fs/bpf') ? fs.readdirSync('/sys/fs/bpf').filter((n) => n.startsWith(`fxh-${process.pid}-`)) : []);
 
 

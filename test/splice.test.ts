@@ -6,19 +6,17 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import path from 'node:path';
 import { ARM_VARIANT, PLACER_ENV, armCapability, startArm, type Arm } from '../harness/bpf/arm.js';
-import { cgroupProcs, fxhCgroups } from '../harness/bpf/cgroup.js';
+import { cgroupProcs } from '../harness/bpf/cgroup.js';
 import { loadCatalog } from '../harness/functions/catalog.js';
 import { verifyOutput } from '../harness/functions/verify.js';
 import { ProtocolClient } from '../harness/platform/client.js';
-import { waitFor } from './helpers.js';
+import { ownCgroups, waitFor } from './helpers.js';
 
 const cap = armCapability('sockmap');
 const skip = cap.ok ? false : `eBPF unavailable here: ${cap.reason}`;
 process.env[PLACER_ENV] = String(process.pid);
 const VARIANT = ARM_VARIANT.sockmap;
-const ownCgroups = () => fxhCgroups().filter((p) => path.basename(p).startsWith(`fxh-${process.pid}-`));
 
 /** CPU time (ns) of every thread of a process, from the scheduler's own accounting. */
 function cpuNs(pid: number): number {
