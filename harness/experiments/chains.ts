@@ -150,7 +150,10 @@ export const chains: Experiment = {
           }
         }
         ctx.notes.push(`chains: ${JIT_WARMUP_CALLS} unrecorded warm-up calls of ${maxLen} stages (64 B) per way: every node and executor warm`);
-        const cells = ways.flatMap((w) => lengths.flatMap((n) => payloads.map((size) => ({ w, n, size, input: chainPayload(size, args.seed), done: 0 }))));
+        // one input per payload size and one expected output per (size, length), shared by the ways
+        const inputs = new Map(payloads.map((size) => [size, Buffer.from(chainPayload(size, args.seed))]));
+        const expected = new Map(payloads.flatMap((size) => lengths.map((n) => [`${size}/${n}`, Buffer.from(chainExpected(inputs.get(size)!, n))] as const)));
+        const cells = ways.flatMap((w) => lengths.flatMap((n) => payloads.map((size) => ({ w, n, size, input: inputs.get(size)!, want: expected.get(`${size}/${n}`)!, done: 0 }))));
         const block = ctx.blockSize();
         const rounds = Math.ceil((warmup + reps) / block);
         const bar = progress({ label: 'chains', total: rounds * cells.length });
@@ -168,8 +171,7 @@ export const chains: Experiment = {
               for (let k = 0; k <= block && c.done < warmup + reps; k++) {
                 const r = await callWay(c.w, c.input, c.n);
                 calls++;
-                const want = chainExpected(c.input, c.n);
-                if (!Buffer.from(r.output).equals(Buffer.from(want))) {
+                if (!c.want.equals(r.output)) {
                   throw new FatalMeasurementError(`wrong output from ${c.w} (length ${c.n}, ${c.size} B): not input + ${c.n}`);
                 }
                 if (k === 0) continue; // the block's absorbing call
