@@ -147,9 +147,13 @@ beforeEach(() => {
 afterEach(async () => {
   if (skip) return;
   await ebpf.teardown(); // warm programs of one test do not outlive it
+  // What a test left is noted, then released before asserting, so one failing test fails alone
+  // instead of leaving its programs and pins to fail every test after it.
+  const left = attachedResources();
+  detachAll();
   const now = await settledState(stateBefore);
+  assert.deepEqual(left, [], 'the registry is empty after every test');
   assert.deepEqual(now, stateBefore, 'programs/links/pins/cgroups of ours before and after the test');
-  assert.deepEqual(attachedResources(), [], 'the registry is empty after every test');
 });
 
 // ----------------------------------------------------------------------------- functions

@@ -8,7 +8,7 @@ import { BpfObject } from './object.js';
 import { AttachHandle } from './registry.js';
 import { pinFd } from './resources.js';
 import { TestRunInput, TestRunResult, progTestRun } from './test-run.js';
-import { ensureTracefs } from './tracefs.js';
+import { ensureTracefs } from './mounts.js';
 
 export class BpfProgram {
   private logBuf: Buffer | null = null;

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BPFFS, CGROUP2_ROOT, NAME_PREFIX } from './consts.js';
 import { L, check } from './ffi.js';
+import { ensureBpffs } from './mounts.js';
 import { AttachHandle, Handle } from './registry.js';
 import { pidAlive } from '../../platform/proc-memory.js';
 
@@ -19,6 +20,7 @@ export function pinPath(suffix: string): string {
 /** Pins any bpf fd (map, program, link) at pinPath(suffix); detach() unlinks it. */
 export function pinFd(fd: number, suffix: string): AttachHandle & { path: string } {
   const p = pinPath(suffix);
+  ensureBpffs();
   check(`bpf_obj_pin ${p}`, L().bpf_obj_pin(fd, p));
   const h = new Handle(`pin ${p}`, 2, () => fs.rmSync(p, { force: true }));
   return Object.assign(h, { path: p });
