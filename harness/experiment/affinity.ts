@@ -3,9 +3,13 @@
 import { spawnSync } from 'node:child_process';
 
 function taskset(args: string[]): string {
-  const r = spawnSync('taskset', args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`taskset ${args.join(' ')}: ${(r.stderr || r.error?.message || '').trim()}`);
-  return r.stdout.trim();
+  for (let attempt = 0; ; attempt++) {
+    const r = spawnSync('taskset', args, { encoding: 'utf8' });
+    if (r.status === 0) return r.stdout.trim();
+    // -a walks the threads: one that exits meanwhile (a terminated worker) is not an error
+    if (attempt < 5 && /No such process/.test(r.stderr ?? '')) continue;
+    throw new Error(`taskset ${args.join(' ')}: ${(r.stderr || r.error?.message || '').trim()}`);
+  }
 }
 
 /** The CPU list this process may run on, e.g. "0,1". */

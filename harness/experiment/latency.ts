@@ -5,11 +5,11 @@
 import type { FunctionEntry } from '../functions/types.js';
 import type { Mode, Variant } from '../platform/variant.js';
 import { InvokeError } from '../platform/variant.js';
-import { benchInProcess } from '../measure/bench.js';
 import { progress } from '../measure/progress.js';
 import { shuffle } from '../measure/random.js';
 import { FatalMeasurementError, type RunContext } from './context.js';
-import { directCall, gatewayCall } from './measure-call.js';
+import { gatewayCall } from './measure-call.js';
+import { CellInterrupted, measureDirectCell } from './direct-cell.js';
 import { withAffinity } from './affinity.js';
 import type { ProtocolClient } from '../platform/client.js';
 
@@ -59,16 +59,13 @@ async function measure(ctx: RunContext, plan: LatencyPlan, params: string): Prom
     for (const c of shuffle(cells, ctx.rng)) {
       if (ctx.interrupted) return;
       try {
-        const r = await benchInProcess({
-          name: `${c.variant.name}/${c.fn.name}/${c.mode}`,
-          fn: () => directCall(c.variant, c.fn, c.mode, c.input, args.timeoutMs),
-          verify: () => {}, // directCall verified the output before returning its time
-          warmup: plan.warmup,
-          iterations: plan.reps,
-          async: true,
+        const samples = await measureDirectCell({
+          variant: c.variant, options: ctx.variants.options.get(c.variant.name)!, fn: c.fn, mode: c.mode, input: c.input,
+          warmup: plan.warmup, reps: plan.reps, timeoutMs: args.timeoutMs, stopped: () => ctx.interrupted,
         });
-        ctx.record(r.samplesNs.map((ns, i) => row(c, 'direct', i, ns)));
+        ctx.record(samples.map((ns, i) => row(c, 'direct', i, ns)));
       } catch (e) {
+        if (e instanceof CellInterrupted) return;
         failCell(c, 'direct', e);
       }
       bar.tick();
@@ -120,10 +117,9 @@ async function measure(ctx: RunContext, plan: LatencyPlan, params: string): Prom
 }
 
 async function warmUpGateway(ctx: RunContext, client: ProtocolClient, cells: Cell[]): Promise<void> {
-  const seen = new Set<string>();
+  const done = new Set<string>();
   for (const c of cells) {
-    if (seen.has(c.variant.name)) continue;
-    seen.add(c.variant.name);
+    if (done.has(c.variant.name) || ctx.interrupted) continue;
     const mode = c.variant.supports(c.fn, 'warm') === null && c.variant.modes.includes('warm') ? 'warm' : c.mode;
     const end = Date.now() + JIT_WARMUP_MAX_MS;
     let n = 0;
@@ -132,9 +128,13 @@ async function warmUpGateway(ctx: RunContext, client: ProtocolClient, cells: Cel
         await gatewayCall(client, c.variant.name, c.fn, mode, c.input, ctx.args.timeoutMs);
         n++;
       }
-    } catch {
-      // the cell itself will fail and say why when it is measured
+    } catch (e) {
+      if (e instanceof FatalMeasurementError) throw e;
+      // this cell fails and says why when it is measured; warm the variant up with its next cell
+      ctx.notes.push(`${ctx.experiment}: gateway warm-up with ${c.variant.name}/${c.fn.name}/${mode} failed after ${n} calls (${(e as Error).message.slice(0, 120)}); trying the variant's next cell`);
+      continue;
     }
+    done.add(c.variant.name);
     ctx.notes.push(`${ctx.experiment}: gateway path warmed up with ${n} unrecorded ${c.variant.name}/${c.fn.name}/${mode} calls`);
   }
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Catalog } from '../functions/catalog.js';
 import type { FunctionEntry } from '../functions/types.js';
 import { loadVariantPlugins } from '../platform/registry.js';
-import type { Variant } from '../platform/variant.js';
+import type { Variant, VariantOptions } from '../platform/variant.js';
 import { UsageError } from './args.js';
 import { scratchDir } from '../platform/scratch.js';
 
@@ -14,6 +14,8 @@ export interface VariantSet {
   /** per variant, the experiments it takes part in (absent: all) */
   experiments: Map<string, readonly string[] | undefined>;
   workDir: string;
+  /** the options each variant was created with (a worker thread creates its own copy from them) */
+  options: Map<string, VariantOptions>;
 }
 
 export async function resolveVariants(names: string[] | undefined, memoryLimitMiB: number): Promise<VariantSet> {
@@ -24,10 +26,12 @@ export async function resolveVariants(names: string[] | undefined, memoryLimitMi
   const workDir = scratchDir('run');
   const active = new Map<string, Variant>();
   const unavailable: VariantSet['unavailable'] = [];
+  const options = new Map<string, VariantOptions>();
   for (const name of chosen) {
     const dir = path.join(workDir, name);
     fs.mkdirSync(dir);
-    const v = plugins.get(name)!.create({ workDir: dir, memoryLimitMiB });
+    options.set(name, { workDir: dir, memoryLimitMiB });
+    const v = plugins.get(name)!.create(options.get(name)!);
     const cap = await v.check().catch((e: Error) => ({ ok: false as const, reason: `capability check failed: ${e.message}` }));
     if (cap.ok) active.set(name, v);
     else {
@@ -36,7 +40,7 @@ export async function resolveVariants(names: string[] | undefined, memoryLimitMi
     }
   }
   const experiments = new Map(chosen.map((n) => [n, plugins.get(n)!.experiments]));
-  return { active, unavailable, workDir, experiments };
+  return { active, unavailable, workDir, experiments, options };
 }
 
 export function resolveFunctions(catalog: Catalog, names: string[] | undefined): FunctionEntry[] {

@@ -26,6 +26,7 @@ import { ColdTracer, breakdown, coldTraceCapability, type CollectResult, type Co
 import { breakdownCells, breakdownFigures, breakdownTableText, overheadLines } from '../figures/breakdown.js';
 import { drawFigures } from '../figures/draw.js';
 import type { Cell } from '../experiment/latency.js';
+import { CellInterrupted, measureDirectCell } from '../experiment/direct-cell.js';
 
 export const DEFAULT_FUNCTIONS = ['noop', 'sha256'];
 const MODES: readonly Mode[] = ['cold-compile', 'cold'];
@@ -59,6 +60,7 @@ export const coldBreakdown: Experiment = {
       process.stderr.write(`cold-breakdown: eBPF tracing unavailable: ${why}\n`);
     }
     try {
+      await provenToFinish(ctx, cells);
       const cpus = ctx.clientCpus();
       await withAffinity(cpus, () => measure(ctx, cells, tracer, `scale=${ctx.args.scale};client_cpus=${cpus ?? 'any'}`));
     } finally {
@@ -118,6 +120,7 @@ async function measure(ctx: RunContext, cells: Cell[], tracer: ColdTracer | unde
         await settle();
       }
       for (const c of shuffle(cells.filter((x) => !x.failed), ctx.rng)) {
+        await yieldToSignals();
         if (ctx.interrupted) return;
         try {
           if (how === 'untraced') {
@@ -157,6 +160,32 @@ async function measure(ctx: RunContext, cells: Cell[], tracer: ColdTracer | unde
   tracer?.detach();
   bar.done();
 }
+
+/**
+ * Traced calls run in this process (the tracer follows it), so a function that runs in the
+ * caller's thread (WASM) could hold it for good. Each such cell first makes one call in a worker
+ * thread that is terminated after --timeout-ms: only a function that finished there is traced here.
+ */
+async function provenToFinish(ctx: RunContext, cells: Cell[]): Promise<void> {
+  for (const c of cells) {
+    if (c.variant.enforcesTimeouts || ctx.interrupted) continue;
+    try {
+      await measureDirectCell({
+        variant: c.variant, options: ctx.variants.options.get(c.variant.name)!, fn: c.fn, mode: c.mode, input: c.input,
+        warmup: 0, reps: 1, timeoutMs: ctx.args.timeoutMs, stopped: () => ctx.interrupted,
+      });
+    } catch (e) {
+      if (e instanceof CellInterrupted) return;
+      if (e instanceof FatalMeasurementError) throw e;
+      c.failed = true;
+      const kind = e instanceof InvokeError ? `${e.kind}: ` : '';
+      ctx.fail({ variant: c.variant.name, function: c.fn.name, mode: c.mode, path: 'direct', metric: 'cold_start_traced', unit: 'us', reason: `${kind}${(e as Error).message} (trial call in a worker thread, before tracing)` });
+    }
+  }
+}
+
+/** lets a pending Ctrl-C run its handler between calls (awaiting a synchronous invoke does not) */
+const yieldToSignals = () => new Promise<void>((r) => setImmediate(r));
 
 const SETTLE_MS = 50;
 const settle = () => new Promise<void>((r) => setTimeout(r, SETTLE_MS));

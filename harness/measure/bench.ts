@@ -24,6 +24,10 @@ export interface BenchSpec<T> {
   time?: number;
   /** whether fn returns a promise; default: detected with one extra verified call before warmup */
   async?: boolean;
+  /** called just before each timed call starts and just after it ends, outside the timed region
+   *  (a watchdog in another thread uses them to see a call in flight) */
+  beforeCall?: () => void;
+  afterCall?: () => void;
 }
 
 export interface BenchResult {
@@ -57,9 +61,12 @@ export async function benchInProcess<T>(spec: BenchSpec<T>): Promise<BenchResult
 
   let isAsync = spec.async;
   if (isAsync === undefined) {
+    spec.beforeCall?.();
     const probe = spec.fn();
     isAsync = isThenable(probe);
-    check(await probe);
+    const first = await probe;
+    spec.afterCall?.();
+    check(first);
   }
 
   const samplesNs: number[] = [];
@@ -72,17 +79,23 @@ export async function benchInProcess<T>(spec: BenchSpec<T>): Promise<BenchResult
     pending = { result };
     return { overriddenDuration: ns / 1e6 };
   };
+  const before = spec.beforeCall ?? (() => {});
+  const after = spec.afterCall ?? (() => {});
   const task = isAsync
     ? async () => {
+        before();
         const t0 = process.hrtime.bigint();
         const result = await spec.fn();
         const t1 = process.hrtime.bigint();
+        after();
         return record(t0, t1, result);
       }
     : () => {
+        before();
         const t0 = process.hrtime.bigint();
         const result = spec.fn() as T;
         const t1 = process.hrtime.bigint();
+        after();
         return record(t0, t1, result);
       };
 

@@ -212,7 +212,9 @@ export class ExecutorProcess {
     const r = p && (await p.catch(() => null));
     // an executor already being replaced gets no more grace: this gateway is going away
     for (const child of this.dying.keys()) child.kill('SIGKILL');
-    await Promise.all([r ? this.kill(r) : undefined, ...this.dying.values()]);
+    // a function running in the executor's thread cannot let a SIGTERM handler run: no grace for it
+    const held = r !== null && !r.enforcesTimeouts && this.inFlight.size > 0;
+    await Promise.all([r ? this.kill(r, held) : undefined, ...this.dying.values()]);
   }
 }
 

@@ -116,7 +116,27 @@ function git(repoDir: string): Env['git'] {
   };
 }
 
+// Tool versions and the commit do not change during a run: asked once per process, so that the
+// env.json rewritten when a run stops (also on Ctrl-C) costs no subprocesses.
+let fixedParts: { key: string; tools: Env['tools']; git: Env['git'] } | undefined;
+function toolsAndGit(repoDir: string): { tools: Env['tools']; git: Env['git'] } {
+  if (fixedParts?.key !== repoDir) {
+    fixedParts = {
+      key: repoDir,
+      tools: {
+        runc: toolVersion('runc', ['--version']),
+        clang: toolVersion('clang', ['--version']),
+        'wasm-opt': toolVersion('wasm-opt', ['--version']),
+        bpftool: toolVersion('bpftool', ['version']),
+      },
+      git: git(repoDir),
+    };
+  }
+  return fixedParts;
+}
+
 export function collectEnv(o: CollectEnvOptions): Env {
+  const fixed = toolsAndGit(o.repoDir ?? process.cwd());
   const [l1, l5, l15] = os.loadavg();
   const env: Env = {
     timestamp: new Date().toISOString(),
@@ -129,13 +149,8 @@ export function collectEnv(o: CollectEnvOptions): Env {
     turbo: turbo(),
     node: process.version,
     v8: process.versions.v8,
-    tools: {
-      runc: toolVersion('runc', ['--version']),
-      clang: toolVersion('clang', ['--version']),
-      'wasm-opt': toolVersion('wasm-opt', ['--version']),
-      bpftool: toolVersion('bpftool', ['version']),
-    },
-    git: git(o.repoDir ?? process.cwd()),
+    tools: fixed.tools,
+    git: fixed.git,
     commandLine: [...o.argv],
     seed: o.seed,
     quick: o.quick,
