@@ -7,8 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { changeOf, compareRuns, directionWords, noteFailures, writeCompareCsv, type CompareRow } from '../harness/results/compare-runs.js';
 import { checkComparable, loadRunFolder, parseCommandLine, type RunFolder } from '../harness/results/compare-check.js';
-import { cellLabels, formatCompareTable, formatSkips } from '../harness/results/compare-text.js';
-import { compareFigure, ratioTicks } from '../harness/figures/compare.js';
+import { cellLabels, fmtRatio, formatCompareTable, formatSkips } from '../harness/results/compare-text.js';
+import { MIN_TICK_GAP_PX, compareFigure, ratioTicks } from '../harness/figures/compare.js';
 import { createFreshDir } from '../harness/results/run-dir.js';
 import { median } from '../harness/measure/stats.js';
 import { createRng } from '../harness/measure/random.js';
@@ -145,12 +145,13 @@ const folder = (side: string, e: Record<string, unknown>, state = 'complete', re
 test('same machine and flags: comparable; the commit and the seed may differ and are reported', () => {
   const c = checkComparable(
     folder('A', env()),
-    folder('B', env({ git: { commit: 'bbbbbbbbbbbb', dirty: true }, seed: 5, hostname: 'other', commandLine: ['experiments/warm.mjs', '--reps=40', '--variants', 'wasm', '--seed', '5', '--out', '/tmp/b'] })),
+    folder('B', env({ git: { commit: 'bbbbbbbbbbbb', dirty: true }, seed: 5, hostname: 'other', loadAverage: { '1m': 3.5 }, commandLine: ['experiments/warm.mjs', '--reps=40', '--variants', 'wasm', '--seed', '5', '--out', '/tmp/b'] })),
   );
   assert.deepEqual(c.refusals, []);
   assert.ok(c.info.some((l) => /commit: A aaaaaaaaaaaa, B bbbbbbbbbbbb \(dirty\)/.test(l)), c.info.join('\n'));
   assert.ok(c.info.some((l) => /seed: A 1, B 5/.test(l)));
   assert.ok(c.info.some((l) => /host name: A "vm", B "other"/.test(l)));
+  assert.ok(c.info.includes('load average (1 min, at the end of the run): A unknown, B 3.5'), c.info.join('\n'));
 });
 
 test('another machine is refused with the field and both values named', () => {
@@ -264,10 +265,27 @@ test('the figure draws cells in both runs, a line at 1, and lists what it does n
   assert.equal(empty.notes?.[0], 'No cell was measured in both folders.');
 });
 
-test('ratio ticks: round values inside the range, finer when it is narrow', () => {
-  assert.deepEqual(ratioTicks(0.06, 30), [0.1, 0.2, 0.5, 1, 2, 5, 10, 20]);
-  assert.deepEqual(ratioTicks(0.85, 1.3), [0.9, 1, 1.1, 1.2]);
-  assert.deepEqual(ratioTicks(0.97, 1.03), [0.98, 0.99, 1, 1.01, 1.02]);
+test('ratios print with 3 decimals, more when a bound next to 1 would print as 1.000', () => {
+  assert.equal(fmtRatio(0.93712), '0.937');
+  assert.equal(fmtRatio(1), '1.000');
+  assert.equal(fmtRatio(1.0003), '1.0003');
+  assert.equal(fmtRatio(0.99996), '0.99996');
+  assert.equal(fmtRatio(12.345), '12.3');
+  assert.equal(fmtRatio(NaN), '–');
+});
+
+test('ratio ticks: round values inside the range, 1 first, never closer than the label gap', () => {
+  const gapOk = (ts: number[], lo: number, hi: number, px: number) =>
+    ts.every((t, i) => i === 0 || (Math.log(t / (ts[i - 1] as number)) * px) / Math.log(hi / lo) >= MIN_TICK_GAP_PX);
+  for (const [lo, hi, px] of [[0.06, 30, 450], [0.27, 1.78, 450], [0.85, 1.3, 450], [0.97, 1.03, 450], [0.5, 2, 120]] as const) {
+    const ts = ratioTicks(lo, hi, px);
+    assert.ok(ts.includes(1), `${lo}..${hi}: ${ts}`);
+    assert.ok(ts.every((t) => t >= lo && t <= hi), `${ts}`);
+    assert.ok(gapOk(ts, lo, hi, px), `${lo}..${hi}: ${ts}`);
+  }
+  assert.deepEqual(ratioTicks(0.06, 30, 450), [0.1, 0.2, 0.5, 1, 2, 5, 10, 20]);
+  assert.deepEqual(ratioTicks(0.27, 1.78, 450), [0.3, 0.5, 0.6, 0.8, 1, 1.2, 1.5]);
+  assert.ok(ratioTicks(0.97, 1.03, 450).length >= 3);
 });
 
 test('createFreshDir: an existing --out is refused and left alone; the default gets a fresh suffix', () => {

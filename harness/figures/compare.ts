@@ -6,6 +6,8 @@ import type { Figure } from './render.js';
 import { cellLabels, fmtRatio } from '../results/compare-text.js';
 import { unique } from './common.js';
 
+const WIDTH = 720;
+
 const VERDICT_COLORS: Record<string, string> = {
   faster: '#2a9d57',
   smaller: '#2a9d57',
@@ -17,18 +19,24 @@ const VERDICT_COLORS: Record<string, string> = {
   'n/a': '#bbbbbb',
 };
 
-/** Tick values a reader can name (0.5×, 0.9×, 2× …) inside [lo, hi], finer when the range is narrow. */
-export function ratioTicks(lo: number, hi: number): number[] {
-  const span = hi / lo;
-  // on a log axis 1.1 sits as close to 1 as 0.9 does: only a narrow range has room for both
-  const near1 = span >= 20 ? [] : span >= 2.5 ? [0.6, 0.7, 0.8, 0.9, 1.5, 3] : [0.7, 0.8, 0.9, 1.1, 1.2, 1.5];
-  const fine = [0.95, 0.98, 0.99, 1.01, 1.02, 1.05];
-  const decades = [];
-  for (let e = -4; e <= 4; e++) for (const m of [1, 2, 5]) decades.push(+(m * 10 ** e).toPrecision(1));
-  const inside = (xs: number[]) => xs.filter((x) => x >= lo && x <= hi);
-  let ticks = inside([...decades, ...near1]);
-  if (ticks.length < 4) ticks = inside([...ticks, ...fine]);
-  return [...new Set(ticks)].sort((x, y) => x - y);
+/** Smallest gap between two tick labels, in pixels ("0.95×" is about 30 px at 10 px). */
+export const MIN_TICK_GAP_PX = 38;
+
+/**
+ * Tick values a reader can name (1×, 2×, 0.5×, 0.9× …) inside [lo, hi] for an axis `pixels` wide:
+ * taken in order of roundness, each only if it keeps MIN_TICK_GAP_PX from those already taken.
+ */
+export function ratioTicks(lo: number, hi: number, pixels: number): number[] {
+  const decades: number[] = [];
+  for (const m of [1, 2, 5]) for (let e = -4; e <= 4; e++) decades.push(+(m * 10 ** e).toPrecision(1));
+  const byRoundness = [1, ...decades, 1.5, 0.8, 0.9, 1.2, 1.1, 0.7, 0.6, 3, 0.3, 0.95, 1.05, 0.98, 1.02, 0.99, 1.01];
+  const pxPerLog = pixels / Math.log(hi / lo);
+  const taken: number[] = [];
+  for (const t of byRoundness) {
+    if (t < lo || t > hi || taken.includes(t)) continue;
+    if (taken.every((u) => Math.abs(Math.log(t / u)) * pxPerLog >= MIN_TICK_GAP_PX)) taken.push(t);
+  }
+  return taken.sort((x, y) => x - y);
 }
 
 export interface CompareFigureOptions {
@@ -57,6 +65,8 @@ export function compareFigure(rows: readonly CompareRow[], o: CompareFigureOptio
   const hi = Math.max(...xs) * 1.03;
   const verdicts = unique(data.map((d) => d.verdict));
   const longest = Math.max(0, ...labels.map((l) => l.length));
+  const marginLeft = Math.min(460, Math.max(120, Math.round(longest * 6.3) + 16));
+  const marginRight = 130;
   return {
     name: o.name ?? 'compare',
     title: 'B ÷ A: ratio of medians per cell',
@@ -67,9 +77,10 @@ export function compareFigure(rows: readonly CompareRow[], o: CompareFigureOptio
     legendLabel: 'B against A',
     plot: {
       height: Math.max(140, data.length * 24 + 70),
-      marginLeft: Math.min(460, Math.max(120, Math.round(longest * 6.3) + 16)),
-      marginRight: 130,
-      x: { type: 'log', domain: [lo, hi], ticks: ratioTicks(lo, hi), label: 'median(B) ÷ median(A) (log scale) →', grid: true, tickFormat: (x: number) => `${+x.toPrecision(2)}×` },
+      width: WIDTH,
+      marginLeft,
+      marginRight,
+      x: { type: 'log', domain: [lo, hi], ticks: ratioTicks(lo, hi, WIDTH - marginLeft - marginRight), label: 'median(B) ÷ median(A) (log scale) →', grid: true, tickFormat: (x: number) => `${+x.toPrecision(2)}×` },
       y: { label: null, domain: labels },
       color: { domain: verdicts, range: verdicts.map((v) => VERDICT_COLORS[v] ?? '#555555') },
       marks: [

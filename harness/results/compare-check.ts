@@ -148,6 +148,12 @@ export function checkComparable(a: RunFolder, b: RunFolder): Comparability {
   };
   info.push(`commit: A ${commit(a)}, B ${commit(b)}${commit(a) === commit(b) ? ' (the same)' : ''}`);
   info.push(`seed: A ${show(field(a.env, 'seed'))}, B ${show(field(b.env, 'seed'))}`);
+  const load = (f: RunFolder) => {
+    const l = field(f.env, 'loadAverage.1m');
+    return typeof l === 'number' ? String(l) : 'unknown';
+  };
+  // other work on the machine moves latencies; env.json takes it at the end of the run
+  info.push(`load average (1 min, at the end of the run): A ${load(a)}, B ${load(b)}`);
   const ha = field(a.env, 'hostname');
   const hb = field(b.env, 'hostname');
   if (ha !== hb) info.push(`host name: A ${show(ha)}, B ${show(hb)}`);

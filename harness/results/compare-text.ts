@@ -43,7 +43,14 @@ export function cellLabels(rows: readonly CellKey[]): string[] {
   });
 }
 
-export const fmtRatio = (x: number) => (Number.isFinite(x) ? (x >= 100 || x < 0.01 ? x.toPrecision(2) : x.toFixed(x >= 10 ? 1 : 3)) : '–');
+/** 3 decimals; more when that would print 1.000 for a bound that is not 1 (the verdict hangs on which side it is). */
+export function fmtRatio(x: number): string {
+  if (!Number.isFinite(x)) return '–';
+  if (x >= 100 || x < 0.01) return x.toPrecision(2);
+  if (x >= 10) return x.toFixed(1);
+  for (let d = 3; d < 8; d++) if (x === 1 || x.toFixed(d) !== (1).toFixed(d)) return x.toFixed(d);
+  return x.toPrecision(9);
+}
 
 const fmtValue = (x: number, unit: string) => (Number.isFinite(x) ? `${+x.toPrecision(4)} ${unit}`.trim() : '–');
 
