@@ -79,13 +79,13 @@ function updateLatest(root: string, target: string): RunDir['latest'] {
   return { path: link, updated: true };
 }
 
-export function createRunDir(options: CreateRunDirOptions): RunDir {
-  const root = path.resolve(options.resultsRoot);
-  const date = options.date ?? new Date();
-  fs.mkdirSync(root, { recursive: true }); // the root may be shared; run folders never are
-  let dir: string;
-  if (options.out !== undefined) {
-    dir = path.resolve(options.out);
+/**
+ * Make a new folder: `out` exactly (its parent is created; refuses an existing one), or
+ * `<root>/<base>-<4 hex>` with a fresh suffix. Returns its absolute path.
+ */
+export function createFreshDir(root: string, base: string, out?: string): string {
+  if (out !== undefined) {
+    const dir = path.resolve(out);
     fs.mkdirSync(path.dirname(dir), { recursive: true });
     try {
       fs.mkdirSync(dir);
@@ -95,21 +95,25 @@ export function createRunDir(options: CreateRunDirOptions): RunDir {
       }
       throw err;
     }
-  } else {
-    const base = `${utcStamp(date)}-${safeSegment(options.experiment)}`;
-    let made: string | undefined;
-    for (let attempt = 0; attempt < 16 && !made; attempt++) {
-      const candidate = path.join(root, `${base}-${randomBytes(2).toString('hex')}`);
-      try {
-        fs.mkdirSync(candidate);
-        made = candidate;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
-    }
-    if (!made) throw new Error(`could not create a fresh run folder ${base}-XXXX in ${root}`);
-    dir = made;
+    return dir;
   }
+  for (let attempt = 0; attempt < 16; attempt++) {
+    const candidate = path.join(root, `${base}-${randomBytes(2).toString('hex')}`);
+    try {
+      fs.mkdirSync(candidate);
+      return candidate;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  throw new Error(`could not create a fresh run folder ${base}-XXXX in ${root}`);
+}
+
+export function createRunDir(options: CreateRunDirOptions): RunDir {
+  const root = path.resolve(options.resultsRoot);
+  const date = options.date ?? new Date();
+  fs.mkdirSync(root, { recursive: true }); // the root may be shared; run folders never are
+  const dir = createFreshDir(root, `${utcStamp(date)}-${safeSegment(options.experiment)}`, options.out);
 
   const statusPath = path.join(dir, 'status.json');
   let status: RunStatus = { state: 'running', started: date.toISOString(), pid: process.pid };
