@@ -8,12 +8,12 @@ export const PATH_TITLES: Record<string, string> = {
   direct: 'variant called directly',
 };
 
-export function latencyFiguresByPath(rows: readonly SummaryRow[], o: { name: string; title: string; metric: string; quantity: string; modes?: string[] }): Figure[] {
+export function latencyFiguresByPath(rows: readonly SummaryRow[], o: { name: string; title: string; metric: string; quantity: string; modes?: string[]; preface?: string }): Figure[] {
   const paths = [...new Set(rows.filter((r) => r.metric === o.metric && r.path).map((r) => r.path))].sort();
   return paths.map((p) =>
     latencyFigure(
       rows.filter((r) => (r.path === p || r.path === '') && !/(^|;)concurrency=/.test(r.params)),
-      { name: `${o.name}-${p}`, title: `${o.title}: ${PATH_TITLES[p] ?? p}`, metrics: [o.metric], quantity: o.quantity, ...(o.modes ? { modes: o.modes } : {}) },
+      { name: `${o.name}-${p}`, title: `${o.title}: ${PATH_TITLES[p] ?? p}`, metrics: [o.metric], quantity: o.quantity, ...(o.modes ? { modes: o.modes } : {}), ...(o.preface ? { preface: o.preface } : {}) },
     ),
   );
 }

@@ -15,6 +15,8 @@ export interface LatencyFigureOptions {
   /** axis label prefix, e.g. "cold start" */
   quantity: string;
   subtitle?: string;
+  /** a sentence before the default subtitle (e.g. what each mode includes) */
+  preface?: string;
 }
 
 /** The p50/CI/p99 dot-and-rule figure shared by cold start and warm latency. */
@@ -36,7 +38,7 @@ export function latencyFigure(rows: readonly SummaryRow[], o: LatencyFigureOptio
     title: o.title,
     subtitle:
       o.subtitle ??
-      `● median (p50) with its 95% CI (thick bar); thin line to | p99. One row per variant · mode, one panel per function. n per cell: ${rangeOfN(data)}.`,
+      `${o.preface ? `${o.preface} ` : ''}● median (p50) with its 95% CI (thick bar); thin line to | p99. One row per variant · mode, one panel per function. n per cell: ${rangeOfN(data)}.`,
     notes,
     legendLabel: 'variant · mode',
     plot: {

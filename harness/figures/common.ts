@@ -100,14 +100,14 @@ export function unique<T>(xs: readonly T[]): T[] {
 
 // A series keeps its colour in every figure: hue from the variant, shade from the mode.
 const VARIANT_HUES: Record<string, string[]> = {
-  // [cold-compile, cold, warm]
-  wasm: ['#1d4f91', '#3b7dd8', '#8db8ee'],
-  native: ['#a34d00', '#e8830c', '#f5be7a'],
-  container: ['#8e1b1b', '#d64545', '#ef9a9a'],
-  ebpf: ['#1b6e3a', '#2fa35a', '#8fd4a6'],
+  // [cold-process, cold-compile, cold, warm]: the colder the mode, the darker
+  wasm: ['#0b2a52', '#1d4f91', '#3b7dd8', '#8db8ee'],
+  native: ['#5e2c00', '#a34d00', '#e8830c', '#f5be7a'],
+  container: ['#4f0c0c', '#8e1b1b', '#d64545', '#ef9a9a'],
+  ebpf: ['#0d3d20', '#1b6e3a', '#2fa35a', '#8fd4a6'],
 };
-const SPARE_HUES = [['#4b2a85', '#7b52c7', '#b9a2e6'], ['#5c5c5c', '#8c8c8c', '#c4c4c4'], ['#006d6d', '#10a3a3', '#7fd6d6']];
-const MODE_ORDER = ['cold-compile', 'cold', 'warm'];
+const SPARE_HUES = [['#2b1450', '#4b2a85', '#7b52c7', '#b9a2e6'], ['#2e2e2e', '#5c5c5c', '#8c8c8c', '#c4c4c4'], ['#003a3a', '#006d6d', '#10a3a3', '#7fd6d6']];
+const MODE_ORDER = ['cold-process', 'cold-compile', 'cold', 'warm'];
 
 function hash(s: string): number {
   let h = 0;
@@ -120,10 +120,10 @@ export function seriesColor(series: string): string {
   const [variant = '', mode = ''] = series.split(' · ');
   const hues = VARIANT_HUES[variant] ?? SPARE_HUES[hash(variant) % SPARE_HUES.length]!;
   const i = MODE_ORDER.indexOf(mode);
-  return hues[i < 0 ? 1 : i]!;
+  return hues[i < 0 ? 2 : i]!;
 }
 
-/** Series in a fixed order: by variant name, then cold-compile, cold, warm. */
+/** Series in a fixed order: by variant name, then cold-process, cold-compile, cold, warm. */
 export function sortSeries(series: readonly string[]): string[] {
   const key = (s: string) => {
     const [v = '', m = ''] = s.split(' · ');

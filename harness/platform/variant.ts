@@ -1,9 +1,11 @@
 // The plug-in interface every platform variant implements. The harness core only knows this file.
 import type { FunctionEntry } from '../functions/types.js';
 
-/** cold-compile: compile + instantiate; cold: new instance from a cached artifact; warm: reuse a live instance. */
-export type Mode = 'cold-compile' | 'cold' | 'warm';
-export const MODES: readonly Mode[] = ['cold-compile', 'cold', 'warm'];
+/** cold-compile: compile + instantiate; cold: new instance from a cached artifact; cold-process: a new process
+ *  compiles, instantiates and runs (WASM's counterpart of one `runc run`); warm: reuse a live instance. */
+export type Mode = 'cold-compile' | 'cold' | 'cold-process' | 'warm';
+// The wire protocol sends a mode as its index here: append, never reorder.
+export const MODES: readonly Mode[] = ['cold-compile', 'cold', 'warm', 'cold-process'];
 
 export type Capability = { ok: true } | { ok: false; reason: string };
 

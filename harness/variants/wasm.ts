@@ -1,32 +1,38 @@
 // Variant "wasm": functions run in V8's WebAssembly engine in this process, with an in-memory WASI host.
 // It gives no isolation by itself: it is meant to run inside an executor process, whose
-// gateway kills and restarts it when a function overruns its timeout.
+// gateway kills and restarts it when a function overruns its timeout. Mode cold-process is the
+// exception: a new process per call (wasm/process-main.ts), killed on timeout like a container.
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { FunctionEntry } from '../functions/types.js';
 import { InvokeError, type Capability, type InstanceMemory, type Invocation, type InvokeOptions, type Mode, type Variant, type VariantOptions, type VariantPlugin } from '../platform/variant.js';
 import { readProcessMemory } from '../platform/proc-memory.js';
-import { WasiExit, WasiHost } from './wasm/wasi.js';
-import { WASM_PAGE, capMemory, withNonce } from './wasm/module-edit.js';
+import { WASM_PAGE, withNonce } from './wasm/module-edit.js';
+import { compile, instantiate, loadBytes, run, type Live, type WasmCode } from './wasm/engine.js';
+import { runOnce } from './native.js';
 
-interface Live {
-  instance: WebAssembly.Instance;
-  host: WasiHost;
-  memory: WebAssembly.Memory;
-}
+const PROCESS_MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), 'wasm', 'process-main.js');
 
 class WasmVariant implements Variant {
   readonly name = 'wasm';
-  readonly modes: readonly Mode[] = ['cold-compile', 'cold', 'warm'];
+  readonly modes: readonly Mode[] = ['cold-compile', 'cold', 'cold-process', 'warm'];
   private readonly bytes = new Map<string, Uint8Array>();
   private readonly modules = new Map<string, WebAssembly.Module>();
   private readonly warm = new Map<string, Live>();
+  /** per function, its capped module written to a file for cold-process children */
+  private readonly files = new Map<string, string>();
+  private readonly children = new Set<ChildProcess>();
   private nonce = 0;
   private readonly maxPages: number;
+  private readonly workDir: string;
 
   constructor(opts: VariantOptions) {
     this.maxPages = Math.floor((opts.memoryLimitMiB * 2 ** 20) / WASM_PAGE);
+    this.workDir = opts.workDir;
   }
 
   async check(): Promise<Capability> {
@@ -41,25 +47,21 @@ class WasmVariant implements Variant {
     return null;
   }
 
+  private code(fn: FunctionEntry): WasmCode {
+    return { name: fn.name, path: fn.wasm!.path, abi: fn.wasm!.abi };
+  }
+
   private moduleBytes(fn: FunctionEntry): Uint8Array {
     let b = this.bytes.get(fn.name);
     if (!b) {
-      try {
-        b = capMemory(fs.readFileSync(fn.wasm!.path), this.maxPages);
-      } catch (e) {
-        throw new InvokeError('invalid-module', `${fn.name}: ${(e as Error).message}`);
-      }
+      b = loadBytes(this.code(fn), this.maxPages);
       this.bytes.set(fn.name, b);
     }
     return b;
   }
 
   private compile(fn: FunctionEntry, bytes: Uint8Array): WebAssembly.Module {
-    try {
-      return new WebAssembly.Module(bytes);
-    } catch (e) {
-      throw new InvokeError('invalid-module', `${fn.name}: ${fn.wasm!.path} does not compile: ${(e as Error).message}`);
-    }
+    return compile(this.code(fn), bytes);
   }
 
   private cachedModule(fn: FunctionEntry): WebAssembly.Module {
@@ -72,59 +74,30 @@ class WasmVariant implements Variant {
   }
 
   private instantiate(fn: FunctionEntry, module: WebAssembly.Module): Live {
-    const host = new WasiHost([fn.name]);
-    let instance: WebAssembly.Instance;
-    try {
-      instance = new WebAssembly.Instance(module, host.imports(module));
-    } catch (e) {
-      throw new InvokeError('invalid-module', `${fn.name}: cannot instantiate: ${(e as Error).message}`);
-    }
-    const memory = instance.exports.memory;
-    if (!(memory instanceof WebAssembly.Memory)) throw new InvokeError('invalid-module', `${fn.name}: the module exports no memory`);
-    host.bind(memory);
-    const entry = fn.wasm!.abi === 'reactor' ? 'fx_invoke' : '_start';
-    if (typeof instance.exports[entry] !== 'function') throw new InvokeError('invalid-module', `${fn.name}: the module does not export ${entry}`);
-    const live = { instance, host, memory };
-    const init = instance.exports._initialize;
-    if (fn.wasm!.abi === 'reactor' && typeof init === 'function') this.call(fn, live, init as () => unknown);
-    return live;
-  }
-
-  /** Runs one export, mapping traps, exits and a full memory to InvokeErrors. */
-  private call(fn: FunctionEntry, live: Live, f: () => unknown): number {
-    try {
-      const r = f();
-      return typeof r === 'number' ? r : 0;
-    } catch (e) {
-      if (e instanceof WasiExit) return e.code;
-      if (this.memoryFull(live)) throw this.memoryError(fn, live);
-      if (e instanceof WebAssembly.RuntimeError) {
-        throw new InvokeError('function-error', `${fn.name} trapped: ${e.message}${stderrNote(live)}`);
-      }
-      throw new InvokeError('function-error', `${fn.name} failed: ${(e as Error).message ?? String(e)}${stderrNote(live)}`);
-    }
-  }
-
-  // malloc fails a little before the cap: the request that failed was larger than what was left.
-  private memoryFull(live: Live): boolean {
-    const limit = this.maxPages * WASM_PAGE;
-    return live.memory.buffer.byteLength >= limit - Math.max(2 * 2 ** 20, limit * 0.05);
-  }
-
-  private memoryError(fn: FunctionEntry, live: Live): InvokeError {
-    const mib = (b: number) => (b / 2 ** 20).toFixed(1);
-    return new InvokeError('memory-limit', `${fn.name} reached the memory limit: ${mib(live.memory.buffer.byteLength)} of ${mib(this.maxPages * WASM_PAGE)} MiB${stderrNote(live)}`);
+    return instantiate(this.code(fn), module, this.maxPages);
   }
 
   private run(fn: FunctionEntry, live: Live, input: Uint8Array): Uint8Array {
-    live.host.reset(input);
-    const entry = fn.wasm!.abi === 'reactor' ? 'fx_invoke' : '_start';
-    const status = this.call(fn, live, live.instance.exports[entry] as () => unknown);
-    if (status !== 0) {
-      if (this.memoryFull(live)) throw this.memoryError(fn, live);
-      throw new InvokeError('function-error', `${fn.name} returned status ${status}${stderrNote(live)}`);
+    return run(this.code(fn), live, input, this.maxPages);
+  }
+
+  /** cold-process: a new process compiles, instantiates and runs the function once (process-main.ts) */
+  private async inNewProcess(fn: FunctionEntry, input: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    let file = this.files.get(fn.name);
+    if (!file) {
+      file = path.join(this.workDir, `${fn.name}.capped.wasm`);
+      fs.writeFileSync(file, this.moduleBytes(fn));
+      this.files.set(fn.name, file);
     }
-    return live.host.takeStdout();
+    try {
+      const r = await runOnce(process.execPath, [PROCESS_MAIN, file, fn.name, fn.wasm!.abi, String(this.maxPages)], process.env, input, timeoutMs, { label: `${fn.name} (wasm, new process)`, track: this.children });
+      return r.output;
+    } catch (e) {
+      // the child names the kind of failure first on its stderr
+      const m = e instanceof InvokeError && e.kind === 'function-error' ? /stderr: (function-error|memory-limit|invalid-module): ([^]*)$/.exec(e.message) : null;
+      if (m) throw new InvokeError(m[1] as InvokeError['kind'], m[2]!.trim());
+      throw e;
+    }
   }
 
   async invoke(fn: FunctionEntry, mode: Mode, input: Uint8Array, opts?: InvokeOptions): Promise<Invocation> {
@@ -132,7 +105,9 @@ class WasmVariant implements Variant {
     if (why) throw new InvokeError('unavailable', why);
     const t0 = process.hrtime.bigint();
     let output: Uint8Array;
-    if (mode === 'warm') {
+    if (mode === 'cold-process') {
+      output = await this.inNewProcess(fn, input, opts?.timeoutMs ?? 10_000);
+    } else if (mode === 'warm') {
       let live = this.warm.get(fn.name);
       if (!live) {
         live = this.instantiate(fn, this.cachedModule(fn));
@@ -204,6 +179,10 @@ class WasmVariant implements Variant {
   }
 
   async teardown(): Promise<void> {
+    for (const c of this.children) c.kill('SIGKILL');
+    this.children.clear();
+    for (const f of this.files.values()) fs.rmSync(f, { force: true });
+    this.files.clear();
     this.warm.clear();
     this.modules.clear();
     this.bytes.clear();
@@ -222,10 +201,6 @@ const gc: (() => void) | undefined = (() => {
   }
 })();
 
-function stderrNote(live: Live): string {
-  const s = live.host.stderrText(500).trim();
-  return s ? ` (stderr: ${s})` : '';
-}
 
 const plugin: VariantPlugin = {
   name: 'wasm',
