@@ -268,15 +268,17 @@ describe('coldtrace in the kernel', { skip: skipKernel }, () => {
     for (const m of ['fxh_ct_traced', 'fxh_ct_counts', 'fxh_ct_sys', 'fxh_ct_flags', 'fxh_ct_events']) assert.ok(mapNames.includes(m), `${m} in ${mapNames}`);
   });
 
-  test('a static /bin/true-like child: exactly 1 exec, >= 1 process, its phases on our clock', async () => {
+  test('a static /bin/true-like child: exactly 1 exec, 1 process, its phases on our clock', async () => {
     const bin = fs.existsSync('/bin/busybox') ? '/bin/busybox' : path.join(REPO, 'wasm-fixtures/build/native/noop');
     const r = await traced(tracer, () => run(bin, bin.endsWith('busybox') ? ['true'] : []));
     assert.equal(r.scope, 'tree');
     assert.equal(r.execs, 1);
-    assert.ok(r.processes >= 1);
+    assert.equal(r.processes, 1, 'one fork: the spawn');
     assert.equal(r.byScope.tree.exits, 1);
     assert.ok(r.syscallsTotal > 0);
-    if (r.pageFaults !== null) assert.ok(r.pageFaults > 0);
+    // a counter may be null only where its tracepoint is missing, and the tracer says so
+    if (r.pageFaults === null) assert.ok(tracer.notes.some((n) => n.includes('fxh_pgfault')), `page faults not counted, and no note says why: ${tracer.notes}`);
+    else assert.ok(r.pageFaults > 0);
     const arrival = r.phases.find((p) => p.name === 'arrival')!.tNs;
     const output = r.phases.find((p) => p.name === 'output')!.tNs;
     const exec = r.events.find((e) => e.kind === 'exec')!;
@@ -348,7 +350,8 @@ describe('coldtrace in the kernel', { skip: skipKernel }, () => {
       await v.invoke(fn, 'cold', input, { timeoutMs: 20000 }); // bundle built, caches warm
       const r = await traced(tracer, () => v.invoke(fn, 'cold', input, { timeoutMs: 20000 }));
       assert.equal(r.scope, 'tree');
-      if (r.mounts !== null) assert.ok(r.mounts >= 1, `mounts ${r.mounts}`);
+      if (r.mounts === null) assert.ok(tracer.notes.some((n) => n.includes('fxh_mount')), `mounts not counted, and no note says why: ${tracer.notes}`);
+      else assert.ok(r.mounts >= 1, `mounts ${r.mounts}`);
       assert.ok(r.processes >= 3, `processes ${r.processes}`);
       assert.ok(r.execs >= 2, `execs ${r.execs}`);
       assert.ok(r.threads >= 1, 'runc (Go) starts threads');
