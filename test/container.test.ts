@@ -135,14 +135,63 @@ describe('runc containers', () => {
     });
   }
 
+  /** the container ids `runc run` is given while `f` runs (the runtime's own argument builder, observed) */
+  async function runIds<R>(f: () => Promise<R>): Promise<{ result: R; ids: string[] }> {
+    const orig = rt.runArgs;
+    const ids: string[] = [];
+    rt.runArgs = function (bundle: string, id: string): string[] {
+      const args = orig.call(this, bundle, id);
+      ids.push(args[args.length - 1]!);
+      return args;
+    };
+    try {
+      return { result: await f(), ids };
+    } finally {
+      rt.runArgs = orig;
+    }
+  }
+
+  test('cold: every call is a new container (a new id, a fresh process answering counter = 1), removed after', async (t) => {
+    if (skip) return t.skip(skip);
+    await v.teardown();
+    const { result, ids } = await runIds(async () => {
+      const out: string[] = [];
+      for (let i = 0; i < 5; i++) out.push(Buffer.from((await v.invoke(fn('counter'), 'cold', empty, T)).output).toString());
+      return out;
+    });
+    assert.deepEqual(result, ['1\n', '1\n', '1\n', '1\n', '1\n']);
+    assert.equal(ids.length, 5, `runc run calls: ${ids}`);
+    assert.equal(new Set(ids).size, 5, `ids not distinct: ${ids}`);
+    for (const id of ids) {
+      assert.match(id, new RegExp(`^fxh-${process.pid}-\\d+$`));
+      await noneOf(id);
+    }
+  });
+
   test('cold: parallel invocations get their own containers', async (t) => {
     if (skip) return t.skip(skip);
     await v.teardown(); // no warm containers: every fxh container of this pid would be a cold leftover
     const f = fn('sha256');
     const inputs = [3, 4, 5, 6].map((s) => f.workload.input(s, 'small'));
-    const rs = await Promise.all(inputs.map((i) => v.invoke(f, 'cold', i, T)));
+    const { result: rs, ids } = await runIds(() => Promise.all(inputs.map((i) => v.invoke(f, 'cold', i, T))));
     rs.forEach((r, k) => correct(f, inputs[k]!, r.output));
+    assert.equal(new Set(ids).size, inputs.length, `one distinct container per call: ${ids}`);
+    for (const id of ids) await noneOf(id);
     assert.deepEqual(await rt.listOurs(process.pid), []);
+  });
+
+  test('warm: calls go to one container (no new runc run after the first), counter counts up', async (t) => {
+    if (skip) return t.skip(skip);
+    await v.teardown();
+    const { result, ids } = await runIds(async () => {
+      const out: string[] = [];
+      for (let i = 0; i < 4; i++) out.push(Buffer.from((await v.invoke(fn('counter'), 'warm', empty, T)).output).toString());
+      return out;
+    });
+    assert.deepEqual(result, ['1\n', '2\n', '3\n', '4\n']);
+    assert.equal(ids.length, 1, `runc run calls: ${ids}`);
+    assert.equal((await v.warmContainer(fn('counter'))).id, ids[0]);
+    assert.equal((await rt.state(ids[0]!))?.status, 'running');
   });
 
   test('cold: a crash is a function-error naming the signal; nothing left', async (t) => {

@@ -139,3 +139,84 @@ test('times are written in the unit their size wants, negative ones too', async 
   assert.equal(fmtUs(-28.4), '-28.4 µs');
   assert.equal(fmtUs(2.5e6), '2.50 s');
 });
+
+// ------------------------------------------------------------------------------ what is drawn
+
+/** position of an element in the figure: its own cx/cy and every translate() of it and its ancestors */
+function position(el: Element): { x: number; y: number } {
+  let x = Number(el.getAttribute('cx') ?? 0);
+  let y = Number(el.getAttribute('cy') ?? 0);
+  for (let e: Element | null = el; e; e = e.parentElement) {
+    for (const m of (e.getAttribute('transform') ?? '').matchAll(/translate\(([-\d.e]+)(?:[ ,]+([-\d.e]+))?\)/g)) {
+      x += Number(m[1]);
+      y += Number(m[2] ?? 0);
+    }
+    if (e.getAttribute('x') && e.tagName.toLowerCase() === 'svg') {
+      x += Number(e.getAttribute('x'));
+      y += Number(e.getAttribute('y') ?? 0);
+    }
+  }
+  return { x, y };
+}
+
+const SI: Record<string, number> = { '': 1, k: 1e3, M: 1e6, G: 1e9 };
+
+test('latency figure: one dot per ok cell, at its median on the log axis, in its function\'s panel and its series\' colour; skipped, failed and noisy cells in the notes', async () => {
+  const { parseHTML } = await import('linkedom');
+  const { seriesColor } = await import('../harness/figures/common.js');
+  const raw: RawRow[] = [];
+  // medians in a different order in each panel, so a dot in the wrong panel or row shows
+  const medians: Record<string, Record<string, number>> = { sha256: { wasm: 50, native: 800, container: 20000 }, echo: { wasm: 3000, native: 90, container: 400 } };
+  for (const [fn, byVariant] of Object.entries(medians)) {
+    for (const [variant, us] of Object.entries(byVariant)) {
+      for (let i = 0; i < 21; i++) raw.push({ experiment: 'e', path: 'p', variant, function: fn, mode: 'cold', metric: 'cold_start', params: '', iteration: i, value: us * (1 + (i - 10) / 1000), unit: 'us' });
+    }
+  }
+  // a noisy cell: values far apart, so its median's CI is wide
+  for (let i = 0; i < 21; i++) raw.push({ experiment: 'e', path: 'p', variant: 'ebpf', function: 'echo', mode: 'cold', metric: 'cold_start', params: '', iteration: i, value: i % 2 ? 10 : 1000, unit: 'us' });
+  const skips: Skip[] = [{ experiment: 'e', variant: 'crun', function: 'sha256', mode: 'cold', reason: 'crun refuses hybrid cgroups' }];
+  const failures = [{ experiment: 'e', variant: 'ebpf', function: 'sha256', mode: 'cold', metric: 'cold_start', reason: 'verifier said no' }];
+  const rows = summarize(raw, skips, failures);
+  const ok = rows.filter((r) => r.status === 'ok' && r.metric === 'cold_start');
+  assert.equal(ok.length, 7);
+  const fig = coldStartFigure(rows);
+  const { document } = parseHTML(`<html><body>${figureToSvg(fig).replace(/^<\?xml[^>]*>/, '')}</body></html>`);
+
+  // the x scale, from the labelled ticks: log10(value) is linear in x
+  const ticks = Array.from(document.querySelectorAll('g[aria-label="x-axis tick label"] text') as ArrayLike<Element>)
+    .filter((t) => /^[\d.]+[kMG]?$/.test(t.textContent ?? ''))
+    .map((t) => {
+      const m = /^([\d.]+)([kMG]?)$/.exec(t.textContent!)!;
+      return { x: position(t).x, v: Number(m[1]) * SI[m[2]!]! };
+    });
+  assert.ok(ticks.length >= 2, 'labelled x ticks');
+  const a = ticks[0]!;
+  const b = ticks[ticks.length - 1]!;
+  const valueAt = (x: number): number => 10 ** (Math.log10(a.v) + ((x - a.x) / (b.x - a.x)) * (Math.log10(b.v) - Math.log10(a.v)));
+  for (const t of ticks) assert.ok(Math.abs(valueAt(t.x) / t.v - 1) < 1e-6, `tick ${t.v} on the log scale`);
+
+  // the panels (functions) and rows (series), by their labels' heights
+  const panels = Array.from(document.querySelectorAll('g[aria-label="fy-axis tick label"] text') as ArrayLike<Element>).map((t) => ({ fn: t.textContent!, y: position(t).y }));
+  assert.deepEqual(panels.map((p) => p.fn).sort(), ['echo', 'sha256']);
+  const dots = Array.from(document.querySelectorAll('g[aria-label="dot"] circle') as ArrayLike<Element>);
+  assert.equal(dots.length, ok.length, 'one dot per ok cell (none for skipped or failed ones)');
+  const seen = new Set<string>();
+  for (const d of dots) {
+    const p = position(d);
+    const fn = panels.reduce((best, q) => (Math.abs(q.y - p.y) < Math.abs(best.y - p.y) ? q : best)).fn;
+    const cell = ok.find((r) => r.function === fn && seriesColor(`${r.variant} · ${r.mode}`) === d.getAttribute('fill'));
+    assert.ok(cell, `a dot of colour ${d.getAttribute('fill')} in panel ${fn} belongs to a cell`);
+    const key = `${cell.variant}/${cell.function}`;
+    assert.ok(!seen.has(key), `one dot for ${key}`);
+    seen.add(key);
+    assert.ok(Math.abs(valueAt(p.x) / cell.p50 - 1) < 0.005, `${key}: dot at ${valueAt(p.x).toFixed(1)} µs, median ${cell.p50} µs`);
+  }
+  assert.equal(seen.size, ok.length);
+
+  const notes = fig.notes ?? [];
+  assert.ok(notes.some((n) => /^Skipped \(1\): crun\/sha256\/cold — crun refuses hybrid cgroups$/.test(n)), notes.join('\n'));
+  assert.ok(notes.some((n) => /^Failed \(1, not drawn\): ebpf\/sha256\/cold — verifier said no$/.test(n)), notes.join('\n'));
+  assert.ok(notes.some((n) => /^Noisy, 1 of 7 cells .*: ebpf\/echo\/cold$/.test(n)), notes.join('\n'));
+  const svg = figureToSvg(fig);
+  for (const n of ['Skipped (1)', 'Failed (1, not drawn)', 'Noisy, 1 of 7 cells']) assert.ok(svg.includes(n), `the drawn notes say ${n}`);
+});

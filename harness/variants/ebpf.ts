@@ -60,8 +60,10 @@ export const NOT_EXPRESSIBLE: Readonly<Record<string, string>> = Object.freeze({
 type Formatter = (frame: Buffer, hist: () => Buffer) => string;
 
 interface EbpfFunction {
-  /** program in bpf/functions.bpf.c */
+  /** program in bpf/functions.bpf.c, or in `object` */
   program: string;
+  /** another object in the folder of functions.bpf.o (a test-only function's own map stays out of the others' loads) */
+  object?: string;
   /** map the loader reads after a run */
   map?: string;
   format: Formatter;
@@ -88,6 +90,7 @@ export const EBPF_PROGRAMS: Readonly<Record<string, EbpfFunction>> = Object.free
       return `${s}\n`;
     },
   },
+  counter: { program: 'fxh_counter', object: 'counter.bpf.o', format: (f) => `${r(f, 0)}\n` },
   histogram: {
     program: 'fxh_histogram',
     map: 'fxh_hist',
@@ -148,7 +151,7 @@ export class EbpfVariant implements Variant {
     const spec = EBPF_PROGRAMS[fn.name]!;
     let obj: BpfObject;
     try {
-      obj = BpfObject.open(this.objectPath, { only: [spec.program] });
+      obj = BpfObject.open(spec.object ? path.join(path.dirname(this.objectPath), spec.object) : this.objectPath, { only: [spec.program] });
     } catch (e) {
       throw new InvokeError('invalid-module', `ebpf ${fn.name}: ${(e as Error).message}`);
     }

@@ -3,6 +3,7 @@ import type { Workload } from '../types.js';
 import { chainstep } from './chainstep.js';
 import { classify } from './classify.js';
 import { compress } from './compress.js';
+import { counter } from './counter.js';
 import { fnv1a } from './fnv1a.js';
 import { histogram } from './histogram.js';
 import { json } from './json.js';
@@ -14,7 +15,7 @@ import { sha256 } from './sha256.js';
 
 export const WORKLOADS: Readonly<Record<string, Workload>> = Object.freeze({
   noop, json, sha256, matmul, compress, pagerank, loop, trap, memhog, crash,
-  fnv1a, classify, histogram, chainstep,
+  fnv1a, classify, histogram, chainstep, counter,
 });
 
 export function getWorkload(name: string): Workload {
