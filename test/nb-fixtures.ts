@@ -128,7 +128,8 @@ export function densityFolder(dir: string): void {
 
 // ---------------------------------------------------------------- cold breakdown
 
-export function coldBreakdownFolder(dir: string): void {
+/** nativeScale stretches native's phases (30: native slower than the container) */
+export function coldBreakdownFolder(dir: string, nativeScale = 1): void {
   const c = E('cold-breakdown');
   const raw: RawRow[] = [];
   const cell = (v: string, mode: string, phases: Record<string, number>, counts: Record<string, number>, scope: 'tree' | 'self', untraced: number) => {
@@ -149,8 +150,8 @@ export function coldBreakdownFolder(dir: string): void {
     { syscalls_total: 9000, page_faults: 4000, processes: 6, threads: 30, execs: 3, mounts: 12, bytes_read: 500000 }, 'tree', 17000);
   cell('wasm', 'cold', { prepare: 5, 'prepare instance': 5, instantiate: 30, 'function run': 10 },
     { syscalls_total: 4, page_faults: 20, processes: 0, threads: 0, execs: 0, mounts: 0, bytes_read: 0 }, 'self', 49);
-  cell('native', 'cold', { spawn: 300, 'exec function': 400, 'function run': 100, return: 50 },
-    { syscalls_total: 40, page_faults: 60, processes: 1, threads: 0, execs: 1, mounts: 0, bytes_read: 100 }, 'tree', 840);
+  cell('native', 'cold', { spawn: 300 * nativeScale, 'exec function': 400 * nativeScale, 'function run': 100 * nativeScale, return: 50 * nativeScale },
+    { syscalls_total: 40, page_faults: 60, processes: 1, threads: 0, execs: 1, mounts: 0, bytes_read: 100 }, 'tree', 840 * nativeScale);
   writeFolder(dir, 'cold-breakdown', raw);
 }
 

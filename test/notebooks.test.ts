@@ -219,6 +219,13 @@ const CASES: Record<string, Case[]> = {
       assert.match(p, /the container adds 17\.2 ms \(median\), 5 processes, 2 execs and 12 mounts/);
       assert.match(p, /Largest relative overhead: container · noop · cold \(5\.9%/);
     },
+  }, {
+    label: 'native slower than the container',
+    build: (d) => fx.coldBreakdownFolder(d, 30),
+    check: (p) => {
+      assert.match(p, /the container was not slower: 7\.5 ms faster \(median\), with 5 processes, 2 execs and 12 mounts more/);
+      assert.doesNotMatch(p, /the container adds -/);
+    },
   }],
   'chains.ipynb': [{
     label: 'direct ways faster at N = 1, the gateway at N = 8',
