@@ -1,14 +1,16 @@
-// The notebooks as files: valid nbformat-4 JSON for the tslab kernel, stored without outputs, explained in
-// markdown before any code, reading the folder named by FXH_RESULTS. (Executing them is the suite's job.)
-import { test } from 'node:test';
+// The notebooks as files (valid nbformat-4 JSON for the tslab kernel, stored without outputs, explained in
+// markdown before any code, reading the folder named by FXH_RESULTS), and executed on synthetic results folders:
+// no errors, and their computed sentences follow the data (a result in the other direction says so).
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { repoRoot } from '../harness/paths.js';
+import * as fx from './nb-fixtures.js';
 
 const dir = path.join(repoRoot, 'notebooks');
-const EXPECTED = ['cold-start.ipynb', 'warm.ipynb', 'throughput.ipynb', 'density.ipynb'];
 
 interface Cell {
   cell_type: string;
@@ -26,11 +28,6 @@ interface Notebook {
 const text = (c: Cell) => (Array.isArray(c.source) ? c.source.join('') : c.source);
 const notebooks = () => fs.readdirSync(dir).filter((f) => f.endsWith('.ipynb')).sort();
 const load = (f: string) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as Notebook;
-
-test('the four experiment notebooks exist', () => {
-  const have = notebooks();
-  for (const f of EXPECTED) assert.ok(have.includes(f), `notebooks/${f} is missing`);
-});
 
 test('every notebook is valid nbformat-4 JSON with the tslab kernelspec', () => {
   for (const f of notebooks()) {
@@ -102,5 +99,181 @@ test('the shared helper formats numbers and reads a folder that does not exist w
     assert.equal(inside.exists, true);
   } finally {
     fs.rmSync(run, { recursive: true, force: true });
+  }
+});
+
+// ---------------------------------------------------------------- executed notebooks
+
+const PYTHON = '/usr/bin/python3';
+const EXPERIMENTS_DIR = path.join(repoRoot, 'harness', 'experiments');
+
+interface Output { output_type: string; text?: string | string[]; data?: Record<string, string | string[]>; ename?: string; evalue?: string }
+interface Executed { cells: { cell_type: string; outputs?: Output[] }[] }
+
+const join = (s: string | string[] | undefined) => (Array.isArray(s) ? s.join('') : s ?? '');
+const unescapeHtml = (s: string) => s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
+
+/** Executes notebooks/<name> on `folder` (FXH_RESULTS) as the runner does (nbconvert, tslab), keeping errors in the cells. */
+function execute(name: string, folder: string): Executed {
+  const env = { ...process.env, FXH_RESULTS: folder, PATH: `${path.join(repoRoot, 'node_modules', '.bin')}:${process.env.PATH ?? ''}` };
+  const r = spawnSync(PYTHON, ['-m', 'jupyter', 'nbconvert', '--to', 'notebook', '--execute', '--ExecutePreprocessor.allow_errors=True', '--ExecutePreprocessor.timeout=240', '--stdout', path.join(dir, name)],
+    { env, cwd: repoRoot, encoding: 'utf8', timeout: 300_000, maxBuffer: 256 * 2 ** 20 });
+  assert.equal(r.status, 0, `${name} on ${folder}: nbconvert failed: ${(r.stderr || r.error?.message || '').split('\n').slice(-8).join('\n')}`);
+  return JSON.parse(r.stdout) as Executed;
+}
+
+/** Error outputs, as "cell i: name: value". */
+function errorsOf(nb: Executed): string[] {
+  return nb.cells.flatMap((c, i) => (c.outputs ?? []).filter((o) => o.output_type === 'error').map((o) => `cell ${i}: ${o.ename}: ${o.evalue}`));
+}
+
+/** What a reader sees of the outputs: printed text, and HTML as text (figures left out). */
+function proseOf(nb: Executed): string {
+  const parts: string[] = [];
+  for (const c of nb.cells) for (const o of c.outputs ?? []) {
+    if (o.output_type === 'stream') parts.push(join(o.text));
+    const html = join(o.data?.['text/html']);
+    if (html) parts.push(unescapeHtml(html.replace(/<svg[\s\S]*?<\/svg>/g, ' ').replace(/<[^>]+>/g, '')).replace(/\s+/g, ' '));
+  }
+  return parts.join('\n');
+}
+
+interface Case { label: string; build(dir: string): void; check?(prose: string): void }
+
+// One or more synthetic folders per notebook, with what its computed prose must say about them.
+const CASES: Record<string, Case[]> = {
+  'sockmap.ipynb': [
+    {
+      label: 'splicing faster than the baseline',
+      build: (d) => fx.sockmapFolder(d, { tcp: 70, relayed: 63, spliced: 35, hopTcp: 6, hopSockmap: 4 }),
+      check: (p) => {
+        assert.match(p, /spliced, 64 B: the spliced round trip was 50\.0% lower than the wasm\+tcp baseline \(35 µs against 70 µs/);
+        assert.match(p, /relayed, 64 B: the relayed round trip \(wasm\+sockmap\) was 10\.0% lower .*; the 20% target is not met/);
+        assert.match(p, /hop, 64 B: the kernel hop with sk_msg was 33\.3% lower .*; it saved 1 µs per message/);
+        assert.match(p, /relaying, 64 B: the spliced round trip was 28 µs shorter than the relayed one/);
+        assert.doesNotMatch(p, /not lower/);
+      },
+    },
+    {
+      label: 'the fast path slower than the baseline',
+      build: (d) => fx.sockmapFolder(d, { tcp: 70, relayed: 80, spliced: 90, hopTcp: 6, hopSockmap: 7 }),
+      check: (p) => {
+        assert.match(p, /spliced, 64 B: the spliced round trip was not lower: it was 28\.6% higher than the wasm\+tcp baseline \(90 µs against 70 µs/);
+        assert.match(p, /relayed, 64 B: the relayed round trip \(wasm\+sockmap\) was not lower: it was 14\.3% higher/);
+        assert.match(p, /hop, 64 B: the kernel hop with sk_msg was not lower.*it added 0\.5 µs per message/);
+        assert.match(p, /relaying, 64 B: the spliced round trip was not shorter than the relayed one/);
+        assert.doesNotMatch(p, /% lower than/);
+      },
+    },
+  ],
+  'cold-start.ipynb': [
+    {
+      label: 'ratios against three WASM cold modes in cold-start-ratios.csv',
+      build: (d) => fx.coldStartFolder(d, {
+        medians: { 'container/cold': 20000, 'wasm/cold': 100, 'wasm/cold-compile': 2000, 'wasm/cold-process': 5000, 'native/cold': 1000 },
+        ratioDenominators: ['wasm/cold', 'wasm/cold-compile', 'wasm/cold-process'],
+      }),
+      check: (p) => {
+        for (const [den, x] of [['wasm/cold', '200×'], ['wasm/cold-compile', '10×'], ['wasm/cold-process', '4×']]) {
+          assert.match(p, new RegExp(`median ${den} \\(µs\\)`), `a table for the denominator ${den}`);
+          assert.match(p, new RegExp(`gateway path: a container/cold cold start takes ${x} as long as a ${den} cold start`), `the sentence for ${den}`);
+        }
+        assert.match(p, /Source: cold-start-ratios\.csv/);
+      },
+    },
+    {
+      label: 'no ratio file: the ratios are recomputed for every WASM cold mode in raw.csv',
+      build: (d) => fx.coldStartFolder(d, { medians: { 'container/cold': 20000, 'wasm/cold': 400, 'wasm/cold-process': 8000 }, ratioDenominators: [] }),
+      check: (p) => {
+        assert.match(p, /direct path: a container\/cold cold start takes 50× as long as a wasm\/cold cold start/);
+        assert.match(p, /direct path: a container\/cold cold start takes 2\.5× as long as a wasm\/cold-process cold start/);
+        assert.match(p, /Source: computed here from raw\.csv \(cold-start-ratios\.csv is missing\)/);
+      },
+    },
+  ],
+  'warm.ipynb': [{
+    label: 'the gateway slower for wasm, faster for native',
+    build: (d) => fx.warmFolder(d, { wasm: { direct: 5, gateway: 40 }, native: { direct: 30, gateway: 25 } }),
+    check: (p) => {
+      assert.match(p, /wasm: the gateway adds 35 µs to a warm call/);
+      assert.match(p, /native: the gateway path was 5 µs shorter than the direct call/);
+      assert.doesNotMatch(p, /adds -/);
+    },
+  }],
+  'throughput.ipynb': [{
+    label: 'native peaks above wasm',
+    build: (d) => fx.throughputFolder(d, { wasm: 25000, native: 30000 }),
+    check: (p) => {
+      assert.match(p, /Its peak median is 25,000 req\/s at concurrency 16/);
+      assert.match(p, /native · noop · warm: peak 30,000 req\/s at concurrency 16 \(1\.2× the wasm peak\)/);
+      assert.doesNotMatch(p, /less than wasm/);
+    },
+  }],
+  'density.ipynb': [{ label: 'three variants', build: (d) => fx.densityFolder(d) }],
+  'cold-breakdown.ipynb': [{
+    label: 'container, wasm and native traced',
+    build: (d) => fx.coldBreakdownFolder(d),
+    check: (p) => {
+      assert.match(p, /Container \(noop, cold\): 18 ms median/);
+      assert.match(p, /WASM \(noop, cold\): 50 µs median.* no process, no exec, no mount/);
+      assert.match(p, /the container adds 17\.2 ms \(median\), 5 processes, 2 execs and 12 mounts/);
+      assert.match(p, /Largest relative overhead: container · noop · cold \(5\.9%/);
+    },
+  }, {
+    label: 'native slower than the container',
+    build: (d) => fx.coldBreakdownFolder(d, 30),
+    check: (p) => {
+      assert.match(p, /the container was not slower: 7\.5 ms faster \(median\), with 5 processes, 2 execs and 12 mounts more/);
+      assert.doesNotMatch(p, /the container adds -/);
+    },
+  }],
+  'chains.ipynb': [{
+    label: 'direct ways faster at N = 1, the gateway at N = 8',
+    build: (d) => fx.chainsFolder(d, { 'wasm+gateway': [60, 250], 'wasm+sockmap': [30, 420], 'wasm+sockmap+shm': [35, 480], 'container+gateway': [200, 1500] }),
+    check: (p) => {
+      assert.match(p, /64 B: fastest at N=1 wasm\+sockmap \(30 µs\), at N=8 wasm\+gateway \(250 µs\)/);
+      assert.match(p, /64 B: fastest at N=1 [^;]*, at N=8 [^;]*; wasm\+gateway is faster than both direct ways from N=8 on/);
+      assert.match(p, /slowest .* container\+gateway/);
+    },
+  }],
+};
+
+test('every notebook is written by an experiment, and every experiment\'s notebook exists', () => {
+  const named = new Set(fs.readdirSync(EXPERIMENTS_DIR).filter((f) => f.endsWith('.ts'))
+    .flatMap((f) => [...fs.readFileSync(path.join(EXPERIMENTS_DIR, f), 'utf8').matchAll(/notebook: '([^']+)'/g)].map((m) => m[1]!)));
+  assert.ok(named.size > 0, 'no experiment names a notebook');
+  for (const n of named) assert.ok(notebooks().includes(n), `an experiment names notebooks/${n}, which does not exist`);
+  for (const n of notebooks()) assert.ok(named.has(n), `notebooks/${n} is executed by no experiment (no "notebook: '${n}'" in harness/experiments/)`);
+});
+
+describe('each notebook executes on synthetic results folders and says what their data show', () => {
+  test('the tools to execute notebooks are installed', () => {
+    assert.ok(fs.existsSync(PYTHON), `${PYTHON} is missing (apt-get install python3-notebook jupyter-nbconvert)`);
+    assert.ok(fs.existsSync(path.join(repoRoot, 'node_modules', '.bin', 'tslab')), 'node_modules/.bin/tslab is missing (npm ci)');
+  });
+  for (const name of notebooks()) {
+    test(`${name} has synthetic folders to be executed on`, () => {
+      assert.ok(CASES[name]?.length, `no synthetic folder for notebooks/${name}: add one to CASES in test/notebooks.test.ts`);
+    });
+    for (const c of CASES[name] ?? []) {
+      test(`${name}: ${c.label}`, () => {
+        const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'fxh-nb-'));
+        try {
+          c.build(folder);
+          const nb = execute(name, folder);
+          assert.deepEqual(errorsOf(nb), [], `${name} raised errors`);
+          const prose = proseOf(nb);
+          assert.match(prose, new RegExp(`results folder: ${folder.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), `${name} did not read the folder it was given`);
+          c.check?.(prose);
+        } finally {
+          fs.rmSync(folder, { recursive: true, force: true });
+        }
+      });
+    }
+    test(`${name}: a folder that does not exist is reported, not raised`, () => {
+      const nb = execute(name, path.join(os.tmpdir(), 'fxh-nb-does-not-exist'));
+      assert.deepEqual(errorsOf(nb), [], `${name} raised errors`);
+      assert.match(proseOf(nb), /NO RESULTS FOLDER/);
+    });
   }
 });

@@ -1,0 +1,181 @@
+// Synthetic results folders for executing the notebooks in tests: planted raw rows with exact medians,
+// summarized and written with the harness's own writers, so a notebook's computed sentences can be checked
+// against numbers known in advance. One builder per notebook; a notebook without one fails the test.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { compareMedians, writeComparisonCsv } from '../harness/results/comparison.js';
+import { csvText } from '../harness/results/raw-writer.js';
+import { RAW_COLUMNS, type RawRow } from '../harness/results/schema.js';
+import { summarize, writeSummaryCsv } from '../harness/results/summarize.js';
+import { createRng } from '../harness/measure/random.js';
+
+type Cell = Omit<RawRow, 'iteration' | 'value'>;
+
+/** n samples spread evenly over median·(1 ± spread): the median is exact, the CI narrow. */
+export function samples(cell: Cell, median: number, n = 41, spread = 0.02): RawRow[] {
+  return Array.from({ length: n }, (_, i) => ({ ...cell, iteration: i, value: median * (1 - spread + (2 * spread * i) / (n - 1)) }));
+}
+
+function writeFolder(dir: string, experiment: string, raw: RawRow[], extraEnv: object = {}): void {
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'raw.csv'), csvText(raw, RAW_COLUMNS, true));
+  writeSummaryCsv(path.join(dir, 'summary.csv'), summarize(raw));
+  fs.writeFileSync(path.join(dir, 'status.json'), JSON.stringify({ state: 'complete', started: '2026-12-01T00:00:00Z', ended: '2026-12-01T00:01:00Z' }));
+  fs.writeFileSync(path.join(dir, 'env.json'), JSON.stringify({ quick: false, seed: 1, commandLine: ['zx', `experiments/${experiment}.mjs`], extra: { notes: [], failures: [] }, ...extraEnv }));
+}
+
+const E = (experiment: string) => (variant: string, fn: string, mode: string, p: string, metric: string, params = '', unit = 'us'): Cell =>
+  ({ experiment, variant, function: fn, mode, path: p, metric, params, unit });
+
+// ---------------------------------------------------------------- sockmap
+
+export interface SockmapPlan {
+  /** medians (µs) of the baseline, the relayed and the spliced series on the invocation path */
+  tcp: number;
+  relayed: number;
+  spliced: number;
+  /** medians (µs) of the bare hop without and with the programs */
+  hopTcp: number;
+  hopSockmap: number;
+}
+
+export function sockmapFolder(dir: string, o: SockmapPlan): void {
+  const c = E('sockmap');
+  const raw: RawRow[] = [];
+  for (const size of [64, 1024]) {
+    const P = `payload=${size};gateway_cpus=1;client_cpus=1`;
+    raw.push(...samples(c('wasm+tcp', 'noop', 'warm', 'gateway', 'latency', P), o.tcp));
+    raw.push(...samples(c('wasm+sockmap', 'noop', 'warm', 'gateway', 'latency', P), o.relayed));
+    raw.push(...samples(c('wasm+sockmap', 'noop', 'warm', 'splice', 'latency', P), o.spliced));
+    raw.push(...samples(c('wasm+tcp', 'pingpong', 'warm', 'hop', 'latency', P), o.hopTcp));
+    raw.push(...samples(c('wasm+sockmap', 'pingpong', 'warm', 'hop', 'latency', P), o.hopSockmap));
+  }
+  const P = 'payload=64;gateway_cpus=1;client_cpus=1';
+  for (const [v, p, msgs, runs] of [['wasm+sockmap', 'gateway', 400, 400], ['wasm+sockmap', 'splice', 200, 200], ['wasm+sockmap', 'hop', 200, 200], ['wasm+tcp', 'gateway', 400, 0], ['wasm+tcp', 'hop', 200, 0]] as const) {
+    const base = { ...c(v, 'noop', 'warm', p, '', P), iteration: 0 };
+    raw.push({ ...base, metric: 'msgs_sent', value: msgs, unit: 'msgs' }, { ...base, metric: 'skmsg_runs', value: runs, unit: 'runs' },
+      { ...base, metric: 'skmsg_redirected', value: runs, unit: 'msgs' }, { ...base, metric: 'bytes_sent', value: msgs * 80, unit: 'B' },
+      { ...base, metric: 'skmsg_bytes', value: runs * 80, unit: 'B' });
+  }
+  for (const conc of [1, 8]) {
+    const T = `payload=64;concurrency=${conc};gateway_cpus=1`;
+    raw.push(...samples(c('wasm+tcp', 'noop', 'warm', 'gateway', 'throughput', T, 'req/s'), 1e6 / o.tcp * conc ** 0.5));
+    raw.push(...samples(c('wasm+sockmap', 'noop', 'warm', 'gateway', 'throughput', T, 'req/s'), 1e6 / o.relayed * conc ** 0.5));
+    raw.push(...samples(c('wasm+sockmap', 'noop', 'warm', 'splice', 'throughput', T, 'req/s'), 1e6 / o.spliced * conc ** 0.5));
+  }
+  writeFolder(dir, 'sockmap', raw);
+}
+
+// ---------------------------------------------------------------- cold start
+
+export interface ColdStartPlan {
+  /** median cold start (µs) per variant/mode, the same for every function and path */
+  medians: Record<string, number>;
+  /** denominators written into cold-start-ratios.csv against container/cold; none: no file */
+  ratioDenominators: string[];
+}
+
+export function coldStartFolder(dir: string, o: ColdStartPlan): void {
+  const c = E('cold-start');
+  const raw: RawRow[] = [];
+  for (const p of ['direct', 'gateway']) for (const fn of ['noop', 'sha256']) for (const [vm, med] of Object.entries(o.medians)) {
+    const [v, m] = vm.split('/') as [string, string];
+    raw.push(...samples(c(v, fn, m, p, 'cold_start'), fn === 'sha256' ? med * 1.5 : med, 21));
+  }
+  writeFolder(dir, 'cold-start', raw);
+  if (o.ratioDenominators.length) {
+    const rows = o.ratioDenominators.flatMap((d) => {
+      const [variant, mode] = d.split('/') as [string, string];
+      return ['gateway', 'direct'].flatMap((p) => compareMedians({ rows: raw, metric: 'cold_start', path: p, numerator: { variant: 'container', mode: 'cold' }, denominator: { variant, mode }, rng: createRng(7), iterations: 300 }));
+    });
+    writeComparisonCsv(path.join(dir, 'cold-start-ratios.csv'), rows);
+  }
+}
+
+// ---------------------------------------------------------------- warm, throughput, density
+
+export function warmFolder(dir: string, medians: Record<string, { direct: number; gateway: number }>): void {
+  const c = E('warm');
+  const raw: RawRow[] = [];
+  for (const [v, m] of Object.entries(medians)) for (const fn of ['noop', 'sha256']) {
+    raw.push(...samples(c(v, fn, 'warm', 'direct', 'latency'), m.direct), ...samples(c(v, fn, 'warm', 'gateway', 'latency'), m.gateway));
+  }
+  writeFolder(dir, 'warm', raw);
+}
+
+/** peak req/s per variant, reached at concurrency 16 (then a drop at 64) */
+export function throughputFolder(dir: string, peaks: Record<string, number>): void {
+  const c = E('throughput');
+  const raw: RawRow[] = [];
+  for (const [v, peak] of Object.entries(peaks)) for (const [conc, share] of [[1, 0.3], [4, 0.8], [16, 1], [64, 0.9]] as const) {
+    const P = `concurrency=${conc};gateway_cpus=1`;
+    raw.push(...samples(c(v, 'noop', 'warm', 'gateway', 'throughput', P, 'req/s'), peak * share));
+    raw.push(...samples(c(v, 'noop', 'warm', 'gateway', 'latency', P), (1e6 * conc) / (peak * share)));
+  }
+  writeFolder(dir, 'throughput', raw);
+}
+
+export function densityFolder(dir: string): void {
+  const c = E('density');
+  const raw: RawRow[] = [];
+  for (const [v, pss] of [['wasm', 2], ['native', 1], ['container', 4]] as const) {
+    const P = 'instances=16;budget=1024 MiB';
+    raw.push(...samples(c(v, 'noop', 'warm', 'idle', 'pss', P, 'MiB'), pss, 16), ...samples(c(v, 'noop', 'warm', 'idle', 'rss', P, 'MiB'), pss * 3, 16));
+    raw.push(...samples(c(v, 'noop', 'warm', 'idle', 'fit_in_budget', P, 'instances'), Math.floor(1024 / pss), 16, 0));
+  }
+  writeFolder(dir, 'density', raw);
+}
+
+// ---------------------------------------------------------------- cold breakdown
+
+/** nativeScale stretches native's phases (30: native slower than the container) */
+export function coldBreakdownFolder(dir: string, nativeScale = 1): void {
+  const c = E('cold-breakdown');
+  const raw: RawRow[] = [];
+  const cell = (v: string, mode: string, phases: Record<string, number>, counts: Record<string, number>, scope: 'tree' | 'self', untraced: number) => {
+    const total = Object.values(phases).reduce((a, b) => a + b, 0);
+    for (let i = 0; i < 21; i++) {
+      const f = 1 - 0.02 + (0.04 * i) / 20;
+      const at = (metric: string, value: number, params = '') => raw.push({ ...c(v, 'noop', mode, 'direct', metric, params), iteration: i, value });
+      at('cold_start_traced', total * f);
+      at('cold_start_untraced', untraced * f);
+      at('first_instruction', total * 0.8 * f);
+      for (const [p, us] of Object.entries(phases)) at(`phase:${p}`, us * f);
+      for (const [m, n] of Object.entries(counts)) at(m, n, `scope=${scope}`);
+      at('trace_prog_time', total * 0.01);
+      at('trace_prog_runs', 100);
+    }
+  };
+  cell('container', 'cold', { spawn: 500, 'exec runtime': 2000, 'runtime start': 6000, 'runtime setup': 8000, 'exec function': 1000, 'function run': 300, return: 200 },
+    { syscalls_total: 9000, page_faults: 4000, processes: 6, threads: 30, execs: 3, mounts: 12, bytes_read: 500000 }, 'tree', 17000);
+  cell('wasm', 'cold', { prepare: 5, 'prepare instance': 5, instantiate: 30, 'function run': 10 },
+    { syscalls_total: 4, page_faults: 20, processes: 0, threads: 0, execs: 0, mounts: 0, bytes_read: 0 }, 'self', 49);
+  cell('native', 'cold', { spawn: 300 * nativeScale, 'exec function': 400 * nativeScale, 'function run': 100 * nativeScale, return: 50 * nativeScale },
+    { syscalls_total: 40, page_faults: 60, processes: 1, threads: 0, execs: 1, mounts: 0, bytes_read: 100 }, 'tree', 840 * nativeScale);
+  writeFolder(dir, 'cold-breakdown', raw);
+}
+
+// ---------------------------------------------------------------- chains
+
+/** e2e medians (µs) per way at N = 1 and 8 for payloads 64 and 1 MiB; hops and compute derived from them */
+export function chainsFolder(dir: string, e2e: Record<string, [number, number]>): void {
+  const c = E('chains');
+  const raw: RawRow[] = [];
+  for (const [w, [n1, n8]] of Object.entries(e2e)) for (const size of [64, 1048576]) for (const n of [1, 8]) {
+    const big = size > 64 ? 20 : 1;
+    const total = (n === 1 ? n1 : n8) * big;
+    const params = `length=${n};payload=${size};cpus=1;client_cpus=1`;
+    const computePerStage = size > 64 ? 500 : 2;
+    raw.push(...samples(c(w, 'chainstep', 'warm', 'chain', 'e2e', params), total, 21));
+    raw.push(...samples(c(w, 'chainstep', 'warm', 'chain', 'compute', params), computePerStage * n, 21));
+    raw.push(...samples(c(w, 'chainstep', 'warm', 'chain', 'overhead', params), total - computePerStage * n, 21));
+    raw.push(...samples(c(w, 'chainstep', 'warm', 'chain', 'overhead_share', params, '%'), (100 * (total - computePerStage * n)) / total, 21));
+    const hops = n + (w.includes('sockmap') ? 1 : 0);
+    for (let i = 1; i <= hops; i++) raw.push(...samples(c(w, 'chainstep', 'warm', 'chain', 'hop', `${params};hop=${i}`), total / hops, 21));
+    for (let i = 1; i <= n; i++) raw.push(...samples(c(w, 'chainstep', 'warm', 'chain', 'stage_compute', `${params};stage=${i}`), computePerStage, 21));
+    raw.push(...samples(c(w, 'chainstep', 'warm', 'chain', 'cpu_per_request', params), total * 1.2, 5));
+    raw.push(...samples(c(w, 'chainstep', 'warm', 'chain', 'voluntary_switches_per_request', params, 'switches'), n * 2, 5));
+    raw.push(...samples(c(w, 'chainstep', 'warm', 'chain', 'involuntary_switches_per_request', params, 'switches'), 0.1, 5));
+  }
+  writeFolder(dir, 'chains', raw);
+}
