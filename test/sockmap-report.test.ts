@@ -41,3 +41,19 @@ test('the report compares relayed and spliced with the baseline gateway path, gi
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('PASS needs the lower bound of the reduction\'s CI at the target, not the point estimate', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fxh-smreport-'));
+  try {
+    // spliced median 54 against 70 (22.9% lower), but half its samples spread far up: the CI reaches below 20%
+    const wide = lat('wasm+sockmap', 'splice', 54, 21).map((r, i) => ({ ...r, value: i < 10 ? 40 + i : i === 10 ? 54 : 55 + 2 * i }));
+    const lines = sockmapReport({ raw: [...lat('wasm+tcp', 'gateway', 70), ...wide], summary: [], skips: [] }, dir);
+    const spliced = lines.find((l) => l.startsWith('spliced')) ?? '';
+    const m = /: ([\d.]+)% lower \(95% CI ([\d.-]+)\.\.([\d.-]+)%\)/.exec(spliced);
+    assert.ok(m, spliced);
+    assert.ok(Number(m[1]) >= 20 && Number(m[2]) < 20, `the planted case: estimate over 20%, lower bound under it: ${spliced}`);
+    assert.match(spliced, /FAIL/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

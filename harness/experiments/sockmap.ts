@@ -352,10 +352,12 @@ export function sockmapReport(data: FigureData, runDir: string): string[] {
     for (const r of rows.sort((a, b) => size(a.params) - size(b.params))) {
       if (!Number.isFinite(r.ratio)) continue;
       const red = 1 - r.ratio;
-      const verdict = red >= TARGET_REDUCTION ? 'PASS' : 'FAIL';
+      // PASS only when the whole CI clears the target: the reduction's lower bound, not its estimate
+      const redLo = 1 - r.ratio_ci95_hi;
+      const verdict = redLo >= TARGET_REDUCTION ? 'PASS' : 'FAIL';
       lines.push(
         `${c.label.padEnd(7)} ${String(size(r.params)).padStart(5)} B: ${r.median_numerator.toFixed(2)} us with sockmap vs ${r.median_denominator.toFixed(2)} us without: ` +
-          `${(red * 100).toFixed(1)}% lower (95% CI ${((1 - r.ratio_ci95_hi) * 100).toFixed(1)}..${((1 - r.ratio_ci95_lo) * 100).toFixed(1)}%) — ${verdict} (target ${TARGET_REDUCTION * 100}%; ${c.what})`,
+          `${(red * 100).toFixed(1)}% lower (95% CI ${((1 - r.ratio_ci95_hi) * 100).toFixed(1)}..${((1 - r.ratio_ci95_lo) * 100).toFixed(1)}%) — ${verdict} (target: the CI's lower bound at least ${TARGET_REDUCTION * 100}%; ${c.what})`,
       );
     }
   }
