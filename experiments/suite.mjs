@@ -14,4 +14,5 @@ await runSuite({
   summary: 'cold start, warm latency, throughput and density of every variant and function, into one results folder',
   experiments: [coldStart, warm, throughput, density, sockmap, coldBreakdown, chains],
   scriptUrl: import.meta.url,
+  fullRuns: 3,
 });

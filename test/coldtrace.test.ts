@@ -216,7 +216,7 @@ test('analysis: rows -> cells, overhead, table text and figures (with a skipped 
   assert.equal(cells.find((c) => c.variant === 'wasm')!.scope, 'self');
   assert.match(breakdownTableText(cells), /native \/ noop \/ cold/);
   assert.equal(overheadLines(cells).length, 2);
-  const summary = [{ experiment: 'cold-breakdown', variant: 'container', function: '*', mode: '*', path: '', metric: '', params: '', unit: '', status: 'skipped' as const, n: 0, mean: NaN, sd: NaN, min: NaN, p50: NaN, p90: NaN, p99: NaN, p999: NaN, max: NaN, ci95_mean_lo: NaN, ci95_mean_hi: NaN, ci95_median_lo: NaN, ci95_median_hi: NaN, cv: NaN, noisy: false, note: 'runc missing' }];
+  const summary = [{ experiment: 'cold-breakdown', variant: 'container', function: '*', mode: '*', path: '', metric: '', params: '', unit: '', status: 'skipped' as const, n: 0, mean: NaN, sd: NaN, min: NaN, p50: NaN, p90: NaN, p99: NaN, p999: NaN, max: NaN, ci95_mean_lo: NaN, ci95_mean_hi: NaN, ci95_median_lo: NaN, ci95_median_hi: NaN, cv: NaN, noisy: false, runs: 0, run_medians_sd: NaN, ci95_median_iid_lo: NaN, ci95_median_iid_hi: NaN, note: 'runc missing' }];
   const figs = breakdownFigures(cells, summary);
   assert.deepEqual(figs.map((f) => f.name), ['cold-breakdown-native', 'cold-breakdown-wasm', 'cold-breakdown-share', 'cold-breakdown-counts', 'cold-breakdown-syscalls']);
   for (const f of figs) assert.match(figureToSvg(f), /<svg/);

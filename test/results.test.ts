@@ -17,7 +17,7 @@ const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'results-test-'));
 function row(over: Partial<RawRow> = {}): RawRow {
   return {
     experiment: 'exp', variant: 'wasm', function: 'sha256', mode: 'cold', path: 'in-process',
-    metric: 'cold_start', params: '', iteration: 0, value: 1, unit: 'ns', ...over,
+    metric: 'cold_start', params: '', iteration: 0, value: 1, unit: 'ns', run: 1, ...over,
   };
 }
 

@@ -21,6 +21,7 @@ export const COMMON_FLAGS = {
   'gateway-cpus': { type: 'string', help: 'CPUs the gateway and its executors are pinned to (taskset list; default: the last CPU when there are several)' },
   'client-cpus': { type: 'string', help: 'CPUs the measuring process runs on in latency experiments (default: the gateway\'s CPUs; "none" leaves it unpinned)' },
   'settle-ms': { type: 'string', help: 'pause before each call through the gateway in latency experiments, so the previous call\'s teardown does not land on it (default 0)' },
+  runs: { type: 'string', help: 'independent repetitions of the whole run, each with its own processes and seeded order; the median CIs are then over the run medians (default 1; the full suite 3)' },
   block: { type: 'string', help: 'recorded calls per visit of a cell in the interleaved gateway rounds; each visit starts with one unrecorded call (default 5)' },
   'no-notebooks': { type: 'boolean', help: 'do not execute the notebooks into the results folder' },
   help: { type: 'boolean', help: 'print this help' },
@@ -41,6 +42,8 @@ export interface CommonArgs {
   clientCpus?: string;
   settleMs?: number;
   block?: number;
+  /** --runs as given (the default depends on the entry point) */
+  runs?: number;
   help: boolean;
   /** the experiment's own flags, raw */
   extra: Record<string, string | boolean | undefined>;
@@ -110,6 +113,7 @@ export function parseCommonArgs(args: string[], own: Record<string, FlagSpec> = 
     clientCpus: values['client-cpus'] as string | undefined,
     settleMs: positiveInt('settle-ms', values['settle-ms'] as string | undefined, true),
     block: positiveInt('block', values.block as string | undefined),
+    runs: positiveInt('runs', values.runs as string | undefined),
     help: Boolean(values.help),
     extra,
     argv: args,

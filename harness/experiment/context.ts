@@ -53,6 +53,8 @@ export class RunContext {
   /** started or starting: a Ctrl-C during a start must still stop it */
   private readonly gateways: Promise<GatewayHandle>[] = [];
   interrupted = false;
+  /** which of the --runs independent repetitions is measuring, from 1 */
+  run = 1;
 
   constructor(
     readonly args: CommonArgs,
@@ -61,18 +63,21 @@ export class RunContext {
     readonly functions: FunctionEntry[],
     readonly variants: VariantSet,
     readonly writer: RawWriter,
-    readonly rng: Rng,
+    public rng: Rng,
   ) {}
 
   record(rows: Omit<RawRow, 'experiment'>[]): void {
-    this.writer.append(rows.map((r) => ({ experiment: this.experiment, ...r })));
+    this.writer.append(rows.map((r) => ({ experiment: this.experiment, ...r, run: this.run })));
   }
 
   skip(variant: string, fn: string, mode: string, reason: string): void {
-    this.skips.push({ experiment: this.experiment, variant, function: fn, mode, reason });
+    const s = { experiment: this.experiment, variant, function: fn, mode, reason };
+    // every run plans the same cells: a skip is recorded once
+    if (!this.skips.some((x) => JSON.stringify(x) === JSON.stringify(s))) this.skips.push(s);
   }
 
   fail(f: Omit<Failure, 'experiment'>): void {
+    if (this.runs > 1) f = { ...f, reason: `run ${this.run}: ${f.reason}` };
     this.failures.push({ experiment: this.experiment, ...f });
     process.stderr.write(`FAILED ${f.variant}/${f.function}/${f.mode}${f.path ? '/' + f.path : ''}: ${f.reason}\n`);
   }
@@ -146,6 +151,16 @@ export class RunContext {
   }
 
   private gatewaysClosed = false;
+
+  /** --runs, 1 unless given */
+  get runs(): number {
+    return this.args.runs ?? 1;
+  }
+
+  /** Between two runs: this run's gateways stop, so the next run starts its own processes. */
+  async endRun(): Promise<void> {
+    await Promise.allSettled(this.gateways.splice(0).map(async (g) => (await g).stop()));
+  }
 
   async stopGateways(): Promise<void> {
     this.gatewaysClosed = true;

@@ -14,7 +14,7 @@ import { UsageError, helpText, parseCommonArgs, scriptArgs, type CommonArgs, typ
 import type { Catalog } from '../functions/catalog.js';
 import type { FunctionEntry } from '../functions/types.js';
 import { RunContext, FatalMeasurementError, type Experiment } from './context.js';
-import { resolveFunctions, resolveVariants, type VariantSet } from './plan.js';
+import { renewVariants, resolveFunctions, resolveVariants, runSeed, type VariantSet } from './plan.js';
 import { executeNotebooks } from './notebooks.js';
 import { cleanupStaleScratch } from '../platform/scratch.js';
 import { mountsMadeHere } from '../bpf/libbpf/mounts.js';
@@ -26,6 +26,8 @@ export interface SuiteOptions {
   experiments: Experiment[];
   /** the entry script's import.meta.url: flags are what follows it on the command line */
   scriptUrl: string;
+  /** --runs when not given, in full (not --quick) mode; default 1 */
+  fullRuns?: number;
 }
 
 export async function runSuite(o: SuiteOptions): Promise<never> {
@@ -49,6 +51,7 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
     return usage(e, o.name);
   }
 
+  if (args.runs === undefined && !args.quick && o.fullRuns) args.runs = o.fullRuns;
   let run: RunDir;
   try {
     run = createRunDir({ resultsRoot, experiment: o.name, out: args.out });
@@ -59,13 +62,13 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
   }
   // written per batch (a killed run keeps every row), synced at the end: see RawWriterOptions.sync
   const writer = openRawWriter(path.join(run.dir, 'raw.csv'), { sync: false });
-  const ctx = new RunContext(args, run.dir, catalog, functions, variants, writer, createRng(args.seed));
+  const ctx = new RunContext(args, run.dir, catalog, functions, variants, writer, createRng(runSeed(args.seed, 1)));
   for (const line of cleanupStaleScratch()) {
     ctx.notes.push(`start-up cleanup: ${line}`);
     process.stderr.write(`start-up cleanup: ${line}\n`);
   }
   // the command as a user would type it again: the entry script (relative to the repo) and its flags
-  const envBase = { argv: [path.relative(repoRoot, fileURLToPath(o.scriptUrl)), ...args.argv], seed: args.seed, quick: args.quick };
+  const envBase = { argv: [path.relative(repoRoot, fileURLToPath(o.scriptUrl)), ...args.argv], seed: args.seed, quick: args.quick, runs: ctx.runs };
   writeEnvJson(run.dir, collectEnv({ ...envBase, skips: [] }));
   process.stderr.write(`results: ${run.dir}\n`);
   for (const u of variants.unavailable) process.stderr.write(`skipping variant ${u.variant}: ${u.reason}\n`);
@@ -120,11 +123,20 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
   process.on('SIGTERM', onSignal);
 
   try {
-    for (const e of o.experiments) {
-      ctx.experiment = e.name;
-      process.stderr.write(`== ${e.name}: ${e.summary}\n`);
-      await e.run(ctx);
-      if (ctx.interrupted) await new Promise(() => {}); // the signal handler ends the process
+    for (let r = 1; r <= ctx.runs; r++) {
+      if (r > 1) {
+        // a new repetition: new processes and instances, its own seeded order
+        await ctx.endRun();
+        await renewVariants(variants);
+        ctx.run = r;
+        ctx.rng = createRng(runSeed(args.seed, r));
+      }
+      for (const e of o.experiments) {
+        ctx.experiment = e.name;
+        process.stderr.write(`== ${e.name}${ctx.runs > 1 ? ` (run ${r} of ${ctx.runs})` : ''}: ${e.summary}\n`);
+        await e.run(ctx);
+        if (ctx.interrupted) await new Promise(() => {}); // the signal handler ends the process
+      }
     }
   } catch (err) {
     const e = err as Error;

@@ -53,3 +53,18 @@ export function resolveFunctions(catalog: Catalog, names: string[] | undefined):
     }
   });
 }
+
+/** Between two runs: every active variant is torn down and created afresh (no instance, module or
+ *  process carries over), with the options it was first created with. */
+export async function renewVariants(set: VariantSet): Promise<void> {
+  const plugins = await loadVariantPlugins();
+  for (const [name, v] of [...set.active]) {
+    await v.teardown();
+    set.active.set(name, plugins.get(name)!.create(set.options.get(name)!));
+  }
+}
+
+/** The seed of run `run` (from 1) of a run seeded `seed`: run 1 keeps the seed as given. */
+export function runSeed(seed: number, run: number): number {
+  return run === 1 ? seed : seed + 7919 * (run - 1);
+}

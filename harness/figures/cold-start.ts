@@ -38,7 +38,7 @@ export function latencyFigure(rows: readonly SummaryRow[], o: LatencyFigureOptio
     title: o.title,
     subtitle:
       o.subtitle ??
-      `${o.preface ? `${o.preface} ` : ''}● median (p50) with its 95% CI (thick bar); thin line to | p99. One row per variant · mode, one panel per function. n per cell: ${rangeOfN(data)}.`,
+      `${o.preface ? `${o.preface} ` : ''}● median (p50) with its 95% CI (thick bar${runsNote(data)}); thin line to | p99. One row per variant · mode, one panel per function. n per cell: ${rangeOfN(data)}.`,
     notes,
     legendLabel: 'variant · mode',
     plot: {
@@ -90,4 +90,10 @@ export function coldStartFigure(rows: readonly SummaryRow[], options: { name?: s
     metrics: [options.metric ?? 'cold_start'],
     quantity: 'cold start',
   });
+}
+
+/** how the CI was formed when the cells come from several --runs */
+export function runsNote(rows: readonly { runs?: number }[]): string {
+  const k = Math.max(0, ...rows.map((r) => r.runs ?? 1));
+  return k > 1 ? `: Student-t over the ${k} run medians` : '';
 }

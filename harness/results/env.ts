@@ -23,6 +23,8 @@ export interface Env {
   commandLine: string[];
   seed: number;
   quick: boolean;
+  /** independent repetitions (--runs) */
+  runs?: number;
   skips: Skip[];
   root: boolean;
   loadAverage: { '1m': number; '5m': number; '15m': number };
@@ -33,6 +35,8 @@ export interface CollectEnvOptions {
   argv: string[];
   seed: number;
   quick: boolean;
+  /** independent repetitions (--runs) */
+  runs?: number;
   skips: Skip[];
   extra?: Record<string, unknown>;
   /** where to ask git; default process.cwd() */
@@ -154,6 +158,7 @@ export function collectEnv(o: CollectEnvOptions): Env {
     commandLine: [...o.argv],
     seed: o.seed,
     quick: o.quick,
+    runs: o.runs ?? 1,
     skips: [...o.skips],
     root: typeof process.getuid === 'function' ? process.getuid() === 0 : false,
     loadAverage: { '1m': l1 ?? NaN, '5m': l5 ?? NaN, '15m': l15 ?? NaN },

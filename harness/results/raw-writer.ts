@@ -121,7 +121,8 @@ export function openRawWriter(file: string, options: RawWriterOptions = {}): Raw
     append(rows) {
       if (closed) throw new Error(`raw writer for ${file} is closed`);
       if (rows.length === 0) return;
-      const buf = Buffer.from(csvText(rows, RAW_COLUMNS, false), 'utf8');
+      // a row that names no run comes from the only one
+      const buf = Buffer.from(csvText(rows.map((r) => (r.run === undefined ? { ...r, run: 1 } : r)), RAW_COLUMNS, false), 'utf8');
       let off = 0;
       while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
       if (sync) fs.fdatasyncSync(fd);
@@ -136,7 +137,7 @@ export function openRawWriter(file: string, options: RawWriterOptions = {}): Raw
   };
 }
 
-const RAW_NUMBER_COLUMNS = new Set<string>(['iteration', 'value']);
+const RAW_NUMBER_COLUMNS = new Set<string>(['iteration', 'value', 'run']);
 
 /** Records with a header row → objects keyed by the header (all of `required` must be present). */
 export function recordsToObjects(
@@ -170,10 +171,11 @@ export function parseNumber(text: string): number {
 /** Read raw.csv back. A final record cut off mid-write is dropped (everything flushed before it is kept). */
 export function readRawCsv(file: string): RawRow[] {
   const { records } = parseCsv(fs.readFileSync(file, 'utf8'));
-  const { rows } = recordsToObjects(records, RAW_COLUMNS, file);
+  // `run` came with --runs: a file without it is one run
+  const { rows } = recordsToObjects(records, RAW_COLUMNS.filter((c) => c !== 'run'), file);
   return rows.map((o) => {
     const row = {} as Record<string, string | number>;
-    for (const c of RAW_COLUMNS) row[c] = RAW_NUMBER_COLUMNS.has(c) ? parseNumber(o[c] as string) : (o[c] as string);
+    for (const c of RAW_COLUMNS) row[c] = c === 'run' && o[c] === undefined ? 1 : RAW_NUMBER_COLUMNS.has(c) ? parseNumber(o[c] as string) : (o[c] as string);
     return row as unknown as RawRow;
   });
 }

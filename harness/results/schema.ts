@@ -15,9 +15,12 @@ export interface RawRow {
   iteration: number;
   value: number;
   unit: string;
+  /** which of the run's K independent repetitions (--runs) took the sample, from 1; absent in files
+   *  written before --runs existed, read as 1 */
+  run?: number;
 }
 export const RAW_COLUMNS = [
-  'experiment', 'variant', 'function', 'mode', 'path', 'metric', 'params', 'iteration', 'value', 'unit',
+  'experiment', 'variant', 'function', 'mode', 'path', 'metric', 'params', 'iteration', 'value', 'unit', 'run',
 ] as const satisfies readonly (keyof RawRow)[];
 
 /** The grouping key of a summary row: every raw column but iteration, value. */
@@ -49,16 +52,25 @@ export interface SummaryRow {
   max: number;
   ci95_mean_lo: number;
   ci95_mean_hi: number;
+  /** the 95% CI of the median the figures draw: over the run medians when runs > 1, else distribution-free over the samples */
   ci95_median_lo: number;
   ci95_median_hi: number;
   cv: number;
   noisy: boolean;
+  /** independent repetitions (--runs) the samples came from */
+  runs: number;
+  /** sd of the run medians: the between-run spread (NaN for one run) */
+  run_medians_sd: number;
+  /** the distribution-free median CI over all samples as if independent (equal to ci95_median_* for one run) */
+  ci95_median_iid_lo: number;
+  ci95_median_iid_hi: number;
   note: string;
 }
 export const SUMMARY_COLUMNS = [
   'experiment', 'variant', 'function', 'mode', 'path', 'metric', 'params', 'unit', 'status',
   'n', 'mean', 'sd', 'min', 'p50', 'p90', 'p99', 'p999', 'max',
-  'ci95_mean_lo', 'ci95_mean_hi', 'ci95_median_lo', 'ci95_median_hi', 'cv', 'noisy', 'note',
+  'ci95_mean_lo', 'ci95_mean_hi', 'ci95_median_lo', 'ci95_median_hi', 'cv', 'noisy',
+  'runs', 'run_medians_sd', 'ci95_median_iid_lo', 'ci95_median_iid_hi', 'note',
 ] as const satisfies readonly (keyof SummaryRow)[];
 
 /** A cell of the plan that did not run, and why. */

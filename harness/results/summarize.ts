@@ -1,7 +1,7 @@
 // summary.csv: one row per group of raw samples, plus one row per skipped or failed cell,
 // so nothing planned is silently missing from a table or figure.
 import * as fs from 'node:fs';
-import { describe } from '../measure/stats.js';
+import { describe, isNoisy, runMediansCI95 } from '../measure/stats.js';
 import { csvText, parseCsv, parseNumber, recordsToObjects } from './raw-writer.js';
 import {
   GROUP_COLUMNS,
@@ -47,6 +47,10 @@ const EMPTY_STATS = {
   ci95_median_hi: NaN,
   cv: NaN,
   noisy: false,
+  runs: 0,
+  run_medians_sd: NaN,
+  ci95_median_iid_lo: NaN,
+  ci95_median_iid_hi: NaN,
 } as const;
 
 function matchesFailure(key: GroupKey, f: Failure): boolean {
@@ -70,18 +74,23 @@ function matchesFailure(key: GroupKey, f: Failure): boolean {
  * n=0, empty statistics, and the reason in `note`. Skip rows carry path/metric/params/unit ''.
  */
 export function summarize(rows: readonly RawRow[], skips: readonly Skip[] = [], failures: readonly Failure[] = []): SummaryRow[] {
-  const groups = new Map<string, { key: GroupKey; values: number[]; dropped: number }>();
+  const groups = new Map<string, { key: GroupKey; values: number[]; byRun: Map<number, number[]>; dropped: number }>();
   for (const r of rows) {
     const k = groupKey(r);
     let g = groups.get(k);
     if (!g) {
       const key = {} as Record<string, string>;
       for (const c of GROUP_COLUMNS) key[c] = r[c];
-      g = { key: key as unknown as GroupKey, values: [], dropped: 0 };
+      g = { key: key as unknown as GroupKey, values: [], byRun: new Map(), dropped: 0 };
       groups.set(k, g);
     }
-    if (Number.isFinite(r.value)) g.values.push(r.value);
-    else g.dropped++;
+    if (Number.isFinite(r.value)) {
+      g.values.push(r.value);
+      const run = Number.isFinite(r.run) ? (r.run as number) : 1;
+      let inRun = g.byRun.get(run);
+      if (!inRun) g.byRun.set(run, (inRun = []));
+      inRun.push(r.value);
+    } else g.dropped++;
   }
 
   const out: SummaryRow[] = [];
@@ -97,7 +106,7 @@ export function summarize(rows: readonly RawRow[], skips: readonly Skip[] = [], 
       }
     }
     if (g.dropped) notes.push(`${g.dropped} non-finite values left out`);
-    out.push({ ...g.key, status, ...describe(g.values), note: notes.join('; ') });
+    out.push({ ...g.key, status, ...describeRuns(g.values, [...g.byRun.values()]), note: notes.join('; ') });
   }
   for (const f of failures) {
     if (usedFailures.has(f)) continue;
@@ -133,6 +142,16 @@ export function summarize(rows: readonly RawRow[], skips: readonly Skip[] = [], 
   return out;
 }
 
+/** describe() over all samples, with the median CI over run medians when there are several runs. */
+function describeRuns(values: number[], runs: number[][]): Omit<SummaryRow, keyof GroupKey | 'status' | 'note'> {
+  const d = describe(values);
+  const iid = { ci95_median_iid_lo: d.ci95_median_lo, ci95_median_iid_hi: d.ci95_median_hi };
+  if (runs.length < 2) return { ...d, runs: runs.length, run_medians_sd: NaN, ...iid };
+  const ci = runMediansCI95(runs);
+  const out = { ...d, ci95_median_lo: ci.lo, ci95_median_hi: ci.hi, runs: runs.length, run_medians_sd: ci.sd, ...iid };
+  return { ...out, noisy: isNoisy(out) };
+}
+
 export interface WriteOptions {
   /** replace an existing file; default false (throws instead) */
   overwrite?: boolean;
@@ -143,16 +162,20 @@ export function writeSummaryCsv(file: string, rows: readonly SummaryRow[], optio
   fs.writeFileSync(file, csvText(rows, SUMMARY_COLUMNS, true), { flag: options.overwrite ? 'w' : 'wx' });
 }
 
+/** columns added with --runs: optional when reading older files */
+const RUN_COLUMNS = new Set<string>(['runs', 'run_medians_sd', 'ci95_median_iid_lo', 'ci95_median_iid_hi']);
+
 const SUMMARY_TEXT_COLUMNS = new Set<string>([...GROUP_COLUMNS, 'status', 'note']);
 
 export function readSummaryCsv(file: string): SummaryRow[] {
   const { records } = parseCsv(fs.readFileSync(file, 'utf8'));
-  const { rows } = recordsToObjects(records, SUMMARY_COLUMNS, file);
+  const { rows } = recordsToObjects(records, SUMMARY_COLUMNS.filter((c) => !RUN_COLUMNS.has(c)), file);
   return rows.map((o) => {
     const row = {} as Record<string, string | number | boolean>;
     for (const c of SUMMARY_COLUMNS) {
       const t = o[c] as string;
       if (c === 'noisy') row[c] = t === 'true';
+      else if (t === undefined) row[c] = c === 'runs' ? 1 : NaN; // a summary written before --runs
       else if (SUMMARY_TEXT_COLUMNS.has(c)) row[c] = t;
       else row[c] = parseNumber(t);
     }
