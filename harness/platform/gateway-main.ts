@@ -2,9 +2,12 @@
 // --executor-transport: how it reaches executors whose variant does not say (default unix).
 // --splice-map-fd/--sockhash-fd: inherited fds of the sockmap programs' fxh_splice and fxh_sockhash
 // maps; the gateway then splices binary clients that ask for it (harness/bpf/arm.ts starts it so).
+// --lifeline stdin|none|connect:<endpoint> (default stdin): what ends it besides SIGTERM/SIGINT
+// (platform/lifeline.ts); a gateway run as a service takes none. It says on stderr why it stops.
 // Prints `READY {"binary":..., "http":...}` once listening; SIGTERM/SIGINT stop it and its executors.
 import { parseArgs } from 'node:util';
 import { Gateway } from './gateway.js';
+import { parseLifeline, watchLifeline, type LifelineSpec } from './lifeline.js';
 
 const { values } = parseArgs({
   options: {
@@ -15,8 +18,16 @@ const { values } = parseArgs({
     'executor-transport': { type: 'string', default: 'unix' },
     'splice-map-fd': { type: 'string' },
     'sockhash-fd': { type: 'string' },
+    lifeline: { type: 'string' },
   },
 });
+let lifeline: LifelineSpec;
+try {
+  lifeline = parseLifeline(values.lifeline);
+} catch (e) {
+  console.error((e as Error).message);
+  process.exit(2);
+}
 function inheritedFd(flag: 'splice-map-fd' | 'sockhash-fd'): number | undefined {
   const v = values[flag];
   if (v === undefined) return undefined;
@@ -41,7 +52,7 @@ if (executorTransport !== 'unix' && executorTransport !== 'tcp') {
   process.exit(2);
 }
 if (!values.binary && !values.http) {
-  console.error('usage: gateway-main [--binary unix:/path|tcp:host:port] [--http host:port] [--memory-mib N] [--timeout-ms N] [--executor-transport unix|tcp]');
+  console.error('usage: gateway-main [--binary unix:/path|tcp:host:port] [--http host:port] [--memory-mib N] [--timeout-ms N] [--executor-transport unix|tcp] [--lifeline stdin|none|connect:ENDPOINT]');
   process.exit(2);
 }
 const gw = await Gateway.start({
@@ -53,14 +64,14 @@ const gw = await Gateway.start({
   splicer,
 });
 let stopping = false;
-async function stop() {
+async function stop(why: string) {
   if (stopping) return;
   stopping = true;
+  process.stderr.write(`gateway ${process.pid}: stopping: ${why}\n`);
   await gw.close();
   process.exit(0);
 }
-process.on('SIGTERM', () => void stop());
-process.on('SIGINT', () => void stop());
-process.stdin.on('end', () => void stop());
-process.stdin.resume();
+process.on('SIGTERM', () => void stop('SIGTERM'));
+process.on('SIGINT', () => void stop('SIGINT'));
+watchLifeline(lifeline, (why) => void stop(why));
 process.stdout.write(`READY ${JSON.stringify({ binary: gw.binaryEndpoint, http: gw.httpUrl })}\n`);

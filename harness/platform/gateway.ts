@@ -231,7 +231,7 @@ export class Gateway {
     }
     const m = /^\/invoke\/([^/]+)\/([^/]+)$/.exec(url.pathname);
     if (req.method !== 'POST' || !m) {
-      return send(404, 'routes: POST /invoke/<variant>/<function>?mode=cold|cold-compile|warm&timeout=<ms>, GET /variants, GET /healthz\n');
+      return send(404, `routes: POST /invoke/<variant>/<function>?mode=${MODES.join('|')}&timeout=<ms>, GET /variants, GET /healthz\n`);
     }
     const mode = (url.searchParams.get('mode') ?? 'warm') as Mode;
     if (!MODES.includes(mode)) return send(400, `unknown mode "${mode}"; valid modes: ${MODES.join(', ')}\n`);
