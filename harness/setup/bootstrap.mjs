@@ -1,6 +1,7 @@
 // Installs what is missing, then builds. Plain Node with no dependencies: it runs before `npm ci`.
 // Idempotent: once everything is there it only checks, which takes seconds.
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -70,10 +71,13 @@ step('debian packages', () => {
 });
 
 step('npm packages', () => {
-  const stamp = path.join(root, 'node_modules', '.package-lock.json');
-  const lock = path.join(root, 'package-lock.json');
-  if (fs.existsSync(stamp) && fs.statSync(stamp).mtimeMs >= fs.statSync(lock).mtimeMs) return 'up to date';
+  // by content, not file dates: a fresh checkout (a clone, a git worktree) has a newer lock file
+  // with the same content, and a needless `npm ci` empties node_modules under whoever shares it
+  const stamp = path.join(root, 'node_modules', '.fxh-lock-sha256');
+  const lock = createHash('sha256').update(fs.readFileSync(path.join(root, 'package-lock.json'))).digest('hex');
+  if (fs.existsSync(path.join(root, 'node_modules', '.package-lock.json')) && fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === lock) return 'up to date';
   sh('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error']);
+  fs.writeFileSync(stamp, lock);
   return 'installed (npm ci)';
 });
 
