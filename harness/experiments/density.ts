@@ -19,6 +19,7 @@ import { parseParams } from '../figures/params.js';
 import { fitModel, idleSequence, tryBudget, type IdleSequence } from './density-idle.js';
 
 const MiB = 2 ** 20;
+const PAGE = 4096;
 
 export const density: Experiment = {
   name: 'density',
@@ -114,14 +115,17 @@ async function measureCell(ctx: RunContext, variant: Variant, fn: FunctionEntry,
   const withProcesses = last.steps.every((s) => s.processes > 0);
   const read = withProcesses ? `; cell memory read from ${last.usageFile.replace(/fxh-\d+-density-\d+/, 'fxh-<pid>-density-<n>')}, PSS/RSS from /proc/<pid>/smaps_rollup of its processes` : '';
   ctx.notes.push(`density ${cell}: ${last.method}${read}${last.kernelMethod ? `; ${last.kernelMethod}` : ''}`);
-  if (predictions.length === 0) {
-    if (!withProcesses) ctx.notes.push(`density ${cell}: no budget tried: the instances hold no process of their own (kernel memory, shown apart)`);
+  if (!withProcesses) {
+    ctx.notes.push(`density ${cell}: no budget tried: the instances hold no process of their own (kernel memory, shown apart)`);
     return;
   }
   if (ctx.interrupted) return;
-  const predicted = Math.round(median(predictions));
-  // a prediction of 0 is tried with one instance, to see what stops it
-  const trial = await tryBudget(variant, fn, o.budget * MiB, Math.max(1, predicted), opts);
+  const predicted = predictions.length ? Math.round(median(predictions)) : undefined;
+  // a prediction of 0 is tried with one instance, to see what stops it; none (usage flat over N = 1 … k, the
+  // marginal below what the cgroup resolves) with one page per instance, the least an instance can cost
+  const target = predicted === undefined ? Math.floor((o.budget * MiB) / PAGE) : Math.max(1, predicted);
+  if (predicted === undefined) ctx.notes.push(`density ${cell}: no prediction, so the trial asks for budget ÷ 4 KiB = ${target} instances and reports where starting stops`);
+  const trial = await tryBudget(variant, fn, o.budget * MiB, target, opts);
   const p = `budget=${o.budget} MiB;outcome=${trial.outcome}`;
   ctx.record([
     { ...base, metric: 'fit_tried', params: p, iteration: 0, value: trial.alive, unit: 'instances' },
@@ -129,7 +133,7 @@ async function measureCell(ctx: RunContext, variant: Variant, fn: FunctionEntry,
   ]);
   const peak = trial.peakBytes !== undefined ? `, peak ${(trial.peakBytes / MiB).toFixed(1)} MiB` : '';
   ctx.notes.push(
-    `density fit ${cell}: budget ${o.budget} MiB, predicted ${predicted}, asked ${trial.target}, started ${trial.started}, alive ${trial.alive} (${trial.outcome})` +
+    `density fit ${cell}: budget ${o.budget} MiB, predicted ${predicted ?? 'none'}, asked ${trial.target}, started ${trial.started}, alive ${trial.alive} (${trial.outcome})` +
       `${trial.reason ? `; stopped ${trial.reason}` : ''}; failcnt ${trial.failCount}, oom_kill ${trial.oomKills}${peak}`,
   );
 }
