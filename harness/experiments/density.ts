@@ -142,7 +142,7 @@ async function measureCell(ctx: RunContext, variant: Variant, fn: FunctionEntry,
 export function densityReport(summary: readonly SummaryRow[]): string[] {
   const ok = summary.filter((r) => r.status === 'ok' && r.n > 0);
   const cells = [...new Set(ok.map((r) => `${r.variant}\0${r.function}`))].sort();
-  const fmt = (v: number) => (v >= 1 ? `${v.toPrecision(3)} MiB` : `${(v * 1024).toPrecision(3)} KiB`);
+  const fmt = (v: number) => (v * 1024 >= 999.5 ? `${v.toPrecision(3)} MiB` : `${(v * 1024).toPrecision(3)} KiB`);
   const out: string[] = [];
   for (const key of cells) {
     const [variant, fn] = key.split('\0') as [string, string];
