@@ -4,10 +4,11 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadCatalog, type Catalog } from '../harness/functions/catalog.js';
 import type { FunctionEntry } from '../harness/functions/types.js';
+import { MemoryCgroup } from '../harness/platform/memory-cgroup.js';
 import { pidAlive } from '../harness/platform/proc-memory.js';
 import containerPlugin, { ContainerVariant } from '../harness/variants/container.js';
 import { ensureBundle } from '../harness/variants/oci/bundle.js';
@@ -256,19 +257,36 @@ describe('runc containers', () => {
     assert.notEqual(b.id, a.id);
   });
 
-  test('measureIdle: PSS of container + runc, cgroup usage; removed afterwards', async (t) => {
+  test('startIdle: runc run and its container are under the placement\'s memory cgroup; removed afterwards', async (t) => {
     if (skip) return t.skip(skip);
     await v.teardown();
-    const ms = await v.measureIdle(fn('noop'), 2);
-    assert.equal(ms.length, 2);
-    for (const m of ms) {
-      assert.ok(m.pssBytes > 0 && m.pssBytes <= m.rssBytes, JSON.stringify(m));
-      assert.ok(m.containerPssBytes > 0 && m.runtimePssBytes > 0);
-      assert.equal(m.pssBytes, m.containerPssBytes + m.runtimePssBytes);
-      assert.match(m.method, /runc run/);
-      assert.ok((m.cgroupBytes ?? 0) > 0, 'cgroup memory usage readable');
+    const cell = MemoryCgroup.create('density');
+    try {
+      const idle = await v.startIdle(fn('noop'), { placement: cell, timeoutMs: 10_000 });
+      try {
+        correct(fn('noop'), empty, await idle.add(empty));
+        correct(fn('noop'), empty, await idle.add(empty));
+        assert.equal(await idle.alive(), 2);
+        const ours = await rt.listOurs(process.pid);
+        assert.equal(ours.length, 2);
+        const pids = cell.pids();
+        for (const c of ours) {
+          assert.ok(pids.includes(c.pid), `container init ${c.pid} in the cell (${pids.join(',')})`);
+          const memLine = readFileSync(`/proc/${c.pid}/cgroup`, 'utf8').split('\n').find((l) => /:memory:/.test(l) || l.startsWith('0::'));
+          assert.ok(memLine?.includes(`${basename(cell.dir)}/${c.id}`), memLine);
+        }
+        // runc run (the supervisor) + the container's /fx per instance
+        assert.ok(pids.length >= 4, `processes in the cell: ${pids.length}`);
+        assert.ok(cell.usageBytes() > 0);
+      } finally {
+        await idle.close();
+      }
+      assert.deepEqual(await rt.listOurs(process.pid), []);
+      assert.deepEqual(cell.pids(), []);
+    } finally {
+      cell.remove();
     }
-    assert.deepEqual(await rt.listOurs(process.pid), []);
+    assert.ok(!cell.exists);
     assert.deepEqual(ourCgroupDirs().filter((d) => d.includes(`fxh-${process.pid}-`)), []);
   });
 

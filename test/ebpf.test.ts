@@ -37,7 +37,7 @@ import ebpfPlugin, { EBPF_MAX_INPUT, EBPF_PROGRAMS, NOT_EXPRESSIBLE, type EbpfVa
 import nativePlugin from '../harness/variants/native.js';
 import wasmPlugin from '../harness/variants/wasm.js';
 import { InvokeError, type Variant } from '../harness/platform/variant.js';
-import { waitFor } from './helpers.js';
+import { correct, waitFor } from './helpers.js';
 
 const REPO = findRepoRoot();
 const BPF_BUILD = path.join(REPO, 'bpf', 'build');
@@ -246,16 +246,23 @@ describe('eBPF functions = oracle = wasm = native', { skip }, () => {
     assert.deepEqual(await ebpf.check(), { ok: true });
   });
 
-  test('warm invocations report wall and kernel time; measureIdle reads memlock', async () => {
+  test('warm invocations report wall and kernel time; idle instances report memlock, growing with N', async () => {
     const fn = catalog.get('fnv1a');
     const input = fn.workload.input(1, 'small');
     const r = await ebpf.invoke(fn, 'warm', input);
     assert.ok(r.elapsedNs > 0 && r.kernelNs > 0 && r.kernelNs < r.elapsedNs, JSON.stringify({ e: r.elapsedNs, k: r.kernelNs }));
-    const mem = await ebpf.measureIdle(fn, 2);
-    assert.equal(mem.length, 2);
-    for (const m of mem) {
-      assert.ok(m.pssBytes >= 4096, `memlock ${m.pssBytes}`);
-      assert.match(m.method, /memlock/);
+    const placement = { wrap: () => assert.fail('eBPF instances start no process') };
+    const idle = await ebpf.startIdle(fn, { placement, timeoutMs: 5000 });
+    try {
+      correct(fn, input, await idle.add(input));
+      const one = idle.kernelMemory!();
+      correct(fn, input, await idle.add(input));
+      const two = idle.kernelMemory!();
+      assert.ok(one.bytes >= 4096, `memlock ${one.bytes}`);
+      assert.equal(two.bytes, 2 * one.bytes);
+      assert.match(two.method, /memlock/);
+    } finally {
+      await idle.close();
     }
   });
 });

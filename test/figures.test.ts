@@ -9,6 +9,7 @@ import {
   figureToSvg,
   formatParams,
   latencyVsConcurrencyFigure,
+  memlockFigure,
   memoryFigure,
   paramNumber,
   parseParams,
@@ -39,9 +40,15 @@ function synthetic(): SummaryRow[] {
         add({ variant, function: fn, mode: 'warm', metric: 'throughput', params: formatParams({ concurrency: c }), unit: 'requests/s' }, (1e6 / us) * Math.min(c, 2), 8);
         add({ variant, function: fn, mode: 'warm', metric: 'latency', params: formatParams({ concurrency: c, scale: 'small' }), unit: 'us' }, us * c, 8);
       }
-      add({ variant, function: fn, mode: 'idle', metric: 'pss', params: '', unit: 'B' }, (us / 10) * 2 ** 20, 6);
-      add({ variant, function: fn, mode: 'idle', metric: 'rss', params: '', unit: 'kB' }, (us / 5) * 1024, 6);
-      add({ variant, function: fn, mode: 'idle', metric: 'fit_in_budget', params: 'budget=4GiB', unit: 'instances' }, 4096 / (us / 10), 3);
+      for (const n of [1, 2, 4]) {
+        add({ variant, function: fn, mode: 'warm', metric: 'cgroup_per_instance', params: `n=${n}`, unit: 'MiB' }, (40 + (us / 10) * n) / n, 6);
+        add({ variant, function: fn, mode: 'warm', metric: 'pss_per_instance', params: `n=${n}`, unit: 'KiB' }, ((50 + (us / 10) * n) / n) * 1024, 6);
+      }
+      add({ variant, function: fn, mode: 'warm', metric: 'fit_predicted', params: 'budget=4 GiB', unit: 'instances' }, 4096 / (us / 10), 3);
+      add({ variant, function: fn, mode: 'warm', metric: 'fit_tried', params: `budget=4 GiB;outcome=${variant === 'wasm' ? 'oom-kill' : 'reached'}`, unit: 'instances' }, 4096 / (us / 10), 1);
+    }
+    if (fn === 'sha256') {
+      for (const n of [1, 2]) add({ variant: 'ebpf', function: fn, mode: 'warm', metric: 'memlock_per_instance', params: `n=${n}`, unit: 'MiB' }, 0.005, 1);
     }
   }
   const skips: Skip[] = [{ experiment: 'e', variant: 'crun', function: 'sha256', mode: 'cold', reason: 'cgroups hybrid <unsupported> & skipped' }];
@@ -100,8 +107,10 @@ test('throughput and latency-vs-concurrency figures', () => {
 
 test('density figures', () => {
   const rows = synthetic();
-  checkRender(memoryFigure(rows), ['Memory per idle instance', 'memory per instance (log scale)', '>PSS<', '>RSS<', 'PSS 5.', 'RSS 10.']);
-  checkRender(budgetFigure(rows), ['Instances that fit in the memory budget', 'Budget: 4GiB', 'No median CI (n &lt; 6)']);
+  const mem = checkRender(memoryFigure(rows), ['Memory per idle instance, like for like', 'memory per instance (log scale)', 'N idle instances', 'wasm PSS', 'native cgroup usage', '>sha256<', '>echo<']);
+  assert.ok(!mem.includes('memlock'), 'eBPF memlock is not in the like-for-like figure');
+  checkRender(budgetFigure(rows), ['Instances in the memory budget: predicted and tried', 'Budget: 4 GiB', 'predicted 842', 'tried 843 (oom-kill)', 'Fell short of the prediction (2): wasm/sha256 — oom-kill', 'No median CI (n &lt; 6)']);
+  checkRender(memlockFigure(rows), ['eBPF: kernel memory per loaded program (memlock)', 'ebpf', 'No median CI']);
 });
 
 test('an empty input still renders and says so', () => {

@@ -131,14 +131,18 @@ describe('native variant', () => {
     await c2.kill();
   });
 
-  test('measureIdle reports PSS/RSS of really warm processes and closes them', async () => {
+  test('startIdle: --serve processes started through the placement, answering correctly, closed afterwards', async () => {
     const before = new Set(descendantPids(process.pid));
-    const ms = await v.measureIdle(fn('noop'), 3);
-    assert.equal(ms.length, 3);
-    for (const m of ms) {
-      assert.ok(m.rssBytes > 0 && m.pssBytes > 0 && m.pssBytes <= m.rssBytes, JSON.stringify(m));
-      assert.match(m.method, /smaps_rollup/);
-    }
+    const wrapped: string[] = [];
+    const placement = { wrap: (command: string, args: readonly string[]) => (wrapped.push(command), { command, args: [...args] }) };
+    const idle = await v.startIdle(fn('sha256'), { placement, timeoutMs: 5000 });
+    const input = fn('sha256').workload.input(1, 'small');
+    for (let i = 0; i < 3; i++) correct(fn('sha256'), input, await idle.add(input));
+    assert.equal(wrapped.length, 3);
+    assert.equal(await idle.alive(), 3);
+    for (const p of descendantPids(process.pid).filter((p) => !before.has(p))) assert.ok(readProcessMemory(p).pssBytes > 0);
+    await idle.close();
+    await idle.close();
     await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(descendantPids(process.pid).filter((p) => !before.has(p)), []);
   });

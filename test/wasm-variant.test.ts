@@ -99,11 +99,9 @@ test('a non-zero exit status is a function-error with the status', async () => {
   await rejectsWith(variant.invoke(fakeEntry('exit3', p, 'command'), 'cold', new Uint8Array(0), { timeoutMs: 5000 }), 'function-error', /status 3/);
 });
 
-test('idle instances are measured', async () => {
-  const mem = await variant.measureIdle!(catalog.get('noop'), 3);
-  assert.equal(mem.length, 3);
-  for (const m of mem) {
-    assert.ok(Number.isFinite(m.rssBytes) && m.rssBytes >= 0);
-    assert.match(m.method, /linear memory/);
-  }
+test('holdIdle keeps an instance per call in this process and answers correctly', async () => {
+  const fn = catalog.get('sha256');
+  const input = fn.workload.input(1, 'small');
+  for (let i = 0; i < 3; i++) verifyOutput(fn, input, await variant.holdIdle!(fn, input));
+  await rejectsWith(variant.holdIdle!(fakeEntry('cmd', catalog.get('noop').wasm!.path, 'command'), new Uint8Array(0)), 'unavailable', /reactor/);
 });

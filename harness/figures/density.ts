@@ -1,9 +1,12 @@
-// Density: memory of one idle instance (PSS and RSS, MiB, log x) per variant × function, and how
-// many instances fit a memory budget (rows of metric `fit_in_budget`).
+// Density figures, from summary.csv rows of the density experiment:
+//   memory-per-instance: (fixed + N × marginal) / N against N, per variant, one panel per function
+//     (cgroup usage solid, PSS dashed; MiB, log y), so a shared holder's cost is seen amortised;
+//   fit-in-budget: instances predicted to fit vs instances that really started and stayed alive;
+//   memlock-per-instance: eBPF's kernel memory (memlock of programs and maps), a different quantity.
 import * as Plot from '@observablehq/plot';
 import type { SummaryRow } from '../results/schema.js';
 import type { Figure } from './render.js';
-import { cellNotes, mibPerUnit, okRows, scaleRow, unique } from './common.js';
+import { cellNotes, mibPerUnit, okRows, scaleRow, seriesColors, unique } from './common.js';
 import { parseParams } from './params.js';
 
 /** Axis ticks of a MiB axis: "512 KiB", "2 MiB" (the SI "m" of d3's ~s would read as milli). */
@@ -14,112 +17,154 @@ export function mibTick(v: number): string {
   return `${+(v * 2 ** 20).toPrecision(3)} B`;
 }
 
-export interface MemoryFigureOptions {
-  name?: string;
-  /** default ['pss', 'rss'] */
-  metrics?: string[];
+const LABELS: Record<string, string> = {
+  cgroup_per_instance: 'cgroup usage',
+  pss_per_instance: 'PSS',
+  rss_per_instance: 'RSS',
+  memlock_per_instance: 'memlock',
+};
+
+interface Point extends SummaryRow {
+  n_instances: number;
+  series: string;
+  measure: string;
 }
 
-function fmtMiB(v: number): string {
-  if (!Number.isFinite(v)) return '–';
-  return v >= 100 ? `${v.toFixed(0)} MiB` : v >= 1 ? `${v.toPrecision(3)} MiB` : `${(v * 1024).toPrecision(3)} KiB`;
+function perN(rows: readonly SummaryRow[], metrics: readonly string[]): Point[] {
+  return okRows(rows, metrics)
+    .map((r) => ({
+      ...scaleRow(r, mibPerUnit(r.unit)),
+      n_instances: Number(parseParams(r.params)['n']),
+      series: r.variant,
+      measure: LABELS[r.metric] ?? r.metric,
+    }))
+    .filter((p) => Number.isFinite(p.n_instances))
+    .sort((a, b) => a.n_instances - b.n_instances);
 }
 
-/** Median memory per idle instance, PSS and RSS side by side, log MiB. */
-export function memoryFigure(rows: readonly SummaryRow[], options: MemoryFigureOptions = {}): Figure {
-  const metrics = options.metrics ?? ['pss', 'rss'];
-  const data = okRows(rows, metrics).map((r) => ({
-    ...scaleRow(r, mibPerUnit(r.unit)),
-    label: r.metric.toUpperCase(),
-    row: r.mode && r.mode !== 'warm' && r.mode !== 'idle' ? `${r.variant} · ${r.mode}` : r.variant,
-  }));
+function perNFigure(rows: readonly SummaryRow[], metrics: string[], o: { name: string; title: string; subtitle: string; y: string }): Figure {
+  const data = perN(rows, metrics);
   const functions = unique(data.map((d) => d.function));
-  const rowsY = unique(data.map((d) => d.row));
-  const kinds = unique(data.map((d) => d.label));
-  const withCI = data.filter((d) => Number.isFinite(d.ci95_median_lo));
+  const measures = unique(data.map((d) => d.measure));
   const notes = cellNotes(rows, metrics);
   if (data.length === 0) notes.unshift('No measured cells.');
+  const dash = (m: string) => (measures.indexOf(m) === 0 ? undefined : '4,3');
   return {
-    name: options.name ?? 'memory-per-instance',
-    title: 'Memory per idle instance',
-    subtitle: 'Median over instances with its 95% CI (bar). PSS counts shared pages once per sharer; RSS counts them in full.',
+    name: o.name,
+    title: o.title,
+    subtitle: o.subtitle,
     notes,
-    legendLabel: 'measure',
+    legendLabel: 'variant',
     plot: {
-      height: Math.max(120, functions.length * rowsY.length * 26 + 70),
-      marginLeft: 150,
-      marginRight: 110,
-      x: { type: 'log', nice: true, label: 'memory per instance (log scale) →', grid: true, tickFormat: mibTick },
-      y: { label: null, domain: rowsY },
-      fy: { label: null, domain: functions },
-      color: { domain: kinds },
+      height: 320,
+      marginLeft: 70,
+      marginRight: 20,
+      x: { type: 'log', base: 2, label: 'N idle instances (log₂) →', grid: true, tickFormat: (v: number) => (Number.isInteger(v) ? String(v) : '') },
+      y: { type: 'log', label: `↑ ${o.y} (log scale)`, grid: true, tickFormat: mibTick },
+      fx: { label: null, domain: functions },
+      color: seriesColors(unique(data.map((d) => d.series))),
       marks: [
         Plot.frame({ stroke: '#ddd' }),
-        // PSS above, RSS below the row line (dy is constant per mark, so one set of marks per kind).
-        ...kinds.flatMap((kind, i) => {
-          const dy = kinds.length > 1 ? (i === 0 ? -5 : 5) : 0;
-          const mine = data.filter((d) => d.label === kind);
+        ...measures.flatMap((m) => {
+          const mine = data.filter((d) => d.measure === m);
           return [
-            Plot.ruleY(withCI.filter((d) => d.label === kind), {
-              fy: 'function', y: 'row', x1: 'ci95_median_lo', x2: 'ci95_median_hi', stroke: 'label', strokeWidth: 6, strokeOpacity: 0.4, dy,
-            }),
-            Plot.dot(mine, { fy: 'function', y: 'row', x: 'p50', fill: 'label', r: 3.5, dy }),
-            Plot.text(mine, {
-              fy: 'function', y: 'row', x: 'p50', text: (d: { label: string; p50: number }) => `${d.label} ${fmtMiB(d.p50)}`,
-              dx: 8, dy, textAnchor: 'start', fontSize: 9, fill: '#555',
-            }),
+            Plot.line(mine, { fx: 'function', x: 'n_instances', y: 'p50', z: 'series', stroke: 'series', strokeDasharray: dash(m) }),
+            Plot.ruleX(mine.filter((d) => Number.isFinite(d.ci95_median_lo)), { fx: 'function', x: 'n_instances', y1: 'ci95_median_lo', y2: 'ci95_median_hi', stroke: 'series', strokeOpacity: 0.5 }),
+            Plot.dot(mine, { fx: 'function', x: 'n_instances', y: 'p50', fill: 'series', r: 2.5, symbol: measures.indexOf(m) === 0 ? 'circle' : 'square' }),
           ];
+        }),
+        Plot.text(data.filter((d) => d.n_instances === Math.max(...data.filter((e) => e.series === d.series && e.function === d.function && e.measure === d.measure).map((e) => e.n_instances))), {
+          fx: 'function', x: 'n_instances', y: 'p50', text: (d: Point) => `${d.series}${measures.length > 1 ? ` ${d.measure}` : ''}`, dx: -4, dy: -7, textAnchor: 'end', fontSize: 9, fill: '#444',
         }),
       ],
     },
   };
 }
 
-export interface BudgetFigureOptions {
-  name?: string;
-  /** default 'fit_in_budget' */
-  metric?: string;
+/** Per-instance cost (fixed + N × marginal) / N against N: cgroup usage (solid) and PSS (dashed). */
+export function memoryFigure(rows: readonly SummaryRow[]): Figure {
+  const measured = unique(okRows(rows, ['pss_per_instance']).map((r) => r.variant));
+  return perNFigure(rows, ['cgroup_per_instance', 'pss_per_instance'], {
+    name: 'memory-per-instance',
+    title: 'Memory per idle instance, like for like',
+    subtitle:
+      'Each side\'s whole processes in a memory cgroup of its own (WASM: the executor holding the instances; native: --serve processes; container: its processes + runc run), ' +
+      `read after N = 1 … k instances and divided by N: (fixed + N × marginal) / N. Solid: cgroup usage (kernel memory included); dashed: PSS summed over the processes${measured.length ? '' : ' (none measured)'}. Median over sequences, 95% CI where ≥ 6.`,
+    y: 'memory per instance',
+  });
 }
 
-/** Instances that fit the memory budget (median if repeated), log x, one row per variant. */
-export function budgetFigure(rows: readonly SummaryRow[], options: BudgetFigureOptions = {}): Figure {
-  const metric = options.metric ?? 'fit_in_budget';
-  const data = okRows(rows, [metric]).map((r) => ({
-    ...r,
-    row: r.mode && r.mode !== 'warm' && r.mode !== 'idle' ? `${r.variant} · ${r.mode}` : r.variant,
-    fn: r.function || 'all',
-  }));
-  const budgets = unique(data.map((d) => parseParams(d.params)['budget'] ?? '')).filter(Boolean);
-  const functions = unique(data.map((d) => d.fn));
-  const rowsY = unique(data.map((d) => d.row));
-  const notes = cellNotes(rows, [metric]);
-  if (data.length === 0) notes.unshift('No measured cells.');
-  const unit = unique(data.map((d) => d.unit)).join(', ') || 'instances';
+/** eBPF: memlock of the loaded programs and their maps per instance (kernel memory; not a process). */
+export function memlockFigure(rows: readonly SummaryRow[]): Figure {
+  return perNFigure(rows, ['memlock_per_instance'], {
+    name: 'memlock-per-instance',
+    title: 'eBPF: kernel memory per loaded program (memlock)',
+    subtitle: 'Sum of memlock in /proc/<pid>/fdinfo of each program and its maps, divided by N. A different quantity from the process memory of the other figure: not comparable, not in the budget.',
+    y: 'memlock per instance',
+  });
+}
+
+interface FitPoint {
+  variant: string;
+  function: string;
+  kind: 'predicted' | 'tried';
+  value: number;
+  label: string;
+}
+
+/** Instances predicted to fit the budget (open) against the instances really started and alive (filled). */
+export function budgetFigure(rows: readonly SummaryRow[]): Figure {
+  const metrics = ['fit_predicted', 'fit_tried'];
+  const ok = okRows(rows, metrics);
+  const pts: FitPoint[] = ok.map((r) => {
+    const p = parseParams(r.params);
+    const tried = r.metric === 'fit_tried';
+    const v = Math.round(r.p50);
+    return { variant: r.variant, function: r.function, kind: tried ? 'tried' : 'predicted', value: v, label: tried ? `${v} (${p['outcome'] ?? '?'})` : `${v}` };
+  });
+  const budgets = unique(ok.map((r) => parseParams(r.params)['budget'] ?? '')).filter(Boolean);
+  const functions = unique(pts.map((d) => d.function));
+  const variants = unique(pts.map((d) => d.variant));
+  const notes = cellNotes(rows, metrics);
+  if (pts.length === 0) notes.unshift('No measured cells.');
+  const short = ok.filter((r) => r.metric === 'fit_tried' && parseParams(r.params)['outcome'] !== 'reached');
+  if (short.length) {
+    notes.unshift(
+      `Fell short of the prediction (${short.length}): ` +
+        short.map((r) => `${r.variant}/${r.function} — ${parseParams(r.params)['outcome']}, ${Math.round(r.p50)} alive`).join('; ') +
+        ' (the error text and the N where it stopped: env.json notes "density fit", density.txt).',
+    );
+  }
+  // 0 instances cannot sit on a log axis: drawn at 0.5, labelled 0
+  const plotted = pts.map((d) => ({ ...d, x: Math.max(d.value, 0.5) }));
   return {
-    name: options.name ?? 'fit-in-budget',
-    title: 'Instances that fit in the memory budget',
-    subtitle: `${budgets.length ? `Budget: ${budgets.join(', ')}. ` : ''}Dot: median count (${unit}); bar: its 95% CI where there are ≥ 6 repeats. Log scale.`,
+    name: 'fit-in-budget',
+    title: 'Instances in the memory budget: predicted and tried',
+    subtitle:
+      `${budgets.length ? `Budget: ${budgets.join(', ')}. ` : ''}Open: ⌊(budget − fixed) ÷ marginal⌋ from the N = 1 and N = k cgroup readings. ` +
+      'Filled: instances that really started, answered and were alive, in a cgroup limited to the budget (label: how the trial ended). Log scale; 0 drawn at ½.',
     notes,
-    legend: false,
+    legendLabel: 'variant',
     plot: {
-      height: Math.max(120, functions.length * rowsY.length * 24 + 70),
-      marginLeft: 150,
-      marginRight: 80,
-      x: { type: 'log', nice: true, label: `instances in budget (log scale) →`, grid: true, tickFormat: '~s' },
-      y: { label: null, domain: rowsY },
+      height: Math.max(140, functions.length * variants.length * 30 + 80),
+      marginLeft: 110,
+      marginRight: 130,
+      x: { type: 'log', label: 'instances (log scale) →', grid: true, tickFormat: '~s' },
+      y: { label: null, domain: variants },
       fy: { label: null, domain: functions },
-      color: { domain: rowsY },
+      color: seriesColors(variants),
       marks: [
         Plot.frame({ stroke: '#ddd' }),
-        Plot.ruleY(data.filter((d) => Number.isFinite(d.ci95_median_lo)), { fy: 'fn', y: 'row', x1: 'ci95_median_lo', x2: 'ci95_median_hi', stroke: 'row', strokeWidth: 6, strokeOpacity: 0.4 }),
-        Plot.dot(data, { fy: 'fn', y: 'row', x: 'p50', fill: 'row', r: 4 }),
-        Plot.text(data, { fy: 'fn', y: 'row', x: 'p50', text: (d: SummaryRow) => String(Math.round(d.p50)), dx: 8, textAnchor: 'start', fontSize: 10 }),
+        Plot.dot(plotted.filter((d) => d.kind === 'predicted'), { fy: 'function', y: 'variant', x: 'x', stroke: 'variant', r: 6, strokeWidth: 1.5 }),
+        Plot.dot(plotted.filter((d) => d.kind === 'tried'), { fy: 'function', y: 'variant', x: 'x', fill: 'variant', r: 3.5 }),
+        Plot.text(plotted.filter((d) => d.kind === 'predicted'), { fy: 'function', y: 'variant', x: 'x', text: (d: FitPoint) => `predicted ${d.label}`, dy: -10, fontSize: 9, fill: '#555' }),
+        Plot.text(plotted.filter((d) => d.kind === 'tried'), { fy: 'function', y: 'variant', x: 'x', text: (d: FitPoint) => `tried ${d.label}`, dy: 11, fontSize: 9, fill: '#222' }),
       ],
     },
   };
 }
 
-/** Both density figures. */
+/** The density figures. */
 export function densityFigures(rows: readonly SummaryRow[]): Figure[] {
-  return [memoryFigure(rows), budgetFigure(rows)];
+  return [memoryFigure(rows), budgetFigure(rows), memlockFigure(rows)];
 }

@@ -1,12 +1,16 @@
-// Standalone executor process: `node executor-main.js --variant NAME --listen ENDPOINT [--memory-mib N] [--work-dir DIR]`.
+// Standalone executor process: `node executor-main.js --variant NAME --listen ENDPOINT [--memory-mib N] [--work-dir DIR] [--idle-control]`.
 // Prints one line `READY {"endpoint":..., "enforcesTimeouts":...}` when it accepts connections.
+// --idle-control (the density experiment): each stdin line `hold <function> <base64 input>` makes it keep one
+// more idle instance (Variant.holdIdle), answered `HELD <base64 output>` or `FAILED <kind> <message>`.
 import fs from 'node:fs';
+import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import { loadCatalog } from '../functions/catalog.js';
 import { getVariantPlugin } from './registry.js';
 import { Executor } from './executor.js';
 import { listen } from './transport.js';
 import { scratchDir } from './scratch.js';
+import { InvokeError } from './variant.js';
 
 const { values } = parseArgs({
   options: {
@@ -14,6 +18,7 @@ const { values } = parseArgs({
     listen: { type: 'string' },
     'memory-mib': { type: 'string', default: '256' },
     'work-dir': { type: 'string' },
+    'idle-control': { type: 'boolean', default: false },
   },
 });
 if (!values.variant || !values.listen) {
@@ -44,6 +49,25 @@ process.on('SIGTERM', () => void stop(0));
 process.on('SIGINT', () => void stop(0));
 // The gateway closing our stdin means it is gone: do not outlive it.
 process.stdin.on('end', () => void stop(0));
-process.stdin.resume();
+if (values['idle-control']) {
+  // one request at a time, in order: the caller measures after each answer
+  let chain = Promise.resolve();
+  readline.createInterface({ input: process.stdin }).on('line', (line) => {
+    chain = chain.then(() => hold(line)).then((answer) => void process.stdout.write(answer + '\n'));
+  });
+} else process.stdin.resume();
+
+async function hold(line: string): Promise<string> {
+  const [cmd, name, b64] = line.split(' ');
+  const oneLine = (s: string) => s.replace(/\s+/g, ' ');
+  if (cmd !== 'hold' || !name) return `FAILED bad-request ${oneLine(`expected "hold <function> <base64 input>", got "${line.slice(0, 100)}"`)}`;
+  if (!variant.holdIdle) return `FAILED unavailable variant ${variant.name} cannot hold idle instances (no holdIdle)`;
+  try {
+    const out = await variant.holdIdle(catalog.get(name), new Uint8Array(Buffer.from(b64 ?? '', 'base64')));
+    return `HELD ${Buffer.from(out).toString('base64')}`;
+  } catch (e) {
+    return `FAILED ${e instanceof InvokeError ? e.kind : 'function-error'} ${oneLine((e as Error).message ?? String(e))}`;
+  }
+}
 
 process.stdout.write(`READY ${JSON.stringify({ endpoint: listener.endpoint, variant: variant.name, capability: cap, enforcesTimeouts: variant.enforcesTimeouts ?? false })}\n`);

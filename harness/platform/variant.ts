@@ -26,12 +26,31 @@ export interface Invocation {
   elapsedNs: number;
 }
 
-/** Memory of one idle, ready-to-serve instance. */
-export interface InstanceMemory {
-  rssBytes: number;
-  pssBytes: number;
-  /** how the number was obtained, e.g. "PSS of container init + runc, /proc/<pid>/smaps_rollup" */
-  method: string;
+/** Where the processes holding idle instances must run (the density experiment's memory cgroup). */
+export interface IdlePlacement {
+  /** `command args` rewritten so the process is inside from its first instruction; every process that
+   *  holds instances starts through it (what it forks, and containers its runtime makes, are born inside) */
+  wrap(command: string, args: readonly string[]): { command: string; args: string[] };
+}
+
+export interface IdleOptions {
+  placement: IdlePlacement;
+  /** bound on each step (starting a holder process, starting one instance with its first call); what overran is killed */
+  timeoutMs: number;
+}
+
+/** Idle, ready instances of one function, started one at a time; the caller measures them (see Variant.startIdle). */
+export interface IdleInstances {
+  /** what holds the instances and what they share, for the run's notes */
+  readonly method: string;
+  /** starts one more instance and returns its answer to `input` (the caller checks it); rejects with the reason */
+  add(input: Uint8Array): Promise<Uint8Array>;
+  /** how many of the instances started are alive now (the OOM killer may have taken some) */
+  alive(): Promise<number>;
+  /** memory the kernel holds for the instances outside any process (eBPF: memlock of programs and maps) */
+  kernelMemory?(): { bytes: number; method: string };
+  /** stops everything it started; safe to call twice */
+  close(): Promise<void>;
 }
 
 export interface Variant {
@@ -46,8 +65,11 @@ export interface Variant {
   supports(fn: FunctionEntry, mode: Mode): string | null;
   /** Runs `fn` once. Rejects with InvokeError on a function failure or timeout. */
   invoke(fn: FunctionEntry, mode: Mode, input: Uint8Array, opts: InvokeOptions): Promise<Invocation>;
-  /** Starts `count` idle warm instances of `fn` and reports the memory of each; they are torn down before it resolves. */
-  measureIdle?(fn: FunctionEntry, count: number): Promise<InstanceMemory[]>;
+  /** Idle instances of `fn` in processes started through `opts.placement` (never in the caller's process, unless they are kernel objects). */
+  startIdle?(fn: FunctionEntry, opts: IdleOptions): Promise<IdleInstances>;
+  /** In an executor process asked to hold idle instances (executor-main --idle-control): one more instance of
+   *  `fn` kept alive in this process, after answering `input` (returned). */
+  holdIdle?(fn: FunctionEntry, input: Uint8Array): Promise<Uint8Array>;
   /** Releases every instance, process, container and file the variant made. Safe to call twice. */
   teardown(): Promise<void>;
 }

@@ -7,11 +7,12 @@ import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FunctionEntry } from '../functions/types.js';
-import { descendantPids, readProcessMemory } from '../platform/proc-memory.js';
 import {
   InvokeError,
   type Capability,
-  type InstanceMemory,
+  type IdleInstances,
+  type IdleOptions,
+  type IdlePlacement,
   type Invocation,
   type InvokeOptions,
   type Mode,
@@ -21,18 +22,10 @@ import {
 } from '../platform/variant.js';
 import { checkServeStatus, runOnce } from './native.js';
 import { ensureBundle, type Bundle } from './oci/bundle.js';
-import { OciRuntime, cgroupMemoryUsage, type OciRuntimeOptions } from './oci/runtime.js';
+import { OciRuntime, type OciRuntimeOptions } from './oci/runtime.js';
 import { ServeClient } from './serve-client.js';
 
 const MODES: readonly Mode[] = ['cold', 'warm'];
-
-/** InstanceMemory plus the parts it is made of (extra fields; the harness may ignore them). */
-export interface ContainerInstanceMemory extends InstanceMemory {
-  containerPssBytes: number;
-  runtimePssBytes: number;
-  /** memory.usage_in_bytes (v1) / memory.current (v2) of the container's cgroup; undefined if unreadable */
-  cgroupBytes?: number;
-}
 
 export interface ContainerVariantOptions extends VariantOptions {
   runtime?: OciRuntimeOptions;
@@ -152,13 +145,14 @@ export class ContainerVariant implements Variant {
     return started;
   }
 
-  private async startWarm(fn: FunctionEntry, label: string): Promise<WarmContainer> {
+  private async startWarm(fn: FunctionEntry, label: string, placement?: IdlePlacement): Promise<WarmContainer> {
     const b = await this.ready(fn, 'warm');
     const rt = this.runtime;
     const id = rt.newId();
     this.live.add(id);
     try {
-      const client = await ServeClient.start(rt.command, rt.runArgs(b.serveDir, id), this.env(), {
+      const cmd = placement ? placement.wrap(rt.command, rt.runArgs(b.serveDir, id)) : { command: rt.command, args: rt.runArgs(b.serveDir, id) };
+      const client = await ServeClient.start(cmd.command, cmd.args, this.env(), {
         label: `${label} (${rt.name} ${id})`,
         statusEncodesSignal: true,
         kill: (c) => rt.killStarting(id, c.child),
@@ -192,44 +186,28 @@ export class ContainerVariant implements Variant {
     }
   }
 
-  async measureIdle(fn: FunctionEntry, count: number): Promise<ContainerInstanceMemory[]> {
+  /**
+   * Idle instances are warm containers, one each. `runc run` starts in the placement, and runc makes the
+   * container's cgroup relative to its own (no cgroupsPath in config.json: <runc's cgroup>/<id>), so the
+   * container is a child of the placement's cgroup. An absolute cgroupsPath would be made in every v1 hierarchy.
+   */
+  async startIdle(fn: FunctionEntry, opts: IdleOptions): Promise<IdleInstances> {
     await this.ready(fn, 'warm');
     const started: WarmContainer[] = [];
-    try {
-      for (let i = 0; i < count; i++) started.push(await this.startWarm(fn, `container idle ${fn.name} #${i}`));
-      const input = fn.workload.input(1, 'small');
-      // one answered request each: really warm
-      await Promise.all(started.map((wc) => wc.client.request(input, 30_000)));
-      const out: ContainerInstanceMemory[] = [];
-      for (const wc of started) {
-        const cpid = await this.containerPid(wc);
-        if (cpid === undefined) throw new InvokeError('function-error', `container ${wc.id} has no pid`);
-        const inContainer = [cpid, ...descendantPids(cpid)];
-        let cRss = 0;
-        let cPss = 0;
-        for (const p of inContainer) {
-          const m = readProcessMemory(p);
-          cRss += m.rssBytes;
-          cPss += m.pssBytes;
-        }
-        const rtm = readProcessMemory(wc.client.pid!);
-        const cg = cgroupMemoryUsage(cpid);
-        out.push({
-          rssBytes: cRss + rtm.rssBytes,
-          pssBytes: cPss + rtm.pssBytes,
-          containerPssBytes: cPss,
-          runtimePssBytes: rtm.pssBytes,
-          ...(cg ? { cgroupBytes: cg.bytes } : {}),
-          method:
-            `PSS/RSS of the container's processes (/fx --serve) + the foreground \`${this.runtime.name} run\` process supervising it, ` +
-            `/proc/<pid>/smaps_rollup, ${count} alive together` +
-            (cg ? `; cgroup usage ${cg.file.replace(/\/[^/]*$/, '/…')} = ${cg.bytes} B (page cache included)` : '; cgroup usage unreadable'),
-        });
-      }
-      return out;
-    } finally {
-      await Promise.all(started.map((wc) => this.stopWarm(wc)));
-    }
+    return {
+      method: `one container per instance: its /fx --serve process and the foreground \`${this.runtime.name} run\` supervising it; no shared process, so no fixed cost`,
+      add: async (input) => {
+        const wc = await this.startWarm(fn, `container idle ${fn.name} #${started.length + 1}`, opts.placement);
+        started.push(wc);
+        const r = await wc.client.request(input, opts.timeoutMs);
+        checkServeStatus(wc.client.label, r.status, r.output);
+        return r.output;
+      },
+      alive: async () => started.filter((wc) => wc.client.alive).length,
+      close: async () => {
+        await Promise.all(started.splice(0).map((wc) => this.stopWarm(wc)));
+      },
+    };
   }
 
   async teardown(): Promise<void> {

@@ -15,7 +15,8 @@ import { BpfObject, TestRunner, XDP, bpfCapability, type BpfMap, type BpfProgram
 import {
   InvokeError,
   type Capability,
-  type InstanceMemory,
+  type IdleInstances,
+  type IdleOptions,
   type Invocation,
   type InvokeOptions,
   type Mode,
@@ -221,29 +222,33 @@ export class EbpfVariant implements Variant {
     return { output, elapsedNs, kernelNs: this.lastKernelNs };
   }
 
-  /** Kernel memory of idle loaded instances: memlock of the program and its maps (/proc/self/fdinfo). */
-  async measureIdle(fn: FunctionEntry, count: number): Promise<InstanceMemory[]> {
+  /** Idle instances are loaded programs of this process: kernel objects, no process of their own; their cost is memlock. */
+  async startIdle(fn: FunctionEntry, _opts: IdleOptions): Promise<IdleInstances> {
     const why = this.supports(fn, 'warm');
     if (why) throw new InvokeError('unavailable', why);
     const all: Loaded[] = [];
-    try {
-      const out: InstanceMemory[] = [];
-      for (let i = 0; i < count; i++) {
+    let closed = false;
+    return {
+      method: 'loaded XDP programs (and their maps) of the measuring process: kernel memory only, read as memlock, no process of their own',
+      add: async (input) => {
+        if (closed) throw new InvokeError('unavailable', 'closed');
         const l = this.load(fn);
         all.push(l);
-        this.run(fn, l, fn.workload.input(1, 'small'));
-        const fds = [l.prog.fd, ...l.obj.maps().map((m) => m.fd)];
-        const bytes = fds.reduce((s, fd) => s + memlock(fd), 0);
-        out.push({
-          rssBytes: bytes,
-          pssBytes: bytes,
-          method: `kernel memory charged to the loaded program and its ${fds.length - 1} map(s): sum of memlock in /proc/self/fdinfo/<fd> (JIT image, instructions, map memory); no process of its own`,
-        });
-      }
-      return out;
-    } finally {
-      for (const l of all) l.obj.close();
-    }
+        return this.run(fn, l, input);
+      },
+      alive: async () => all.length,
+      kernelMemory: () => {
+        const fds = all.flatMap((l) => [l.prog.fd, ...l.obj.maps().map((m) => m.fd)]);
+        return {
+          bytes: fds.reduce((s, fd) => s + memlock(fd), 0),
+          method: `sum of memlock in /proc/self/fdinfo/<fd> of ${all.length} program(s) and their map(s) (JIT image, instructions, map memory)`,
+        };
+      },
+      close: async () => {
+        closed = true;
+        for (const l of all.splice(0)) l.obj.close();
+      },
+    };
   }
 
   async teardown(): Promise<void> {

@@ -5,11 +5,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { FunctionEntry } from '../functions/types.js';
-import { readProcessMemory } from '../platform/proc-memory.js';
 import {
   InvokeError,
   type Capability,
-  type InstanceMemory,
+  type IdleInstances,
+  type IdleOptions,
   type Invocation,
   type InvokeOptions,
   type Mode,
@@ -165,34 +165,28 @@ export class NativeVariant implements Variant {
     return started;
   }
 
-  async measureIdle(fn: FunctionEntry, count: number): Promise<InstanceMemory[]> {
+  /** Idle instances are `--serve` processes, one each, started in the placement; nothing is shared but the kernel's page cache. */
+  async startIdle(fn: FunctionEntry, opts: IdleOptions): Promise<IdleInstances> {
     const why = this.supports(fn, 'warm');
     if (why) throw new InvokeError('unavailable', why);
     const clients: ServeClient[] = [];
-    try {
-      for (let i = 0; i < count; i++) {
-        const c = await ServeClient.start(fn.native!, ['--serve'], this.env(), { label: `native idle ${fn.name} #${i}` });
+    return {
+      method: 'one `--serve` process (the static binary) per instance; no shared process, so no fixed cost',
+      add: async (input) => {
+        const w = opts.placement.wrap(fn.native!, ['--serve']);
+        const c = await ServeClient.start(w.command, w.args, this.env(), { label: `native idle ${fn.name} #${clients.length + 1}` });
         clients.push(c);
         this.extra.add(c);
-      }
-      const input = fn.workload.input(1, 'small');
-      // one answered request each: the process is really warm (libc initialised, pages touched)
-      await Promise.all(clients.map((c) => c.request(input, 30_000)));
-      return clients.map((c) => {
-        const m = readProcessMemory(c.pid!);
-        return {
-          rssBytes: m.rssBytes,
-          pssBytes: m.pssBytes,
-          method:
-            m.source === 'smaps_rollup'
-              ? `PSS/RSS of the --serve process, /proc/<pid>/smaps_rollup, ${count} alive together`
-              : `RSS of the --serve process from /proc/<pid>/status VmRSS (no smaps_rollup: PSS unknown)`,
-        };
-      });
-    } finally {
-      await Promise.all(clients.map((c) => c.close()));
-      for (const c of clients) this.extra.delete(c);
-    }
+        const r = await c.request(input, opts.timeoutMs);
+        checkServeStatus(c.label, r.status, r.output);
+        return r.output;
+      },
+      alive: async () => clients.filter((c) => c.alive).length,
+      close: async () => {
+        await Promise.all(clients.map((c) => c.close(500)));
+        for (const c of clients) this.extra.delete(c);
+      },
+    };
   }
 
   async teardown(): Promise<void> {

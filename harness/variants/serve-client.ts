@@ -128,13 +128,20 @@ export class ServeClient {
       detached: opts.detached,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-    const client = new ServeClient(child, opts);
-    await new Promise<void>((resolve, reject) => {
+    // listening before anything else: when spawn fails early (EMFILE: no fds for the pipes) the child has no
+    // stdio, and an 'error' nobody listens to would crash the harness
+    const label = opts.label ?? command;
+    const spawned = new Promise<void>((resolve, reject) => {
       child.once('spawn', () => resolve());
-      child.once('error', (e) =>
-        reject(new InvokeError('unavailable', `${client.label}: cannot start ${command}: ${e.message}`)),
-      );
+      child.once('error', (e) => reject(new InvokeError('unavailable', `${label}: cannot start ${command}: ${e.message}`)));
     });
+    if (!child.stdin || !child.stdout || !child.stderr) {
+      await spawned;
+      child.kill('SIGKILL');
+      throw new InvokeError('unavailable', `${label}: cannot start ${command}: no stdio pipes`);
+    }
+    const client = new ServeClient(child, opts);
+    await spawned;
     return client;
   }
 

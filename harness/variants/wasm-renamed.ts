@@ -19,7 +19,8 @@ export function renamedWasm(name: string, opts: VariantOptions, check: () => Pro
       if (!cap.ok) throw new InvokeError('unavailable', `${name}: ${cap.reason}`);
       return inner.invoke(fn, mode, input, o);
     },
-    measureIdle: inner.measureIdle ? (fn, count) => inner.measureIdle!(fn, count) : undefined,
+    startIdle: inner.startIdle ? (fn, o) => inner.startIdle!(fn, o) : undefined,
+    holdIdle: inner.holdIdle ? (fn, input) => inner.holdIdle!(fn, input) : undefined,
     teardown: () => inner.teardown(),
   };
 }

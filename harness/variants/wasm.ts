@@ -6,11 +6,9 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import type { FunctionEntry } from '../functions/types.js';
-import { InvokeError, type Capability, type InstanceMemory, type Invocation, type InvokeOptions, type Mode, type Variant, type VariantOptions, type VariantPlugin } from '../platform/variant.js';
-import { readProcessMemory } from '../platform/proc-memory.js';
+import { InvokeError, type Capability, type IdleInstances, type IdleOptions, type Invocation, type InvokeOptions, type Mode, type Variant, type VariantOptions, type VariantPlugin } from '../platform/variant.js';
+import { startIdleExecutor } from '../platform/idle-executor.js';
 import { WASM_PAGE, withNonce } from './wasm/module-edit.js';
 import { compile, instantiate, loadBytes, run, type Live, type WasmCode } from './wasm/engine.js';
 import { runOnce } from './native.js';
@@ -28,6 +26,8 @@ class WasmVariant implements Variant {
   private readonly children = new Set<ChildProcess>();
   private nonce = 0;
   private readonly maxPages: number;
+  /** idle instances this process holds (holdIdle) */
+  private readonly held: Live[] = [];
   private readonly workDir: string;
 
   constructor(opts: VariantOptions) {
@@ -140,41 +140,28 @@ class WasmVariant implements Variant {
     return { output, elapsedNs: Number(process.hrtime.bigint() - t0) };
   }
 
-  /**
-   * Marginal memory of idle instances in this process: each sample is the growth of the process's
-   * RSS/PSS over a batch of new instances (after a full GC), divided by the batch size.
-   */
-  async measureIdle(fn: FunctionEntry, count: number): Promise<InstanceMemory[]> {
-    const module = this.cachedModule(fn);
-    const input = fn.workload.input(1, 'small');
-    this.run(fn, this.instantiate(fn, module), input); // code compiled before the first reading
-    const live: Live[] = [];
-    const addBatch = () => {
-      for (let j = 0; j < IDLE_BATCH; j++) {
-        const l = this.instantiate(fn, module);
-        this.run(fn, l, input);
-        live.push(l);
-      }
-    };
-    addBatch(); // unrecorded: lets the JS heap settle into its size for live instances
-    gc?.();
-    gc?.();
-    const baseline = readProcessMemory(process.pid);
-    let prev = baseline;
-    const out: InstanceMemory[] = [];
-    for (let i = 0; i < count; i++) {
-      addBatch();
-      gc?.();
-      gc?.(); // a second pass frees what the first one's finalizers released
-      const now = readProcessMemory(process.pid);
-      out.push({
-        rssBytes: (now.rssBytes - prev.rssBytes) / IDLE_BATCH,
-        pssBytes: (now.pssBytes - prev.pssBytes) / IDLE_BATCH,
-        method: `marginal growth of one process's RSS/PSS (/proc/self/smaps_rollup, after a full GC${gc ? '' : ' — unavailable, so noisier'}) per batch of ${IDLE_BATCH} idle instances; linear memory ${(live[0]!.memory.buffer.byteLength / 1024).toFixed(0)} KiB each; compiled code shared; the process itself (${(baseline.pssBytes / 2 ** 20).toFixed(1)} MiB PSS) is a fixed cost shared by all instances`,
-      });
-      prev = now;
-    }
-    live.length = 0;
+  /** Idle instances are held by an executor process, the process that holds them in production; it is their fixed cost. */
+  async startIdle(fn: FunctionEntry, opts: IdleOptions): Promise<IdleInstances> {
+    const why = this.supports(fn, 'warm');
+    if (why) throw new InvokeError('unavailable', why);
+    this.moduleBytes(fn); // a bad module fails here, not in the executor
+    return startIdleExecutor({
+      ...opts,
+      variant: 'wasm',
+      fn: fn.name,
+      memoryLimitMiB: (this.maxPages * WASM_PAGE) / 2 ** 20,
+      workDir: this.workDir,
+      method: 'one executor process (executor-main, the fixed cost) holding N instances of one compiled module; each has its own linear memory, WASI host and a guarded address-space reservation',
+    });
+  }
+
+  /** In an executor asked to hold idle instances: one more instance, after one call, kept until teardown. */
+  async holdIdle(fn: FunctionEntry, input: Uint8Array): Promise<Uint8Array> {
+    const why = this.supports(fn, 'warm');
+    if (why) throw new InvokeError('unavailable', why);
+    const live = this.instantiate(fn, this.cachedModule(fn));
+    const out = this.run(fn, live, input);
+    this.held.push(live);
     return out;
   }
 
@@ -183,23 +170,12 @@ class WasmVariant implements Variant {
     this.children.clear();
     for (const f of this.files.values()) fs.rmSync(f, { force: true });
     this.files.clear();
+    this.held.length = 0;
     this.warm.clear();
     this.modules.clear();
     this.bytes.clear();
   }
 }
-
-const IDLE_BATCH = 32;
-
-// A full GC before each memory reading keeps garbage from earlier instances out of the next sample.
-const gc: (() => void) | undefined = (() => {
-  try {
-    v8.setFlagsFromString('--expose-gc');
-    return vm.runInNewContext('gc') as () => void;
-  } catch {
-    return undefined;
-  }
-})();
 
 
 const plugin: VariantPlugin = {
