@@ -79,6 +79,7 @@ test('cold-process: a looping function is killed at --timeout-ms, and nothing is
   await rejectsWith(v.invoke(catalog.get('loop'), 'cold-process', new Uint8Array(0), { timeoutMs: 1000 }), 'timeout');
   assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
   await v.teardown();
-  assert.ok(await waitFor(() => processesRunning('process-main.js').filter((p) => p !== process.pid).length === 0), 'a cold-process child is still running');
+  // its children name this test's scratch folder (the capped module file) on their command line
+  assert.ok(await waitFor(() => processesRunning(scratch).filter((p) => p !== process.pid).length === 0), 'a cold-process child is still running');
   assert.deepEqual(fs.readdirSync(scratch).filter((f) => f.endsWith('.capped.wasm')), [], 'the capped module files are removed by teardown');
 });
