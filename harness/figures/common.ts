@@ -69,6 +69,7 @@ function cellLabel(r: SummaryRow, keys: readonly string[]): string {
  * Notes for a figure of `metrics`: skipped and failed cells (those with metric '' apply to every
  * metric), noisy cells, and cells too small for a median CI.
  */
+/** cells listed by name in a noisy or a no-CI note; the rest are counted */
 const MAX_NOISY_LISTED = 6;
 
 export function cellNotes(rows: readonly SummaryRow[], metrics: readonly string[]): string[] {
@@ -89,7 +90,11 @@ export function cellNotes(rows: readonly SummaryRow[], metrics: readonly string[
     notes.push(`Noisy, ${noisy.length} of ${ok.length} cells (median's 95% CI wider than ±${NOISY_MEDIAN_CI_REL_HALF_WIDTH * 100}%): ${shown}${more}`);
   }
   const small = ok.filter((r) => r.n > 0 && Number.isNaN(r.ci95_median_lo));
-  if (small.length) notes.push(`No median CI (n < ${MIN_N_MEDIAN_CI}): ` + small.map((r) => `${cell(r)} n=${r.n}`).join('; '));
+  if (small.length) {
+    const shown = small.slice(0, MAX_NOISY_LISTED).map((r) => `${cell(r)} n=${r.n}`).join('; ');
+    const more = small.length > MAX_NOISY_LISTED ? `; and ${small.length - MAX_NOISY_LISTED} more (column n of summary.csv)` : '';
+    notes.push(`No median CI (n < ${MIN_N_MEDIAN_CI}), ${small.length} cells: ${shown}${more}`);
+  }
   return notes;
 }
 
