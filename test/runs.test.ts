@@ -107,3 +107,17 @@ test('a ratio of medians over several runs gets its CI from the per-run ratios (
   assert.ok(Math.abs(r!.ratio_ci95_lo - want.lo) < 1e-3 && Math.abs(r!.ratio_ci95_hi - want.hi) < 1e-3, `${r!.ratio_ci95_lo}..${r!.ratio_ci95_hi} vs ${want.lo}..${want.hi}`);
   assert.ok(r!.ratio_ci95_lo < 1.85 && r!.ratio_ci95_hi > 2.15, 'the spread between runs is in the CI');
 });
+
+test('compare.mjs logic: two folders of several runs get a Welch CI over their run medians', async () => {
+  const { compareRuns } = await import('../harness/results/compare-runs.js');
+  const { runsRatioCI95 } = await import('../harness/measure/stats.js');
+  const a = [...rows(1, 10), ...rows(2, 11), ...rows(3, 9)];
+  const b = [...rows(1, 20), ...rows(2, 23), ...rows(3, 18)];
+  const [r] = compareRuns(a, b, { seed: 1 });
+  const want = runsRatioCI95([20.045, 23.045, 18.045], [10.045, 11.045, 9.045]);
+  assert.ok(Math.abs(r!.ratio_ci95_lo - want.lo) < 1e-3 && Math.abs(r!.ratio_ci95_hi - want.hi) < 1e-3, `${r!.ratio_ci95_lo}..${r!.ratio_ci95_hi}`);
+  assert.ok(want.lo < 2 && want.hi > 2 && want.lo > 1, JSON.stringify(want));
+  assert.match(r!.note, /run medians/);
+  const [pooled] = compareRuns(rows(1, 10), rows(1, 20), { seed: 1 });
+  assert.doesNotMatch(pooled!.note, /run medians/);
+});

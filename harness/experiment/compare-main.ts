@@ -94,7 +94,10 @@ export async function compareMain(argv: string[]): Promise<number> {
 
   const rows = compareRuns(a.raw, b.raw, { seed, iterations: resamples });
   noteFailures(rows, a.summary, b.summary);
-  const pooled = [a, b].filter((f) => runsIn(f) > 1).map((f) => `${f.side} holds ${runsIn(f)} runs; their samples are pooled per cell`);
+  const both = runsIn(a) > 1 && runsIn(b) > 1;
+  const pooled = [a, b].filter((f) => runsIn(f) > 1).map((f) => (both
+    ? `${f.side} holds ${runsIn(f)} runs: the CIs are Welch t intervals over the run medians of both folders`
+    : `${f.side} holds ${runsIn(f)} runs, the other folder one: their samples are pooled per cell and the CI is a bootstrap over samples`));
 
   let dir: string;
   try {

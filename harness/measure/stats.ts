@@ -235,6 +235,26 @@ export function runMediansCI95(runs: readonly (readonly number[])[]): Interval &
   return { lo: m - h, hi: m + h, medians, sd: sd(medians) };
 }
 
+/**
+ * Ratio of two quantities each measured as K independent run medians (K ≥ 2 on both sides, all
+ * positive): exp of the difference of the mean log medians, with a Welch t 95% CI on the logarithms
+ * (Welch–Satterthwaite degrees of freedom). Runs of two separate folders are not paired.
+ */
+export function runsRatioCI95(numMedians: readonly number[], denMedians: readonly number[]): Interval & { ratio: number } {
+  const none = { ratio: NaN, lo: NaN, hi: NaN };
+  if (numMedians.length < 2 || denMedians.length < 2 || ![...numMedians, ...denMedians].every((m) => m > 0)) return none;
+  const ln = numMedians.map(Math.log);
+  const ld = denMedians.map(Math.log);
+  const va = sd(ln) ** 2 / ln.length;
+  const vb = sd(ld) ** 2 / ld.length;
+  const diff = mean(ln) - mean(ld);
+  const se = Math.sqrt(va + vb);
+  if (se === 0) return { ratio: Math.exp(diff), lo: Math.exp(diff), hi: Math.exp(diff) };
+  const df = (va + vb) ** 2 / (va ** 2 / (ln.length - 1) + vb ** 2 / (ld.length - 1));
+  const h = tCritical975(Math.max(1, Math.floor(df))) * se;
+  return { ratio: Math.exp(diff), lo: Math.exp(diff - h), hi: Math.exp(diff + h) };
+}
+
 export interface RatioCI {
   /** stat(a) / stat(b) on the full samples */
   ratio: number;

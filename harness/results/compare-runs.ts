@@ -1,7 +1,8 @@
 // Run B against run A, cell by cell: ratio of medians B/A with a seeded percentile-bootstrap 95% CI
-// (as comparison.ts does within one run), and whether the CI excludes 1.
+// (as comparison.ts does within one run), and whether the CI excludes 1. When both folders hold
+// several --runs, the CI is a Welch t interval over the two sides' run medians instead.
 import * as fs from 'node:fs';
-import { MIN_N_MEDIAN_CI, bootstrapRatioCI, median } from '../measure/stats.js';
+import { MIN_N_MEDIAN_CI, bootstrapRatioCI, median, runsRatioCI95 } from '../measure/stats.js';
 import { createRng } from '../measure/random.js';
 import { csvText } from './raw-writer.js';
 import type { RawRow, SummaryRow } from './schema.js';
@@ -78,6 +79,7 @@ function fnv1a(s: string): number {
 interface Cell {
   key: CellKey;
   values: number[];
+  byRun: Map<number, number[]>;
   dropped: number;
 }
 
@@ -90,10 +92,15 @@ export function cellsOf(rows: readonly RawRow[]): Map<string, Cell> {
     if (!c) {
       const key = {} as Record<string, string>;
       for (const col of CELL_COLUMNS) key[col] = r[col];
-      cells.set(k, (c = { key: key as unknown as CellKey, values: [], dropped: 0 }));
+      cells.set(k, (c = { key: key as unknown as CellKey, values: [], byRun: new Map(), dropped: 0 }));
     }
-    if (Number.isFinite(r.value)) c.values.push(r.value);
-    else c.dropped++;
+    if (Number.isFinite(r.value)) {
+      c.values.push(r.value);
+      const run = Number.isFinite(r.run) ? (r.run as number) : 1;
+      const inRun = c.byRun.get(run);
+      if (inRun) inRun.push(r.value);
+      else c.byRun.set(run, [r.value]);
+    } else c.dropped++;
   }
   return cells;
 }
@@ -115,7 +122,11 @@ export function compareRuns(a: readonly RawRow[], b: readonly RawRow[], o: Compa
     }
     const notes = [...dropNote('A', x), ...dropNote('B', y)];
     const rng = createRng((o.seed ^ fnv1a(k)) >>> 0);
-    const ci = bootstrapRatioCI(y.values, x.values, median, { rng, iterations: o.iterations ?? 2000 });
+    const boot = bootstrapRatioCI(y.values, x.values, median, { rng, iterations: o.iterations ?? 2000 });
+    const runMedians = (c: Cell) => [...c.byRun.values()].map((v) => median(v));
+    const runsCI = x.byRun.size >= 2 && y.byRun.size >= 2 ? runsRatioCI95(runMedians(y), runMedians(x)) : undefined;
+    const ci = runsCI && Number.isFinite(runsCI.lo) ? { ratio: boot.ratio, lo: runsCI.lo, hi: runsCI.hi } : boot;
+    if (ci !== boot) notes.push(`CI over the run medians (${x.byRun.size} runs in A, ${y.byRun.size} in B)`);
     const change = changeOf(ci, x.values.length, y.values.length);
     if (x.values.length < MIN_N_MEDIAN_CI || y.values.length < MIN_N_MEDIAN_CI) notes.push(`too few samples for a verdict (n < ${MIN_N_MEDIAN_CI})`);
     else if (change === 'n/a') notes.push('no finite CI (a median of 0?)');
