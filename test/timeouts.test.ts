@@ -123,3 +123,23 @@ test('a direct sample times the call, not the output check (which takes millisec
   const worst = Math.max(...rows.map((r) => r.value * 1000));
   assert.ok(worst < checkNs / 2, `a sample took ${worst} ns; one output check takes ${checkNs} ns`);
 });
+
+test('a worker stopped while its cold-process child loops leaves no child behind', async () => {
+  const { measureDirectCell, CellInterrupted } = await import('../harness/experiment/direct-cell.js');
+  const { default: wasmPlugin } = await import('../harness/variants/wasm.js');
+  const { processesNaming } = await import('../harness/platform/proc-sweep.js');
+  const workDir = fs.mkdtempSync(path.join(scratch, 'cp-'));
+  const options = { workDir, memoryLimitMiB: 64 };
+  const variant = wasmPlugin.create(options);
+  const loop = (await loadCatalog()).get('loop');
+  const t0 = Date.now();
+  // the run is interrupted 1.5 s in, long before the call's own 60 s timeout would kill the child
+  await assert.rejects(
+    measureDirectCell({ variant, options, fn: loop, mode: 'cold-process', input: new Uint8Array(0), warmup: 0, reps: 1, timeoutMs: 60_000, stopped: () => Date.now() - t0 > 1500 }),
+    (e: Error) => e instanceof CellInterrupted,
+  );
+  const deadline = Date.now() + 3000;
+  while (processesNaming(workDir).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(processesNaming(workDir), [], 'the cold-process child outlived its worker');
+  await variant.teardown();
+});

@@ -15,6 +15,7 @@ import { benchInProcess } from '../measure/bench.js';
 import { InvokeError, type Mode, type Variant, type VariantOptions } from '../platform/variant.js';
 import { FatalMeasurementError } from './context.js';
 import { checkOutput, WrongOutput } from './measure-call.js';
+import { killProcessesNaming } from '../platform/proc-sweep.js';
 import type { DirectAnswer, DirectJob } from './direct-worker.js';
 
 export interface DirectCellSpec {
@@ -95,7 +96,9 @@ function inWorker(s: DirectCellSpec): Promise<number[]> {
       f();
     };
     const stop = (err: Error) => settle(() => {
-      void worker.terminate();
+      // what the worker started (a cold-process child) names its variant's scratch folder: with
+      // the worker gone, nobody else would kill it
+      void worker.terminate().finally(() => killProcessesNaming(s.options.workDir));
       reject(err);
     });
     const watch = setInterval(() => {
