@@ -9,8 +9,10 @@
 //   chain:    an invoke frame's fields, then u8 stages   (client -> gateway: call the function
 //             `stages` times, each output the next input; answered by a response whose ok payload
 //             is u8 n, n × (f64 hopNs, f64 serverNs), then the last output: see chainAnswerFrame)
+// The node agent's frames (hello, put-module, restart) and one-sided region reads: agent-frames.ts.
 // Splitting a socket's bytes into frames and writing frames to a socket: frame-stream.ts.
 import { MODES, type Mode } from './variant.js';
+import { decodeAgentFrame, type AgentFrame } from './agent-frames.js';
 
 export const FRAME_INVOKE = 1;
 export const FRAME_RESPONSE = 2;
@@ -202,7 +204,8 @@ export type Frame =
   | ({ type: 'chain' } & ChainFrame)
   | ({ type: 'response' } & ResponseFrame)
   | ({ type: 'splice' } & SpliceFrame)
-  | { type: 'ping'; id: number };
+  | { type: 'ping'; id: number }
+  | AgentFrame;
 
 export function decodeFrame(body: Buffer): Frame {
   if (body.length < 5) throw new ProtocolError(`frame of ${body.length} bytes is too short`);
@@ -240,5 +243,7 @@ export function decodeFrame(body: Buffer): Frame {
     return { type: 'splice', id, timeoutMs, variant: body.toString('utf8', 10, 10 + vl) };
   }
   if (type === FRAME_PING) return { type: 'ping', id };
+  const agentFrame = decodeAgentFrame(type, id, body);
+  if (agentFrame) return agentFrame;
   throw new ProtocolError(`unknown frame type ${type}`);
 }

@@ -49,7 +49,7 @@ function platformProcesses() {
     } catch {
       continue;
     }
-    if (cmd.includes(mark) && /(executor-main|gateway-main|node-main)\.js/.test(cmd)) out.push(`process ${pid}: ${cmd.slice(0, 160)}`);
+    if (cmd.includes(mark) && /(agent-main|gateway-main|node-main)\.js/.test(cmd)) out.push(`process ${pid}: ${cmd.slice(0, 160)}`);
   }
   return out;
 }
