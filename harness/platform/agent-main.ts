@@ -79,6 +79,9 @@ const agent = await Agent.start({
 });
 const listener = await listenLinks(values.listen, (link) => agent.serve(link), { regions: agent.regions });
 
+// our parent may be gone (that is why we stop): writing to its pipes must not kill us before we clean up
+process.stdout.on('error', () => {});
+process.stderr.on('error', () => {});
 let stopping = false;
 async function stop(why: string, code = 0) {
   if (stopping) return;

@@ -1,7 +1,7 @@
 // A node agent: serves invocations of one or more variants over any Link, says who it is (hello:
 // protocol version and capabilities), takes modules by content hash (put-module), starts its
 // variants afresh on request (restart), and exposes registered regions to one-sided reads (served
-// by the link itself, see link.ts). The gateway's executors are agents of one variant.
+// by the link itself, see link.ts); every shipped module is such a region, named as it is invoked. The gateway's executors are agents of one variant.
 import os from 'node:os';
 import type { FunctionEntry } from '../functions/types.js';
 import { encodeResponse, errorResponse, responseFrame, type FrameBytes, type InvokeFrame } from './protocol.js';
@@ -114,6 +114,8 @@ export class Agent {
   private putModule(f: PutModuleFrame): Buffer {
     try {
       const e = this.opts.store.put(f.kind, f.sha256, f.bytes);
+      // peers may read a module's bytes from here (a node fetching it from another, not the gateway)
+      if (!this.opts.regions.has(e.name)) this.opts.regions.register(e.name, Buffer.from(f.bytes));
       return encodeResponse({ id: f.id, status: 'ok', serverNs: 0, payload: Buffer.from(e.name) });
     } catch (e) {
       return errorResponse(f.id, 'bad-request', (e as Error).message);

@@ -45,6 +45,10 @@ export class RegionTable {
     this.regions.set(id, bytes);
   }
 
+  has(id: string): boolean {
+    return this.regions.has(id);
+  }
+
   unregister(id: string): boolean {
     return this.regions.delete(id);
   }

@@ -131,7 +131,15 @@ export class Fabric {
    * Ctrl-C) waits for its stdin, our pipe, to close, then removes our namespaces and veth.
    */
   private startReaper(): void {
-    const script = `trap '' INT TERM HUP; cat >/dev/null; for n in $(ip netns list | cut -d' ' -f1 | grep "^${this.prefix}"); do ip netns pids "$n" | xargs -r kill -9; ip netns del "$n"; done; ip link del ${this.hostVeth} 2>/dev/null; exit 0`;
+    // the agents' own lifelines (our pipes) stop them first, so they remove their scratch folders:
+    // up to 2 s of grace before SIGKILL
+    const script = [
+      `trap '' INT TERM HUP; cat >/dev/null`,
+      `mine() { ip netns list | cut -d' ' -f1 | grep "^${this.prefix}"; }`,
+      `i=0; while [ $i -lt 20 ] && [ -n "$(for n in $(mine); do ip netns pids "$n"; done)" ]; do sleep 0.1; i=$((i+1)); done`,
+      `for n in $(mine); do ip netns pids "$n" | xargs -r kill -9; ip netns del "$n"; done`,
+      `ip link del ${this.hostVeth} 2>/dev/null; exit 0`,
+    ].join('\n');
     this.reaper = spawn('/bin/sh', ['-c', script], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
     this.reaper.unref();
     (this.reaper.stdin as unknown as { unref?: () => void }).unref?.();
