@@ -195,3 +195,21 @@ test('the inventory: a list or {nodes}, from a file or inline; bad entries are c
   assert.throws(() => parseInventory('/nonexistent/nodes.json'), /cannot read the node inventory/);
   assert.throws(() => parseInventory('[]'), /non-empty list/);
 });
+
+test('--nodes: an experiment records the inventory in env.json; a bad one is a usage error', async () => {
+  const dir = scratchDir('inv');
+  try {
+    const zx = path.join(repoRoot, 'node_modules', '.bin', 'zx');
+    const inventory = '[{"name":"n1","kind":"local"},{"name":"far","kind":"ssh","host":"192.0.2.7","projectDir":"/srv/fxh"}]';
+    const ok = spawnSync(zx, ['experiments/warm.mjs', '--variants', 'wasm', '--functions', 'noop', '--reps', '2', '--warmup', '0', '--no-notebooks', '--out', path.join(dir, 'r'), '--nodes', inventory], { cwd: repoRoot, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(ok.status, 0, ok.stderr);
+    const env = JSON.parse(fs.readFileSync(path.join(dir, 'r', 'env.json'), 'utf8')) as { extra: { nodes: unknown } };
+    assert.deepEqual(env.extra.nodes, JSON.parse(inventory));
+    const bad = spawnSync(zx, ['experiments/warm.mjs', '--out', path.join(dir, 'x'), '--nodes', '[{"name":"a","kind":"ssh","host":"h"}]'], { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(bad.status, 2, bad.stderr);
+    assert.match(bad.stderr, /--nodes: node a \(ssh\): an ssh node needs "projectDir"/);
+    assert.ok(!fs.existsSync(path.join(dir, 'x')));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
