@@ -133,6 +133,18 @@ test('an agent that dies during a region read: the reader gets an error naming t
   assert.ok(swept.some((l) => l.includes(`fxh-agent-${victim.child.pid}-`) && l.startsWith('removed stale')), swept.join('\n'));
 });
 
+test('a reader that disappears in the middle of region reads leaves the agent unaffected', async () => {
+  const name = await client.putModule('native', Buffer.alloc(32 << 20, 3));
+  const gone = await AgentClient.connect(node.endpoint);
+  const reads = Array.from({ length: 4 }, () => gone.readRegion(name, 0, 32 << 20));
+  gone.close();
+  for (const o of await Promise.allSettled(reads)) assert.equal(o.status, 'rejected');
+  // the agent goes on serving other links, reads included
+  assert.equal((await client.readRegion(name, (32 << 20) - 4, 4)).length, 4);
+  assert.equal((await client.invoke({ variant: 'wasm', fn: 'noop', input: Buffer.from('x'), ...warm })).status, 'ok');
+  assert.equal((await client.hello()).pid, node.child.pid);
+});
+
 test('the agent stops when its stdin lifeline closes, and removes its scratch folder', async () => {
   const n = await launchNode({ name: 'lifeline', kind: 'local' }, { variants: ['wasm'], memoryLimitMiB: 64 });
   const sock = n.endpoint.slice('unix:'.length);
