@@ -5,5 +5,5 @@ import { fileURLToPath } from 'node:url';
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const buildDir = path.join(repoRoot, 'build');
 export const resultsRoot = path.join(repoRoot, 'results');
-export const executorMain = path.join(buildDir, 'harness', 'platform', 'executor-main.js');
+export const agentMain = path.join(buildDir, 'harness', 'platform', 'agent-main.js');
 export const gatewayMain = path.join(buildDir, 'harness', 'platform', 'gateway-main.js');

@@ -31,7 +31,7 @@ function experiment(script: string, args: string[]) {
 const TIMEOUT_MS = 1500;
 
 const MODES: Record<string, Record<string, string[]>> = {
-  'cold-start.mjs': { wasm: ['cold-compile', 'cold'], native: ['cold'] },
+  'cold-start.mjs': { wasm: ['cold-compile', 'cold', 'cold-process'], native: ['cold'] },
   'warm.mjs': { wasm: ['warm'], native: ['warm'] },
 };
 

@@ -2,6 +2,8 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseInventory } from '../platform/nodes/inventory.js';
+import type { NodeSpec } from '../platform/nodes/kind.js';
 
 export interface FlagSpec {
   type: 'string' | 'boolean';
@@ -23,6 +25,7 @@ export const COMMON_FLAGS = {
   'settle-ms': { type: 'string', help: 'pause before each call through the gateway in latency experiments, so the previous call\'s teardown does not land on it (default 0)' },
   runs: { type: 'string', help: 'independent repetitions of the whole run, each with its own processes and seeded order; the median CIs are then over the run medians (default 1; the full suite 3)' },
   block: { type: 'string', help: 'recorded calls per visit of a cell in the interleaved gateway rounds; each visit starts with one unrecorded call (default 5)' },
+  nodes: { type: 'string', help: 'the node inventory: a JSON file, or inline JSON: [{"name":"n1","kind":"local|netns|ssh",...}] (README, "Nodes"); recorded in env.json' },
   'no-notebooks': { type: 'boolean', help: 'do not execute the notebooks into the results folder' },
   help: { type: 'boolean', help: 'print this help' },
 } as const satisfies Record<string, FlagSpec>;
@@ -44,6 +47,8 @@ export interface CommonArgs {
   block?: number;
   /** --runs as given (the default depends on the entry point) */
   runs?: number;
+  /** --nodes: the inventory, checked */
+  nodes?: NodeSpec[];
   help: boolean;
   /** the experiment's own flags, raw */
   extra: Record<string, string | boolean | undefined>;
@@ -98,6 +103,12 @@ export function parseCommonArgs(args: string[], own: Record<string, FlagSpec> = 
   if (scale !== 'small' && scale !== 'large') throw new UsageError(`--scale is small or large, got "${scale}"`);
   const extra: Record<string, string | boolean | undefined> = {};
   for (const k of Object.keys(own)) extra[k] = values[k];
+  let nodes: NodeSpec[] | undefined;
+  try {
+    nodes = values.nodes === undefined ? undefined : parseInventory(values.nodes as string);
+  } catch (e) {
+    throw new UsageError(`--nodes: ${(e as Error).message}`);
+  }
   return {
     quick: Boolean(values.quick),
     out: values.out as string | undefined,
@@ -114,6 +125,7 @@ export function parseCommonArgs(args: string[], own: Record<string, FlagSpec> = 
     settleMs: positiveInt('settle-ms', values['settle-ms'] as string | undefined, true),
     block: positiveInt('block', values.block as string | undefined),
     runs: positiveInt('runs', values.runs as string | undefined),
+    nodes,
     help: Boolean(values.help),
     extra,
     argv: args,

@@ -1,10 +1,9 @@
 // Starts the gateway as its own process (as in a deployment) and connects protocol clients to it.
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { gatewayMain } from '../paths.js';
 import { ProtocolClient } from '../platform/client.js';
-import { nodeCommand, waitForReady } from '../platform/child-ready.js';
+import { startProcess } from '../platform/nodes/process.js';
 import { scratchDir } from '../platform/scratch.js';
 
 export interface GatewayHandle {
@@ -30,11 +29,13 @@ export async function startGateway(opts: GatewayLaunch): Promise<GatewayHandle> 
   const binary = opts.transport === 'tcp' ? 'tcp:127.0.0.1:0' : `unix:${path.join(dir, 'gateway.sock')}`;
   const args = [gatewayMain, '--binary', binary, '--memory-mib', String(opts.memoryLimitMiB), '--executor-transport', opts.transport ?? 'unix'];
   if (opts.http) args.push('--http', '127.0.0.1:0');
-  const { cmd, argv } = nodeCommand(args, opts.cpus);
-  const child: ChildProcess = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const p = await startProcess<{ binary: string; http: string | null }>({ cmd: process.execPath, args, label: 'gateway', cpus: opts.cpus, stderr: 'inherit' }).catch((e: Error) => {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
+  });
+  const { child, ready } = p;
   // however it ends, its socket folder goes with it
-  child.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-  const ready = await waitForReady<{ binary: string; http: string | null }>(child, 'gateway');
+  void p.exited.then(() => fs.rmSync(dir, { recursive: true, force: true }));
   const clients: ProtocolClient[] = [];
   let stopped: Promise<void> | null = null;
   return {
@@ -49,11 +50,11 @@ export async function startGateway(opts: GatewayLaunch): Promise<GatewayHandle> 
     stop() {
       stopped ??= (async () => {
         for (const c of clients) c.close();
+        // SIGTERM at once (it stops its executors), SIGKILL after 15 s
         if (child.exitCode === null && child.signalCode === null) {
-          const exited = new Promise<void>((r) => child.once('exit', () => r()));
           child.kill('SIGTERM');
           const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-          await exited;
+          await p.exited;
           clearTimeout(t);
         }
         fs.rmSync(dir, { recursive: true, force: true });

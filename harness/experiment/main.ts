@@ -17,7 +17,10 @@ import { RunContext, FatalMeasurementError, type Experiment } from './context.js
 import { renewVariants, resolveFunctions, resolveVariants, runSeed, type VariantSet } from './plan.js';
 import { executeNotebooks } from './notebooks.js';
 import { cleanupStaleScratch } from '../platform/scratch.js';
+import { sweepStaleNetworks } from '../platform/nodes/fabric.js';
+import { inventoryRecord } from '../platform/nodes/inventory.js';
 import { mountsMadeHere } from '../bpf/libbpf/mounts.js';
+import { killProcessesNaming } from '../platform/proc-sweep.js';
 
 export interface SuiteOptions {
   /** names the results folder and the help text */
@@ -63,13 +66,15 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
   // written per batch (a killed run keeps every row), synced at the end: see RawWriterOptions.sync
   const writer = openRawWriter(path.join(run.dir, 'raw.csv'), { sync: false });
   const ctx = new RunContext(args, run.dir, catalog, functions, variants, writer, createRng(runSeed(args.seed, 1)));
-  for (const line of cleanupStaleScratch()) {
+  for (const line of [...cleanupStaleScratch(), ...sweepStaleNetworks()]) {
     ctx.notes.push(`start-up cleanup: ${line}`);
     process.stderr.write(`start-up cleanup: ${line}\n`);
   }
   // the command as a user would type it again: the entry script (relative to the repo) and its flags
   const envBase = { argv: [path.relative(repoRoot, fileURLToPath(o.scriptUrl)), ...args.argv], seed: args.seed, quick: args.quick, runs: ctx.runs };
-  writeEnvJson(run.dir, collectEnv({ ...envBase, skips: [] }));
+  // the inventory (--nodes) as given: node names, kinds and their fields
+  const nodesRecord = args.nodes ? { nodes: inventoryRecord(args.nodes) } : {};
+  writeEnvJson(run.dir, collectEnv({ ...envBase, skips: [], extra: args.nodes ? nodesRecord : undefined }));
   process.stderr.write(`results: ${run.dir}\n`);
   for (const u of variants.unavailable) process.stderr.write(`skipping variant ${u.variant}: ${u.reason}\n`);
 
@@ -78,13 +83,15 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
     finishing ??= (async () => {
       await ctx.stopGateways();
       await Promise.allSettled([...variants.active.values()].map((v) => v.teardown()));
+      // what a terminated worker thread started (a cold-process child) names the run's scratch folder
+      killProcessesNaming(variants.workDir);
       fs.rmSync(variants.workDir, { recursive: true, force: true });
       writer.close();
       for (const m of mountsMadeHere()) if (!ctx.notes.includes(m)) ctx.notes.push(m);
       const raw = readRawCsv(writer.path);
       const summary = summarize(raw, ctx.skips, ctx.failures);
       writeSummaryCsv(path.join(run.dir, 'summary.csv'), summary);
-      writeEnvJson(run.dir, collectEnv({ ...envBase, skips: ctx.skips, extra: { failures: ctx.failures, notes: ctx.notes, state } }), { update: true });
+      writeEnvJson(run.dir, collectEnv({ ...envBase, skips: ctx.skips, extra: { ...nodesRecord, failures: ctx.failures, notes: ctx.notes, state } }), { update: true });
       if (state.interrupted || state.error) return;
       const figDir = path.join(run.dir, 'figures');
       fs.mkdirSync(figDir, { recursive: true });
@@ -160,7 +167,7 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
     for (const f of nb.written) process.stderr.write(`notebook: ${path.relative(run.dir, f)}\n`);
     if (nb.problems.length) {
       ctx.notes.push(...nb.problems);
-      writeEnvJson(run.dir, collectEnv({ ...envBase, skips: ctx.skips, extra: { failures: ctx.failures, notes: ctx.notes, state: {} } }), { update: true });
+      writeEnvJson(run.dir, collectEnv({ ...envBase, skips: ctx.skips, extra: { ...nodesRecord, failures: ctx.failures, notes: ctx.notes, state: {} } }), { update: true });
     }
   }
   for (const n of ctx.notes) process.stderr.write(`note: ${n}\n`);

@@ -1,14 +1,14 @@
 // One executor child process as seen from the gateway: start, invoke with a watchdog, restart, stop.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import { killProcessesNaming } from './proc-sweep.js';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
-import { executorMain } from '../paths.js';
 import type net from 'node:net';
 import { ProtocolClient, type InvokeCall, type InvokeReply } from './client.js';
 import { connect } from './transport.js';
 import { scratchDir } from './scratch.js';
+import { launchNode } from './nodes/inventory.js';
 import type { Capability } from './variant.js';
 
 export interface ExecutorSpec {
@@ -27,9 +27,10 @@ interface Running {
   capability: Capability;
   enforcesTimeouts: boolean;
   stderrTail: string[];
+  /** its scratch folder: processes it started (a WASM cold-process child) name it on their command line */
+  dir: string;
 }
 
-const START_TIMEOUT_MS = 20_000;
 /** how long past its own timeout an executor that polices timeouts itself may take to answer */
 const SELF_POLICED_GRACE_MS = 10_000;
 /** for in-thread variants the watchdog is the only timeout, so it is tight */
@@ -49,46 +50,21 @@ export class ExecutorProcess {
 
   constructor(private readonly spec: ExecutorSpec) {}
 
-  private start(): Promise<Running> {
+  private async start(): Promise<Running> {
     const gen = ++this.generation;
     const dir = path.join(this.spec.runDir, `${this.spec.variant}-${gen}`);
     fs.mkdirSync(dir, { recursive: true });
-    const endpoint = this.spec.transport === 'tcp' ? 'tcp:127.0.0.1:0' : `unix:${path.join(dir, 'executor.sock')}`;
-    const child = spawn(process.execPath, [executorMain, '--variant', this.spec.variant, '--listen', endpoint, '--memory-mib', String(this.spec.memoryLimitMiB), '--work-dir', dir], {
-      stdio: ['pipe', 'pipe', 'pipe'],
+    const listen = this.spec.transport === 'tcp' ? 'tcp:127.0.0.1:0' : `unix:${path.join(dir, 'executor.sock')}`;
+    const node = await launchNode({ name: `${this.spec.variant}-${gen}`, kind: 'local' }, { variants: [this.spec.variant], memoryLimitMiB: this.spec.memoryLimitMiB, listen, workDir: dir }).catch((e: Error) => {
+      throw new Error(`executor for ${this.spec.variant}: ${e.message}`);
     });
-    const stderrTail: string[] = [];
-    child.stderr!.on('data', (d: Buffer) => {
-      stderrTail.push(d.toString());
-      if (stderrTail.length > 20) stderrTail.shift();
-    });
-    return new Promise<Running>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`executor for ${this.spec.variant} did not start within ${START_TIMEOUT_MS} ms: ${stderrTail.join('').slice(-1000)}`));
-      }, START_TIMEOUT_MS);
-      child.once('exit', (code, sig) => {
-        clearTimeout(timer);
-        reject(new Error(`executor for ${this.spec.variant} exited (${sig ?? code}) before it was ready: ${stderrTail.join('').slice(-1000)}`));
-      });
-      const lines = readline.createInterface({ input: child.stdout! });
-      lines.once('line', async (line) => {
-        clearTimeout(timer);
-        if (!line.startsWith('READY ')) {
-          child.kill('SIGKILL');
-          reject(new Error(`executor for ${this.spec.variant} said "${line}" instead of READY`));
-          return;
-        }
-        const info = JSON.parse(line.slice(6)) as { endpoint: string; capability: Capability; enforcesTimeouts: boolean };
-        try {
-          const client = await ProtocolClient.connect(info.endpoint);
-          resolve({ child, endpoint: info.endpoint, client, capability: info.capability, enforcesTimeouts: info.enforcesTimeouts, stderrTail });
-        } catch (e) {
-          child.kill('SIGKILL');
-          reject(e as Error);
-        }
-      });
-    });
+    try {
+      const client = await ProtocolClient.connect(node.endpoint);
+      return { child: node.child, endpoint: node.endpoint, client, capability: node.ready.capability, enforcesTimeouts: node.ready.enforcesTimeouts, stderrTail: [], dir };
+    } catch (e) {
+      node.child.kill('SIGKILL');
+      throw e;
+    }
   }
 
   private ensure(): Promise<Running> {
@@ -186,8 +162,8 @@ export class ExecutorProcess {
   /**
    * SIGTERM lets the executor tear its variant down (containers, processes); SIGKILL if it cannot.
    * `held`: a function holds the executor's thread, so it could not run its SIGTERM handler (a
-   * JavaScript callback) anyway: SIGKILL at once. Only in-thread variants get there, and they own
-   * nothing outside the process.
+   * JavaScript callback) anyway: SIGKILL at once. Only in-thread variants get there; what they
+   * started (a WASM cold-process child) names the executor's folder and is killed after it.
    */
   private async kill(r: Running, held = false): Promise<void> {
     if (this.running && (await this.running.catch(() => null)) === r) this.running = null;
@@ -200,6 +176,7 @@ export class ExecutorProcess {
     const t = setTimeout(() => r.child.kill('SIGKILL'), STOP_GRACE_MS);
     const gone = exited.then(() => {
       clearTimeout(t);
+      killProcessesNaming(r.dir);
       this.dying.delete(r.child);
     });
     this.dying.set(r.child, gone);

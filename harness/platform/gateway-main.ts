@@ -63,6 +63,9 @@ const gw = await Gateway.start({
   executorTransport,
   splicer,
 });
+// our parent may be gone (a reason to stop): writing to its pipes must not kill us before we clean up
+process.stdout.on('error', () => {});
+process.stderr.on('error', () => {});
 let stopping = false;
 async function stop(why: string) {
   if (stopping) return;

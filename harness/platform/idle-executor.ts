@@ -1,11 +1,11 @@
-// Idle instances held by an executor process (executor-main --idle-control), the process that holds a
+// Idle instances held by an executor process (agent-main --idle-control), the process that holds a
 // variant's instances in production, started where the caller places it (the density cell's cgroup).
 // Lines on its stdin ask it to hold one more instance; a step that overruns its timeout kills it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { executorMain } from '../paths.js';
+import { agentMain } from '../paths.js';
 import { InvokeError, type IdleInstances, type IdleOptions, type InvokeErrorKind } from './variant.js';
 
 export interface IdleExecutorSpec extends IdleOptions {
@@ -24,7 +24,7 @@ const KINDS = new Set(['function-error', 'timeout', 'memory-limit', 'invalid-mod
 export async function startIdleExecutor(spec: IdleExecutorSpec): Promise<IdleInstances> {
   fs.mkdirSync(spec.workDir, { recursive: true });
   const dir = fs.mkdtempSync(path.join(spec.workDir, 'idle-'));
-  const argv = [executorMain, '--variant', spec.variant, '--listen', `unix:${path.join(dir, 'x.sock')}`, '--memory-mib', String(spec.memoryLimitMiB), '--work-dir', dir, '--idle-control'];
+  const argv = [agentMain, '--variant', spec.variant, '--listen', `unix:${path.join(dir, 'x.sock')}`, '--memory-mib', String(spec.memoryLimitMiB), '--work-dir', dir, '--idle-control'];
   const w = spec.placement.wrap(process.execPath, argv);
   const child: ChildProcess = spawn(w.command, w.args, { stdio: ['pipe', 'pipe', 'pipe'] });
   const label = `${spec.variant} executor holding ${spec.fn}`;

@@ -9,8 +9,11 @@
 //   chain:    an invoke frame's fields, then u8 stages   (client -> gateway: call the function
 //             `stages` times, each output the next input; answered by a response whose ok payload
 //             is u8 n, n × (f64 hopNs, f64 serverNs), then the last output: see chainAnswerFrame)
+// The node agent's frames (hello, put-module, restart) and one-sided region reads: agent-frames.ts.
 // Splitting a socket's bytes into frames and writing frames to a socket: frame-stream.ts.
 import { MODES, type Mode } from './variant.js';
+import { decodeAgentFrame, type AgentFrame } from './agent-frames.js';
+import { ProtocolError, joinFrame, withPayload, type FrameBytes } from './frame-bytes.js';
 
 export const FRAME_INVOKE = 1;
 export const FRAME_RESPONSE = 2;
@@ -60,33 +63,7 @@ export interface SpliceFrame {
   variant: string;
 }
 
-export class ProtocolError extends Error {
-  override name = 'ProtocolError';
-}
-
-/**
- * Payloads from this size on are written after their header, not copied into one frame buffer:
- * a copy into a fresh 1 MiB buffer costs ~0.27 ms on the 2-vCPU VM, mostly page faults (0.04 ms
- * into a reused one), and a gateway hop made three such copies. Smaller frames stay one buffer,
- * so each is one message on the socket, as the sockmap proof counts them.
- */
-export const SEPARATE_PAYLOAD_BYTES = 64 * 1024;
-
-/** A frame as it goes to a socket: one buffer, or a header and the payload (one writev: writeFrame). */
-export type FrameBytes = readonly [Buffer] | readonly [Buffer, Uint8Array];
-
-function withPayload(header: Buffer, payload: Uint8Array): FrameBytes {
-  if (payload.length >= SEPARATE_PAYLOAD_BYTES) return [header, payload];
-  const buf = Buffer.allocUnsafe(header.length + payload.length);
-  header.copy(buf, 0);
-  buf.set(payload, header.length);
-  return [buf];
-}
-
-/** One buffer holding the whole frame. */
-export function joinFrame(parts: FrameBytes): Buffer {
-  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
-}
+export { ProtocolError, SEPARATE_PAYLOAD_BYTES, joinFrame, type FrameBytes } from './frame-bytes.js';
 
 /** An invoke frame, or with `stages` a chain frame (the same fields and one more byte). */
 function callFrame(f: InvokeFrame, stages?: number): FrameBytes {
@@ -202,7 +179,8 @@ export type Frame =
   | ({ type: 'chain' } & ChainFrame)
   | ({ type: 'response' } & ResponseFrame)
   | ({ type: 'splice' } & SpliceFrame)
-  | { type: 'ping'; id: number };
+  | { type: 'ping'; id: number }
+  | AgentFrame;
 
 export function decodeFrame(body: Buffer): Frame {
   if (body.length < 5) throw new ProtocolError(`frame of ${body.length} bytes is too short`);
@@ -240,5 +218,7 @@ export function decodeFrame(body: Buffer): Frame {
     return { type: 'splice', id, timeoutMs, variant: body.toString('utf8', 10, 10 + vl) };
   }
   if (type === FRAME_PING) return { type: 'ping', id };
+  const agentFrame = decodeAgentFrame(type, id, body);
+  if (agentFrame) return agentFrame;
   throw new ProtocolError(`unknown frame type ${type}`);
 }

@@ -67,7 +67,7 @@ export interface Variant {
   invoke(fn: FunctionEntry, mode: Mode, input: Uint8Array, opts: InvokeOptions): Promise<Invocation>;
   /** Idle instances of `fn` in processes started through `opts.placement` (never in the caller's process, unless they are kernel objects). */
   startIdle?(fn: FunctionEntry, opts: IdleOptions): Promise<IdleInstances>;
-  /** In an executor process asked to hold idle instances (executor-main --idle-control): one more instance of
+  /** In an executor process asked to hold idle instances (agent-main --idle-control): one more instance of
    *  `fn` kept alive in this process, after answering `input` (returned). */
   holdIdle?(fn: FunctionEntry, input: Uint8Array): Promise<Uint8Array>;
   /** Releases every instance, process, container and file the variant made. Safe to call twice. */

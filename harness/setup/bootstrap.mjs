@@ -29,6 +29,9 @@ const APT = {
   'python3-ipykernel': 'Jupyter kernel machinery used by nbconvert',
   'fonts-dejavu-core': 'fonts for the PNG figures',
   'util-linux': 'taskset, to pin the gateway in throughput runs',
+  iproute2: 'ip netns and veths: the netns node kind and the namespace fabric its nodes share',
+  'openssh-client': 'ssh: the ssh node kind starts node agents on other hosts',
+  'openssh-server': 'sshd: the ssh node kind is tested against an sshd started inside a network namespace of the test (never as a system service)',
 };
 
 function sh(cmd, args, opts = {}) {

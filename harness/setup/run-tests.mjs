@@ -1,6 +1,7 @@
 // Runs the test suite and checks that it left the machine as it found it:
-// no runc containers, cgroups, bpf pins, scratch folders, /dev/shm files or platform processes (gateways,
-// executors, chain nodes: a stuck one outlives its parent) of ours that were not there before.
+// no runc containers, cgroups, bpf pins, scratch folders, /dev/shm files, network namespaces and veths
+// (fxh…), sshd processes of ours (test sshds run from fxh-sshd-* folders) or platform processes (gateways,
+// node agents, chain nodes: a stuck one outlives its parent) that were not there before.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -35,10 +36,21 @@ function leftovers() {
     for (const f of fs.readdirSync('/dev/shm')) if (f.startsWith('fxh-')) found.push(`shared memory /dev/shm/${f}`);
   } catch {}
   found.push(...platformProcesses());
+  found.push(...networks());
   return new Set(found);
 }
 
-/** processes running the platform's entry points from this checkout's build */
+/** network namespaces fxh-* and host links fxh* (the node launcher's fabric) */
+function networks() {
+  const out = [];
+  const ns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  if (ns.status === 0) for (const l of ns.stdout.split('\n')) if (l.startsWith('fxh-')) out.push(`network namespace ${l.split(' ')[0]}`);
+  const links = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' });
+  if (links.status === 0) for (const m of links.stdout.matchAll(/^\d+: (fxh[^:@]*)[@:]/gm)) out.push(`link ${m[1]}`);
+  return out;
+}
+
+/** processes running the platform's entry points from this checkout's build, and our test sshds */
 function platformProcesses() {
   const out = [];
   const mark = path.join(root, 'build', 'harness') + path.sep;
@@ -49,7 +61,8 @@ function platformProcesses() {
     } catch {
       continue;
     }
-    if (cmd.includes(mark) && /(executor-main|gateway-main|node-main|process-main)\.js/.test(cmd)) out.push(`process ${pid}: ${cmd.slice(0, 160)}`);
+    if (cmd.includes(mark) && /(agent-main|gateway-main|node-main|process-main)\.js/.test(cmd)) out.push(`process ${pid}: ${cmd.slice(0, 160)}`);
+    if (/sshd/.test(cmd) && cmd.includes('/fxh-sshd-')) out.push(`process ${pid}: ${cmd.slice(0, 160)}`);
   }
   return out;
 }

@@ -151,7 +151,7 @@ class WasmVariant implements Variant {
       fn: fn.name,
       memoryLimitMiB: (this.maxPages * WASM_PAGE) / 2 ** 20,
       workDir: this.workDir,
-      method: 'one executor process (executor-main, the fixed cost) holding N instances of one compiled module; each has its own linear memory, WASI host and a guarded address-space reservation',
+      method: 'one executor process (agent-main, as a gateway starts it; the fixed cost) holding N instances of one compiled module; each has its own linear memory, WASI host and a guarded address-space reservation',
     });
   }
 

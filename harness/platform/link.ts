@@ -1,0 +1,194 @@
+// The transport interface at the level of frames and byte ranges, not sockets, so that a verbs
+// (RDMA) transport can implement it: a Link sends and receives whole frames, and reads byte ranges
+// of the peer's registered regions. Over TCP and unix sockets a region read is a request the
+// owner's transport code answers from its RegionTable (no application callback per read); over RDMA
+// it becomes a one-sided READ the owner's CPU does not see. Endpoints select the implementation by
+// scheme ("tcp:", "unix:", later "rdma:"); a new transport registers its scheme here.
+import type net from 'node:net';
+import { FrameReader, writeFrame } from './frame-stream.js';
+import { MAX_FRAME_BYTES, ProtocolError, decodeFrame, type Frame, type FrameBytes } from './protocol.js';
+import { encodeRegionRead, regionDataFrame } from './agent-frames.js';
+import { parseEndpoint, type Listener } from './transport.js';
+
+export interface Link {
+  /** the peer's endpoint (connect side) or "<scheme>:peer" (accepting side), for error messages */
+  readonly peer: string;
+  /** queues one frame; false when the transport asks the sender to slow down */
+  send(frame: Buffer | FrameBytes): boolean;
+  /** every batch of frames that arrives (region reads and their answers never get here) */
+  onFrames(cb: (frames: (Frame | ProtocolError)[]) => void): void;
+  /** once, when the link ends: null for an orderly close, else why */
+  onClose(cb: (why: Error | null) => void): void;
+  /** `length` bytes at `offset` of the peer's region `id` */
+  readRegion(id: string, offset: number, length: number): Promise<Uint8Array>;
+  close(): void;
+}
+
+export interface LinkOptions {
+  /** this side's regions, readable by the peer */
+  regions?: RegionTable;
+}
+
+export interface LinkTransport {
+  scheme: string;
+  listen(address: string, onLink: (link: Link) => void, opts?: LinkOptions): Promise<Listener>;
+  connect(address: string, opts?: LinkOptions): Promise<Link>;
+}
+
+/** Byte ranges a node exposes to one-sided reads, by id. The bytes are read in place, never copied. */
+export class RegionTable {
+  private readonly regions = new Map<string, Uint8Array>();
+
+  register(id: string, bytes: Uint8Array): void {
+    if (Buffer.byteLength(id) > 255) throw new Error(`a region id must be at most 255 bytes: "${id.slice(0, 40)}…"`);
+    if (this.regions.has(id)) throw new Error(`region "${id}" is already registered; unregister it first`);
+    this.regions.set(id, bytes);
+  }
+
+  has(id: string): boolean {
+    return this.regions.has(id);
+  }
+
+  unregister(id: string): boolean {
+    return this.regions.delete(id);
+  }
+
+  /** the bytes, or the reason they cannot be read */
+  slice(id: string, offset: number, length: number): Uint8Array | string {
+    const r = this.regions.get(id);
+    if (!r) return `no region "${id}" is registered here (registered: ${[...this.regions.keys()].join(', ') || 'none'})`;
+    if (length > MAX_REGION_READ) return `a read of ${length} bytes exceeds the ${MAX_REGION_READ}-byte limit of one read`;
+    if (offset + length > r.length) return `read of [${offset}, ${offset + length}) is outside region "${id}" of ${r.length} bytes`;
+    return r.subarray(offset, offset + length);
+  }
+}
+
+/** the most one region read may ask for: its answer must fit in one frame */
+export const MAX_REGION_READ = MAX_FRAME_BYTES - 16;
+
+const NO_REGIONS = new RegionTable();
+
+/** A Link over a stream socket (TCP, unix): frames as protocol.ts writes them. */
+export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions = {}): Link {
+  const regions = opts.regions ?? NO_REGIONS;
+  const reader = new FrameReader();
+  const reads = new Map<number, { resolve: (b: Uint8Array) => void; reject: (e: Error) => void; what: string }>();
+  let nextRead = 1;
+  let onFramesCb: ((frames: (Frame | ProtocolError)[]) => void) | null = null;
+  const closeCbs: ((why: Error | null) => void)[] = [];
+  let closed: Error | null | undefined;
+  socket.setNoDelay?.(true);
+
+  const end = (why: Error | null) => {
+    if (closed !== undefined) return;
+    closed = why;
+    for (const r of reads.values()) r.reject(new Error(`the link to ${peer} ended during ${r.what}${why ? `: ${why.message}` : ''}`));
+    reads.clear();
+    for (const cb of closeCbs) cb(why);
+  };
+  socket.on('error', (e) => {
+    end(e);
+    socket.destroy();
+  });
+  socket.on('close', () => end(null));
+  socket.on('data', (chunk: Buffer) => {
+    let bodies: Buffer[];
+    try {
+      bodies = reader.push(chunk);
+    } catch (e) {
+      socket.destroy(e as Error); // a corrupt length: the stream cannot be resynchronised
+      return;
+    }
+    const app: (Frame | ProtocolError)[] = [];
+    // Answers to one burst leave in as few writes as possible.
+    socket.cork();
+    for (const body of bodies) {
+      let f: Frame | ProtocolError;
+      try {
+        f = decodeFrame(body);
+      } catch (e) {
+        f = e as ProtocolError;
+      }
+      if (!(f instanceof Error) && f.type === 'region-read') {
+        const got = regions.slice(f.region, f.offset, f.length);
+        writeFrame(socket, typeof got === 'string' ? regionDataFrame(f.id, false, Buffer.from(got)) : regionDataFrame(f.id, true, got));
+      } else if (!(f instanceof Error) && f.type === 'region-data') {
+        const r = reads.get(f.id);
+        if (!r) continue;
+        reads.delete(f.id);
+        if (f.ok) r.resolve(f.payload);
+        else r.reject(new Error(`${peer} refused ${r.what}: ${Buffer.from(f.payload).toString('utf8')}`));
+      } else app.push(f);
+    }
+    if (app.length && onFramesCb) onFramesCb(app);
+    process.nextTick(() => socket.uncork());
+  });
+
+  return {
+    peer,
+    send: (frame) => (socket.writable ? writeFrame(socket, frame) : false),
+    onFrames(cb) {
+      onFramesCb = cb;
+    },
+    onClose(cb) {
+      if (closed !== undefined) cb(closed);
+      else closeCbs.push(cb);
+    },
+    readRegion(id, offset, length) {
+      const what = `a read of [${offset}, ${offset + length}) of region "${id}"`;
+      if (closed !== undefined) return Promise.reject(new Error(`the link to ${peer} is closed: cannot do ${what}`));
+      if (length > MAX_REGION_READ) return Promise.reject(new Error(`${what}: at most ${MAX_REGION_READ} bytes per read; split it`));
+      const rid = nextRead++;
+      if (nextRead > 0xffffffff) nextRead = 1;
+      return new Promise<Uint8Array>((resolve, reject) => {
+        const frame = encodeRegionRead({ id: rid, region: id, offset, length }); // throws before anything is pending
+        reads.set(rid, { resolve, reject, what });
+        writeFrame(socket, frame);
+      });
+    },
+    close() {
+      socket.end();
+      socket.destroy();
+    },
+  };
+}
+
+/** The link transport over a stream transport of transport.ts (unix, tcp). */
+export function streamLinkTransport(scheme: string): LinkTransport {
+  const stream = () => parseEndpoint(`${scheme}:`).transport;
+  return {
+    scheme,
+    listen: (address, onLink, opts) => stream().listen(address, (s) => onLink(socketLink(s, `${scheme}:${s.remoteAddress ?? 'peer'}:${s.remotePort ?? ''}`, opts))),
+    connect: async (address, opts) => socketLink(await stream().connect(address), `${scheme}:${address}`, opts),
+  };
+}
+
+const linkTransports = new Map<string, LinkTransport>([
+  ['unix', streamLinkTransport('unix')],
+  ['tcp', streamLinkTransport('tcp')],
+]);
+
+export function registerLinkTransport(t: LinkTransport): void {
+  linkTransports.set(t.scheme, t);
+}
+
+export function linkSchemes(): string[] {
+  return [...linkTransports.keys()];
+}
+
+function pick(endpoint: string): { t: LinkTransport; address: string } {
+  const i = endpoint.indexOf(':');
+  const t = i < 0 ? undefined : linkTransports.get(endpoint.slice(0, i));
+  if (!t) throw new Error(`unknown transport in endpoint "${endpoint}"; valid schemes: ${linkSchemes().join(', ')}`);
+  return { t, address: endpoint.slice(i + 1) };
+}
+
+export function listenLinks(endpoint: string, onLink: (l: Link) => void, opts?: LinkOptions): Promise<Listener> {
+  const { t, address } = pick(endpoint);
+  return t.listen(address, onLink, opts);
+}
+
+export function connectLink(endpoint: string, opts?: LinkOptions): Promise<Link> {
+  const { t, address } = pick(endpoint);
+  return t.connect(address, opts);
+}
