@@ -12,6 +12,7 @@ import path from 'node:path';
 import { findRepoRoot } from '../functions/catalog.js';
 import type { FunctionEntry } from '../functions/types.js';
 import { BpfObject, TestRunner, XDP, bpfCapability, type BpfMap, type BpfProgram } from '../bpf/libbpf.js';
+import { restoreMaps, snapshotMaps, type BpfSnapshot } from '../bpf/map-snapshot.js';
 import {
   InvokeError,
   type Capability,
@@ -219,6 +220,34 @@ export class EbpfVariant implements Variant {
     }
     const elapsedNs = Number(process.hrtime.bigint() - t0);
     return { output, elapsedNs, kernelNs: this.lastKernelNs };
+  }
+
+  /** The state (map entries) of fn's warm instance; a warm call must have loaded it. */
+  snapshot(fn: FunctionEntry): BpfSnapshot {
+    const l = this.warm.get(fn.name);
+    if (!l) throw new InvokeError('bad-request', `ebpf ${fn.name}: no warm instance to snapshot (make a warm call first)`);
+    return snapshotMaps(l.obj, EBPF_PROGRAMS[fn.name]!.object ?? path.basename(this.objectPath));
+  }
+
+  /** A fork of a snapshot: a fresh load of fn's object, the snapshot written into its maps, one run, then closed. */
+  async forkInvoke(fn: FunctionEntry, snap: BpfSnapshot, input: Uint8Array): Promise<Invocation & { loadNs: number; restoreNs: number }> {
+    const why = this.supports(fn, 'cold');
+    if (why) throw new InvokeError('unavailable', why);
+    const t0 = process.hrtime.bigint();
+    const l = this.load(fn);
+    try {
+      const t1 = process.hrtime.bigint();
+      try {
+        restoreMaps(l.obj, snap);
+      } catch (e) {
+        throw new InvokeError('bad-request', `ebpf ${fn.name}: ${(e as Error).message}`);
+      }
+      const t2 = process.hrtime.bigint();
+      const output = this.run(fn, l, input);
+      return { output, elapsedNs: Number(process.hrtime.bigint() - t0), loadNs: Number(t1 - t0), restoreNs: Number(t2 - t1) };
+    } finally {
+      l.obj.close();
+    }
   }
 
   /** Kernel memory of idle loaded instances: memlock of the program and its maps (/proc/self/fdinfo). */
