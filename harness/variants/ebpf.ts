@@ -56,6 +56,8 @@ export const NOT_EXPRESSIBLE: Readonly<Record<string, string>> = Object.freeze({
   crash: 'not expressible: the verifier rejects any dereference of a possibly-NULL pointer, so the program would never load',
   chainstep:
     'not built as eBPF: one stage (+1 on every byte) is a bounded loop the verifier would take, but chain payloads go up to 1 MiB, far over the 3072-byte input limit of an XDP program under BPF_PROG_RUN; the chains experiment runs its stages in WASM and containers',
+  statefill:
+    'not expressible: its state is N MiB allocated on the first call, N taken from the input at run time; BPF programs cannot allocate, their memory is the maps sized when the object is loaded, and a bounded loop over N MiB exceeds the 1,000,000-instruction verification limit; eBPF state fork is tested with counter (its map)',
 });
 
 type Formatter = (frame: Buffer, hist: () => Buffer) => string;
