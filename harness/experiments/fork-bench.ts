@@ -42,8 +42,9 @@ for (const mib of sizes) {
       const firstNs: number[] = [];
       const fillNs: number[] = [];
       for (let r = 0; r < reps + 2; r++) {
+        // big children are dropped between forks; small ones are collected now and then, and never right before a fork
+        if (mib >= 16 || r % 25 === 0) gc();
         if (pool) fillNs.push(pool.fill());
-        gc();
         const a = now();
         const child = pool ? restoreInto(img, snap, copy, pool.take()!) : fork(img, snap, copy);
         const b = now();
