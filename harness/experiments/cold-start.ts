@@ -32,7 +32,7 @@ export const coldStart: Experiment = {
   async run(ctx) {
     const spec = ctx.args.extra.compare as string | undefined;
     if (spec) parseComparison(spec);
-    await measureLatency(ctx, { modes: ['cold-compile', 'cold', 'cold-process'], metric: 'cold_start', reps: ctx.reps(15, 100), warmup: ctx.warmup(2, 5), paths: ['direct', 'gateway'] });
+    await measureLatency(ctx, { modes: ['cold-compile', 'cold', 'cold-process', 'local-fork'], metric: 'cold_start', reps: ctx.reps(15, 100), warmup: ctx.warmup(2, 5), paths: ['direct', 'gateway'] });
   },
   async figures(data: FigureData, dir: string) {
     return drawFigures([
@@ -52,7 +52,8 @@ export const coldStart: Experiment = {
 /** One sentence per cold mode: what its time includes (README, figure subtitles). */
 export const MODE_MEANINGS =
   'wasm cold = instantiate a module compiled once per run + call; cold-compile = compile (new bytes, no V8 cache) + instantiate + call; ' +
-  'cold-process = spawn a new Node process + compile + instantiate + call; container cold = a new runc container (runc run) per call.';
+  'cold-process = spawn a new Node process + compile + instantiate + call; wasm-fork local-fork = fork a new instance from a snapshot of a warm parent + call; ' +
+  'container cold = a new runc container (runc run) per call.';
 
 /** The comparisons of the report and the figure: `spec` alone, or every container variant ÷ each WASM cold mode. */
 export function coldStartComparisons(raw: FigureData['raw'], spec?: string): ComparisonRow[] {

@@ -110,9 +110,11 @@ const VARIANT_HUES: Record<string, string[]> = {
   native: ['#5e2c00', '#a34d00', '#e8830c', '#f5be7a'],
   container: ['#4f0c0c', '#8e1b1b', '#d64545', '#ef9a9a'],
   ebpf: ['#0d3d20', '#1b6e3a', '#2fa35a', '#8fd4a6'],
+  // its one mode, local-fork, is the fifth entry
+  'wasm-fork': ['#4a0f3a', '#7d1a63', '#b8338f', '#e08cc6', '#c2185b'],
 };
 const SPARE_HUES = [['#2b1450', '#4b2a85', '#7b52c7', '#b9a2e6'], ['#2e2e2e', '#5c5c5c', '#8c8c8c', '#c4c4c4'], ['#003a3a', '#006d6d', '#10a3a3', '#7fd6d6']];
-const MODE_ORDER = ['cold-process', 'cold-compile', 'cold', 'warm'];
+const MODE_ORDER = ['cold-process', 'cold-compile', 'cold', 'warm', 'local-fork'];
 
 function hash(s: string): number {
   let h = 0;
@@ -125,7 +127,7 @@ export function seriesColor(series: string): string {
   const [variant = '', mode = ''] = series.split(' · ');
   const hues = VARIANT_HUES[variant] ?? SPARE_HUES[hash(variant) % SPARE_HUES.length]!;
   const i = MODE_ORDER.indexOf(mode);
-  return hues[i < 0 ? 2 : i]!;
+  return hues[i < 0 ? 2 : i] ?? hues[2]!;
 }
 
 /** Series in a fixed order: by variant name, then cold-process, cold-compile, cold, warm. */

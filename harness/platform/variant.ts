@@ -2,10 +2,11 @@
 import type { FunctionEntry } from '../functions/types.js';
 
 /** cold-compile: compile + instantiate; cold: new instance from a cached artifact; cold-process: a new process
- *  compiles, instantiates and runs (WASM's counterpart of one `runc run`); warm: reuse a live instance. */
-export type Mode = 'cold-compile' | 'cold' | 'cold-process' | 'warm';
+ *  compiles, instantiates and runs (WASM's counterpart of one `runc run`); warm: reuse a live instance;
+ *  local-fork: a new instance forked, in this process, from a snapshot of a warm parent (variants/wasm-fork.ts). */
+export type Mode = 'cold-compile' | 'cold' | 'cold-process' | 'warm' | 'local-fork';
 // The wire protocol sends a mode as its index here: append, never reorder.
-export const MODES: readonly Mode[] = ['cold-compile', 'cold', 'warm', 'cold-process'];
+export const MODES: readonly Mode[] = ['cold-compile', 'cold', 'warm', 'cold-process', 'local-fork'];
 
 export type Capability = { ok: true } | { ok: false; reason: string };
 

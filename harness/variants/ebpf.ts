@@ -12,6 +12,7 @@ import path from 'node:path';
 import { findRepoRoot } from '../functions/catalog.js';
 import type { FunctionEntry } from '../functions/types.js';
 import { BpfObject, TestRunner, XDP, bpfCapability, type BpfMap, type BpfProgram } from '../bpf/libbpf.js';
+import { restoreMaps, snapshotMaps, type BpfSnapshot } from '../bpf/map-snapshot.js';
 import {
   InvokeError,
   type Capability,
@@ -56,6 +57,8 @@ export const NOT_EXPRESSIBLE: Readonly<Record<string, string>> = Object.freeze({
   crash: 'not expressible: the verifier rejects any dereference of a possibly-NULL pointer, so the program would never load',
   chainstep:
     'not built as eBPF: one stage (+1 on every byte) is a bounded loop the verifier would take, but chain payloads go up to 1 MiB, far over the 3072-byte input limit of an XDP program under BPF_PROG_RUN; the chains experiment runs its stages in WASM and containers',
+  statefill:
+    'not expressible: its state is N MiB allocated on the first call, N taken from the input at run time; BPF programs cannot allocate, their memory is the maps sized when the object is loaded, and a bounded loop over N MiB exceeds the 1,000,000-instruction verification limit; eBPF state fork is tested with counter (its map)',
 });
 
 type Formatter = (frame: Buffer, hist: () => Buffer) => string;
@@ -220,6 +223,34 @@ export class EbpfVariant implements Variant {
     }
     const elapsedNs = Number(process.hrtime.bigint() - t0);
     return { output, elapsedNs, kernelNs: this.lastKernelNs };
+  }
+
+  /** The state (map entries) of fn's warm instance; a warm call must have loaded it. */
+  snapshot(fn: FunctionEntry): BpfSnapshot {
+    const l = this.warm.get(fn.name);
+    if (!l) throw new InvokeError('bad-request', `ebpf ${fn.name}: no warm instance to snapshot (make a warm call first)`);
+    return snapshotMaps(l.obj, EBPF_PROGRAMS[fn.name]!.object ?? path.basename(this.objectPath));
+  }
+
+  /** A fork of a snapshot: a fresh load of fn's object, the snapshot written into its maps, one run, then closed. */
+  async forkInvoke(fn: FunctionEntry, snap: BpfSnapshot, input: Uint8Array): Promise<Invocation & { loadNs: number; restoreNs: number }> {
+    const why = this.supports(fn, 'cold');
+    if (why) throw new InvokeError('unavailable', why);
+    const t0 = process.hrtime.bigint();
+    const l = this.load(fn);
+    try {
+      const t1 = process.hrtime.bigint();
+      try {
+        restoreMaps(l.obj, snap);
+      } catch (e) {
+        throw new InvokeError('bad-request', `ebpf ${fn.name}: ${(e as Error).message}`);
+      }
+      const t2 = process.hrtime.bigint();
+      const output = this.run(fn, l, input);
+      return { output, elapsedNs: Number(process.hrtime.bigint() - t0), loadNs: Number(t1 - t0), restoreNs: Number(t2 - t1) };
+    } finally {
+      l.obj.close();
+    }
   }
 
   /** Idle instances are loaded programs of this process: kernel objects, no process of their own; their cost is memlock. */

@@ -12,10 +12,11 @@ import { crash, loop, memhog, trap } from './misbehave.js';
 import { noop } from './noop.js';
 import { pagerank } from './pagerank.js';
 import { sha256 } from './sha256.js';
+import { statefill } from './statefill.js';
 
 export const WORKLOADS: Readonly<Record<string, Workload>> = Object.freeze({
   noop, json, sha256, matmul, compress, pagerank, loop, trap, memhog, crash,
-  fnv1a, classify, histogram, chainstep, counter,
+  fnv1a, classify, histogram, chainstep, counter, statefill,
 });
 
 export function getWorkload(name: string): Workload {

@@ -1,5 +1,6 @@
 // The WASM engine's steps, each on its own: load the module's bytes (memory maximum capped),
-// compile, instantiate (a reactor's _initialize runs here), run one call. The wasm variant and its
+// compile, instantiate (a reactor's _initialize runs here), run one call; snapshot and restore
+// are in snapshot.ts. The wasm variant and its
 // process-per-call child (process-main.ts) both use them, so both run the same code.
 import fs from 'node:fs';
 import type { WasmAbi } from '../../functions/types.js';
@@ -38,8 +39,9 @@ export function compile(code: WasmCode, bytes: Uint8Array): WebAssembly.Module {
 
 const entryOf = (code: WasmCode) => (code.abi === 'reactor' ? 'fx_invoke' : '_start');
 
-export function instantiate(code: WasmCode, module: WebAssembly.Module, maxPages: number): Live {
-  const host = new WasiHost([code.name]);
+/** `initialise: false` leaves a reactor's _initialize unrun: the memory is then the module's initial image (a snapshot restores over it). */
+export function instantiate(code: WasmCode, module: WebAssembly.Module, maxPages: number, initialise = true, args: string[] = [code.name]): Live {
+  const host = new WasiHost(args);
   let instance: WebAssembly.Instance;
   try {
     instance = new WebAssembly.Instance(module, host.imports(module));
@@ -52,7 +54,7 @@ export function instantiate(code: WasmCode, module: WebAssembly.Module, maxPages
   if (typeof instance.exports[entryOf(code)] !== 'function') throw new InvokeError('invalid-module', `${code.name}: the module does not export ${entryOf(code)}`);
   const live = { instance, host, memory };
   const init = instance.exports._initialize;
-  if (code.abi === 'reactor' && typeof init === 'function') call(code, live, maxPages, init as () => unknown);
+  if (initialise && code.abi === 'reactor' && typeof init === 'function') call(code, live, maxPages, init as () => unknown);
   return live;
 }
 

@@ -26,7 +26,7 @@ export class WasiHost {
   private stderr: Uint8Array[] = [];
   private stderrBytes = 0;
 
-  constructor(private readonly args: string[] = ['fx']) {}
+  constructor(readonly args: string[] = ['fx']) {}
 
   bind(memory: WebAssembly.Memory): void {
     this.memory = memory;
