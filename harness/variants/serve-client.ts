@@ -160,6 +160,11 @@ export class ServeClient {
     return this.child.pid;
   }
 
+  /** resolves once the process has exited and its pipes closed */
+  get closed(): Promise<void> {
+    return this.exited;
+  }
+
   /** false once the process died, was killed, or is being closed */
   get alive(): boolean {
     return !this.dead && !this.killing;
