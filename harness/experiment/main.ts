@@ -18,6 +18,7 @@ import { renewVariants, resolveFunctions, resolveVariants, runSeed, type Variant
 import { executeNotebooks } from './notebooks.js';
 import { cleanupStaleScratch } from '../platform/scratch.js';
 import { mountsMadeHere } from '../bpf/libbpf/mounts.js';
+import { daemonNotes } from '../variants/oci/daemon.js';
 
 export interface SuiteOptions {
   /** names the results folder and the help text */
@@ -80,7 +81,7 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
       await Promise.allSettled([...variants.active.values()].map((v) => v.teardown()));
       fs.rmSync(variants.workDir, { recursive: true, force: true });
       writer.close();
-      for (const m of mountsMadeHere()) if (!ctx.notes.includes(m)) ctx.notes.push(m);
+      for (const m of [...mountsMadeHere(), ...daemonNotes()]) if (!ctx.notes.includes(m)) ctx.notes.push(m);
       const raw = readRawCsv(writer.path);
       const summary = summarize(raw, ctx.skips, ctx.failures);
       writeSummaryCsv(path.join(run.dir, 'summary.csv'), summary);

@@ -19,8 +19,8 @@ export function parseComparison(spec: string): { numerator: { variant: string; m
 /** The cold modes of the WASM variant the container cold start is set against: a cached compiled
  *  module (cold), a compile each time (cold-compile), a new process each time (cold-process). */
 export const WASM_COLD_MODES = ['cold', 'cold-compile', 'cold-process'] as const;
-/** variants whose cold start is set against WASM's by default (later container runtimes add theirs) */
-export const CONTAINER_VARIANTS = ['container'];
+/** the container runtimes whose cold start is set against WASM's by default: runc, containerd, Docker */
+export const CONTAINER_VARIANTS = ['container', 'containerd', 'docker'];
 
 export const coldStart: Experiment = {
   name: 'cold-start',
@@ -52,7 +52,7 @@ export const coldStart: Experiment = {
 /** One sentence per cold mode: what its time includes (README, figure subtitles). */
 export const MODE_MEANINGS =
   'wasm cold = instantiate a module compiled once per run + call; cold-compile = compile (new bytes, no V8 cache) + instantiate + call; ' +
-  'cold-process = spawn a new Node process + compile + instantiate + call; container cold = a new runc container (runc run) per call.';
+  'cold-process = spawn a new Node process + compile + instantiate + call; container cold = a new runc container (runc run) per call; containerd cold = `ctr run --rm` (containerd + runc v2 shim) per call; docker cold = create + attach + start + wait + remove through the Docker Engine API per call.';
 
 /** The comparisons of the report and the figure: `spec` alone, or every container variant ÷ each WASM cold mode. */
 export function coldStartComparisons(raw: FigureData['raw'], spec?: string): ComparisonRow[] {

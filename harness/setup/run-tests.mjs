@@ -34,8 +34,33 @@ function leftovers() {
   try {
     for (const f of fs.readdirSync('/dev/shm')) if (f.startsWith('fxh-')) found.push(`shared memory /dev/shm/${f}`);
   } catch {}
-  found.push(...platformProcesses());
+  found.push(...platformProcesses(), ...daemonLeftovers());
   return new Set(found);
+}
+
+/** containers of the docker and containerd variants, on a daemon the harness started or the machine's own (`docker ps -a`, `ctr -n fxh containers ls`), and daemons the harness started and left running */
+function daemonLeftovers() {
+  const out = [];
+  for (const [kind, sock] of [['dockerd', '/tmp/fxh-dockerd/docker.sock'], ['dockerd', '/var/run/docker.sock']]) {
+    if (!fs.existsSync(sock)) continue;
+    const r = spawnSync('docker', ['-H', `unix://${sock}`, 'ps', '-a', '--format', '{{.Names}}'], { encoding: 'utf8', timeout: 10_000 });
+    if (r.status === 0) out.push(...r.stdout.split('\n').filter((n) => n.startsWith('fxh-')).map((n) => `${kind} container ${n}`));
+  }
+  for (const sock of ['/tmp/fxh-containerd/containerd.sock', '/run/containerd/containerd.sock']) {
+    if (!fs.existsSync(sock)) continue;
+    const r = spawnSync('ctr', ['-a', sock, '-n', 'fxh', 'containers', 'ls', '-q'], { encoding: 'utf8', timeout: 10_000 });
+    if (r.status === 0) out.push(...r.stdout.split('\n').filter((n) => n.trim()).map((n) => `containerd container ${n}`));
+  }
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let cmd = '';
+    try {
+      cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+    } catch {
+      continue;
+    }
+    if (/^(\S*\/)?(dockerd|containerd) /.test(cmd) && /\/fxh-(dockerd|containerd)\//.test(cmd)) out.push(`daemon ${pid}: ${cmd.slice(0, 120)}`);
+  }
+  return out;
 }
 
 /** processes running the platform's entry points from this checkout's build */
