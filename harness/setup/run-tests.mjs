@@ -36,7 +36,7 @@ function leftovers() {
     for (const f of fs.readdirSync('/dev/shm')) if (f.startsWith('fxh-')) found.push(`shared memory /dev/shm/${f}`);
   } catch {}
   found.push(...platformProcesses());
-  found.push(...networks());
+  found.push(...networks(), ...daemonLeftovers());
   return new Set(found);
 }
 
@@ -47,6 +47,31 @@ function networks() {
   if (ns.status === 0) for (const l of ns.stdout.split('\n')) if (l.startsWith('fxh-')) out.push(`network namespace ${l.split(' ')[0]}`);
   const links = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' });
   if (links.status === 0) for (const m of links.stdout.matchAll(/^\d+: (fxh[^:@]*)[@:]/gm)) out.push(`link ${m[1]}`);
+  return out;
+}
+
+/** containers of the docker and containerd variants, on a daemon the harness started or the machine's own (`docker ps -a`, `ctr -n fxh containers ls`), and daemons the harness started and left running */
+function daemonLeftovers() {
+  const out = [];
+  for (const [kind, sock] of [['dockerd', '/tmp/fxh-dockerd/docker.sock'], ['dockerd', '/var/run/docker.sock']]) {
+    if (!fs.existsSync(sock)) continue;
+    const r = spawnSync('docker', ['-H', `unix://${sock}`, 'ps', '-a', '--format', '{{.Names}}'], { encoding: 'utf8', timeout: 10_000 });
+    if (r.status === 0) out.push(...r.stdout.split('\n').filter((n) => n.startsWith('fxh-')).map((n) => `${kind} container ${n}`));
+  }
+  for (const sock of ['/tmp/fxh-containerd/containerd.sock', '/run/containerd/containerd.sock']) {
+    if (!fs.existsSync(sock)) continue;
+    const r = spawnSync('ctr', ['-a', sock, '-n', 'fxh', 'containers', 'ls', '-q'], { encoding: 'utf8', timeout: 10_000 });
+    if (r.status === 0) out.push(...r.stdout.split('\n').filter((n) => n.trim()).map((n) => `containerd container ${n}`));
+  }
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let cmd = '';
+    try {
+      cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+    } catch {
+      continue;
+    }
+    if (/^(\S*\/)?(dockerd|containerd) /.test(cmd) && /\/fxh-(dockerd|containerd)\//.test(cmd)) out.push(`daemon ${pid}: ${cmd.slice(0, 120)}`);
+  }
   return out;
 }
 

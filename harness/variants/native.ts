@@ -17,6 +17,7 @@ import {
   type VariantOptions,
   type VariantPlugin,
 } from '../platform/variant.js';
+import { nativeJail, type Jail, type ProcessCgroup } from './native-jail.js';
 import { ServeClient, TailBuffer, describeExit } from './serve-client.js';
 
 const MODES: readonly Mode[] = ['cold', 'warm'];
@@ -42,12 +43,18 @@ export function runOnce(
     statusEncodesSignal?: boolean;
     onTimeout?: (child: ChildProcess) => Promise<void>;
     track?: Set<ChildProcess>;
+    /** run as this user (native variant as root: nobody) */
+    uid?: number;
+    gid?: number;
+    /** called with the child right after spawn (native: moves it into its cgroup) */
+    onSpawn?: (child: ChildProcess) => void;
   },
 ): Promise<NativeRunResult> {
   return new Promise<NativeRunResult>((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn(command, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { env, stdio: ['pipe', 'pipe', 'pipe'], uid: opts.uid, gid: opts.gid });
     opts.track?.add(child);
+    if (child.pid !== undefined) opts.onSpawn?.(child);
     const out: Buffer[] = [];
     const err = new TailBuffer(2048);
     let timedOut = false;
@@ -111,8 +118,34 @@ export class NativeVariant implements Variant {
   private readonly pool = new Map<string, Promise<ServeClient>>();
   private readonly extra = new Set<ServeClient>();
   private readonly coldChildren = new Set<ChildProcess>();
+  /** the cgroup of each live serve process */
+  private readonly cgroups = new Map<ServeClient, ProcessCgroup>();
+  readonly jail: Jail;
 
-  constructor(private readonly opts: VariantOptions) {}
+  constructor(private readonly opts: VariantOptions) {
+    this.jail = nativeJail(opts.memoryLimitMiB);
+  }
+
+  /** Starts `<binary> --serve` as the jail's user, in a cgroup of its own. */
+  private async startServe(fn: FunctionEntry, label: string): Promise<ServeClient> {
+    const c = await ServeClient.start(fn.native!, ['--serve'], this.env(), { label, uid: this.jail.uid, gid: this.jail.gid });
+    const cg = this.jail.cgroup?.(fn.name.replace(/[^A-Za-z0-9_.-]/g, '_'));
+    if (cg) {
+      try {
+        cg.add(c.pid!);
+      } catch (e) {
+        await c.kill();
+        cg.remove();
+        throw new InvokeError('unavailable', `${label}: cannot move pid ${c.pid} into its cgroup: ${(e as Error).message}`);
+      }
+      this.cgroups.set(c, cg);
+      void c.closed.then(() => {
+        cg.remove();
+        this.cgroups.delete(c);
+      });
+    }
+    return c;
+  }
 
   private env(): NodeJS.ProcessEnv {
     return { FX_MEM_LIMIT_MB: String(this.opts.memoryLimitMiB) };
@@ -135,11 +168,25 @@ export class NativeVariant implements Variant {
     if (why) throw new InvokeError('unavailable', why);
     const bin = fn.native!;
     if (mode === 'cold') {
-      const r = await runOnce(bin, [], this.env(), input, opts.timeoutMs, {
-        label: `native cold ${fn.name}`,
-        track: this.coldChildren,
-      });
-      return r;
+      let cg: ProcessCgroup | undefined;
+      try {
+        return await runOnce(bin, [], this.env(), input, opts.timeoutMs, {
+          label: `native cold ${fn.name}`,
+          track: this.coldChildren,
+          uid: this.jail.uid,
+          gid: this.jail.gid,
+          onSpawn: (child) => {
+            cg = this.jail.cgroup?.(fn.name.replace(/[^A-Za-z0-9_.-]/g, '_'));
+            try {
+              cg?.add(child.pid!);
+            } catch {
+              child.kill('SIGKILL'); // exited already, or the cgroup refused it: never run it unconfined
+            }
+          },
+        });
+      } finally {
+        cg?.remove();
+      }
     }
     const t0 = process.hrtime.bigint();
     const client = await this.warmClient(fn);
@@ -159,7 +206,7 @@ export class NativeVariant implements Variant {
       this.pool.delete(key);
       if (c) void c.close();
     }
-    const started = ServeClient.start(fn.native!, ['--serve'], this.env(), { label: `native warm ${fn.name}` });
+    const started = this.startServe(fn, `native warm ${fn.name}`);
     this.pool.set(key, started);
     started.catch(() => this.pool.delete(key));
     return started;
@@ -171,7 +218,9 @@ export class NativeVariant implements Variant {
     if (why) throw new InvokeError('unavailable', why);
     const clients: ServeClient[] = [];
     return {
-      method: 'one `--serve` process (the static binary) per instance; no shared process, so no fixed cost',
+      // started through the density cell's placement as root: its wrapper must write the cell's
+      // cgroup.procs, which the jail's unprivileged user cannot (memory does not depend on the uid)
+      method: 'one `--serve` process (the static binary) per instance, as root in the density cell; no shared process, so no fixed cost',
       add: async (input) => {
         const w = opts.placement.wrap(fn.native!, ['--serve']);
         const c = await ServeClient.start(w.command, w.args, this.env(), { label: `native idle ${fn.name} #${clients.length + 1}` });
@@ -195,13 +244,16 @@ export class NativeVariant implements Variant {
     for (const ch of this.coldChildren) ch.kill('SIGKILL');
     await Promise.all([...clients, ...this.extra].map((c) => c?.close(500)));
     this.extra.clear();
+    for (const cg of this.cgroups.values()) cg.remove();
+    this.cgroups.clear();
   }
 }
 
 const plugin: VariantPlugin = {
   name: 'native',
   summary:
-    'static native binary as a Linux process: cold = new process per call (stdin->stdout), warm = reused `--serve` process per function; memory limit via FX_MEM_LIMIT_MB (setrlimit)',
+    'static native binary as a Linux process: cold = new process per call (stdin->stdout), warm = reused `--serve` process per function; memory limit via FX_MEM_LIMIT_MB (setrlimit); ' +
+    'as root: run as nobody (65534, no capabilities), each process in a cgroup with the container\'s memory and pids limits; no namespaces, so it sees the host\'s files, processes and network',
   create: (opts) => new NativeVariant(opts),
 };
 export default plugin;

@@ -3,8 +3,10 @@
 //   request:  u32le length, bytes
 //   response: u32le length, i32le status, bytes
 // One process serves one request at a time, so requests are queued and sent one by one.
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { spawn, type SpawnOptions } from 'node:child_process';
+import type { EventEmitter } from 'node:events';
 import { constants as osConstants } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
 import { InvokeError } from '../platform/variant.js';
 
 export interface ServeResponse {
@@ -25,6 +27,17 @@ export interface ServeClientOptions extends Pick<SpawnOptions, 'cwd' | 'uid' | '
   statusEncodesSignal?: boolean;
   /** bytes of stderr kept for error messages (default 2048) */
   stderrTailBytes?: number;
+}
+
+/** What the client needs of the serving process: a ChildProcess, or e.g. a container attached through an API. */
+export interface ServeProcess extends EventEmitter {
+  readonly stdin: Writable | null;
+  readonly stdout: Readable | null;
+  readonly stderr: Readable | null;
+  readonly pid?: number | undefined;
+  readonly exitCode: number | null;
+  readonly signalCode: NodeJS.Signals | null;
+  kill(signal?: NodeJS.Signals | number): boolean;
 }
 
 interface Pending {
@@ -65,7 +78,7 @@ export class TailBuffer {
 }
 
 export class ServeClient {
-  readonly child: ChildProcess;
+  readonly child: ServeProcess;
   readonly label: string;
   private readonly opts: ServeClientOptions;
   private readonly stderr: TailBuffer;
@@ -82,7 +95,7 @@ export class ServeClient {
   /** number of requests answered */
   answered = 0;
 
-  private constructor(child: ChildProcess, opts: ServeClientOptions) {
+  private constructor(child: ServeProcess, opts: ServeClientOptions) {
     this.child = child;
     this.opts = opts;
     this.label = opts.label ?? 'serve process';
@@ -100,13 +113,13 @@ export class ServeClient {
         this.onDeath();
         resolve();
       };
-      child.on('exit', (code, signal) => {
+      child.on('exit', (code: number | null, signal: NodeJS.Signals | null) => {
         this.exitInfo = { code, signal };
         // let the remaining stdout arrive ('close'), but do not hang if a grandchild holds the pipe
         setTimeout(done, 300).unref();
       });
       child.on('close', done);
-      child.on('error', (e) => {
+      child.on('error', (e: Error) => {
         this.deathReason ??= `${this.label}: ${e.message}`;
         if (child.exitCode === null && child.signalCode === null && child.pid === undefined) done();
       });
@@ -145,8 +158,18 @@ export class ServeClient {
     return client;
   }
 
+  /** Wraps a process that is already running (its stdio speaks the serve protocol). */
+  static adopt(proc: ServeProcess, opts: ServeClientOptions = {}): ServeClient {
+    return new ServeClient(proc, opts);
+  }
+
   get pid(): number | undefined {
     return this.child.pid;
+  }
+
+  /** resolves once the process has exited and its pipes closed */
+  get closed(): Promise<void> {
+    return this.exited;
   }
 
   /** false once the process died, was killed, or is being closed */

@@ -34,7 +34,7 @@ export interface ContainerInfo {
 
 let counter = 0;
 
-function findInPath(name: string): string | undefined {
+export function findInPath(name: string): string | undefined {
   if (name.includes('/')) return existsSync(name) ? name : undefined;
   const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin'];
   for (const d of dirs) {
