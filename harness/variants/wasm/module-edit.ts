@@ -21,7 +21,8 @@ function readLeb(buf: Uint8Array, at: number): { value: number; next: number } {
   }
 }
 
-function leb(n: number): number[] {
+/** unsigned LEB128 encoding of `n` */
+export function leb(n: number): number[] {
   const out: number[] = [];
   do {
     let b = n % 128;

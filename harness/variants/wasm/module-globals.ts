@@ -1,6 +1,6 @@
 // Module rewrite for snapshots: export every mutable global the module defines (clang/wasm-ld keep
 // __stack_pointer internal) and every table, so a host can read and restore an instance's state.
-import { ModuleFormatError, sections } from './module-edit.js';
+import { ModuleFormatError, leb, sections } from './module-edit.js';
 
 const IMPORT = 2;
 const TABLE = 4;
@@ -73,17 +73,6 @@ class Reader {
       } else if (![0x6a, 0x6b, 0x6c, 0x7c, 0x7d, 0x7e].includes(op)) throw new ModuleFormatError(`unsupported opcode 0x${op.toString(16)} in a constant expression at byte ${this.o - 1}`);
     }
   }
-}
-
-function leb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return out;
 }
 
 interface ImportCounts {
