@@ -48,7 +48,8 @@ function perN(rows: readonly SummaryRow[], metrics: readonly string[]): Point[] 
 function perNFigure(rows: readonly SummaryRow[], metrics: string[], o: { name: string; title: string; subtitle: string; y: string }): Figure {
   const data = perN(rows, metrics);
   const functions = unique(data.map((d) => d.function));
-  const measures = unique(data.map((d) => d.measure));
+  // in the order asked for: the first is drawn solid, whatever order the rows come in
+  const measures = metrics.map((m) => LABELS[m] ?? m).filter((m) => data.some((d) => d.measure === m));
   const notes = cellNotes(rows, metrics);
   if (data.length === 0) notes.unshift('No measured cells.');
   const dash = (m: string) => (measures.indexOf(m) === 0 ? undefined : '4,3');
@@ -98,16 +99,16 @@ export function memoryFigure(rows: readonly SummaryRow[]): Figure {
   });
 }
 
-/** Daemon variants: the daemon's PSS ÷ N (solid) against the whole side ÷ N (dashed), so its share is seen. */
+/** Daemon variants: the whole side ÷ N (solid) against the daemon's PSS ÷ N (dashed), so its share is seen. */
 export function daemonFigure(rows: readonly SummaryRow[]): Figure {
   const daemonVariants = new Set(okRows(rows, ['daemon_share_per_instance']).map((r) => r.variant));
   const mine = rows.filter((r) => daemonVariants.has(r.variant) || (r.metric === 'daemon_share_per_instance' && r.status !== 'ok'));
-  return perNFigure(mine, ['daemon_share_per_instance', 'cgroup_per_instance'], {
+  return perNFigure(mine, ['cgroup_per_instance', 'daemon_share_per_instance'], {
     name: 'daemon-share',
     title: 'Daemon variants: the daemon\'s share of each idle instance',
     subtitle:
-      'dockerd + its containerd (docker) or containerd (containerd): PSS of the daemon processes ÷ N (solid), against the whole side ÷ N (dashed: ' +
-      'daemon + every container\'s cgroup + shims and clients). The daemon also grows with N; it is shared with any other harness process using it at the time.',
+      'Solid: the whole side ÷ N (daemon + every container\'s own cgroup + its shim and client by PSS). Dashed: the daemon\'s part, PSS of dockerd + its containerd (docker) ' +
+      'or of containerd ÷ N. The daemon\'s own memory moves with N (and with its GC); it is shared with any other harness process using it at the time.',
     y: 'memory per instance',
   });
 }
