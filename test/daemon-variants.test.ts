@@ -7,12 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadCatalog, type Catalog } from '../harness/functions/catalog.js';
-import type { Variant } from '../harness/platform/variant.js';
+import { idleSequence, tryBudget } from '../harness/experiments/density-idle.js';
+import { InvokeError, type Variant } from '../harness/platform/variant.js';
 import containerdPlugin from '../harness/variants/containerd.js';
 import dockerPlugin from '../harness/variants/docker.js';
 import { daemonDir } from '../harness/variants/oci/daemon.js';
 import { correct, rejectsWith } from './helpers.js';
 
+const MiB = 2 ** 20;
 let catalog: Catalog;
 before(async () => {
   catalog = await loadCatalog();
@@ -24,6 +26,11 @@ function containersOf(kind: string, socket: string): string[] {
       ? execFileSync('docker', ['-H', `unix://${socket}`, 'ps', '-a', '--format', '{{.Names}}'], { encoding: 'utf8' })
       : execFileSync('ctr', ['-a', socket, '-n', 'fxh', 'containers', 'ls', '-q'], { encoding: 'utf8' });
   return out.split('\n').filter((l) => l.trim());
+}
+
+/** containers of this process (fxh-<pid>-<n>): another harness process may share the daemon */
+function ownOf(kind: string, socket: string): string[] {
+  return containersOf(kind, socket).filter((n) => n.startsWith(`fxh-${process.pid}-`));
 }
 
 for (const [kind, plugin, daemon] of [
@@ -70,6 +77,49 @@ for (const [kind, plugin, daemon] of [
       await rejectsWith(v.invoke(catalog.get('loop'), 'cold', Buffer.from('x'), { timeoutMs: 1500 }), 'timeout');
       assert.ok(Date.now() - t0 < 15_000);
       assert.equal(containersOf(kind, socket).length, before);
+    });
+
+    const ours = (): string[] => ownOf(kind, socket);
+
+    test('density: each idle container counted with its shim (and ctr client), the daemon once and apart; all removed', async () => {
+      const fn = catalog.get('noop');
+      const opts = { timeoutMs: 20_000, input: fn.workload.input(1, 'small') };
+      const before = ours().length;
+      const seq = await idleSequence(v, fn, 3, opts);
+      assert.ok(seq.selfReported, 'a daemon side reports its own memory');
+      assert.match(seq.selfReported.method, /containerd-shim/);
+      assert.match(seq.selfReported.sharedLabel, kind === 'docker' ? /dockerd/ : /containerd/);
+      for (const s of seq.steps) {
+        // a Go daemon holds megabytes; the containers add to it
+        assert.ok(s.sharedBytes! > 4 * MiB && s.cgroupBytes > s.sharedBytes!, JSON.stringify(s));
+        assert.ok(s.pssBytes! > s.sharedBytes! && s.pssBytes! <= s.rssBytes!, JSON.stringify(s));
+      }
+      // per instance: its /fx --serve, its shim, and (containerd) its `ctr run` client; the daemon's processes once
+      const each = kind === 'containerd' ? 3 : 2;
+      const procs = seq.steps.map((s) => s.processes);
+      assert.deepEqual(procs.slice(1).map((p, i) => p - procs[i]!), [each, each], `processes ${procs}`);
+      const [first, , last] = seq.steps;
+      assert.ok(last!.cgroupBytes / 3 < first!.cgroupBytes, 'the daemon is paid once, so the cost per instance falls');
+      assert.equal(ours().length, before, 'idle containers removed');
+
+      const none = await tryBudget(v, fn, 4 * MiB, 3, opts);
+      assert.deepEqual({ started: none.started, alive: none.alive, outcome: none.outcome }, { started: 0, alive: 0, outcome: 'over-budget' });
+      assert.match(none.reason, /before instance #1 \(the shared part alone\).*past the 4\.0 MiB budget/);
+      const fit = await tryBudget(v, fn, 4096 * MiB, 2, opts);
+      assert.deepEqual({ started: fit.started, alive: fit.alive, outcome: fit.outcome, checked: fit.checkedNotLimited }, { started: 2, alive: 2, outcome: 'reached', checked: true });
+      assert.equal(ours().length, before, 'trial containers removed');
+    });
+
+    test('density: a looping function times out within the step bound, and its idle container is removed', async () => {
+      const loop = catalog.get('loop');
+      const before = ours().length;
+      const t0 = Date.now();
+      await assert.rejects(idleSequence(v, loop, 2, { timeoutMs: 1500, input: loop.workload.input(1, 'small') }), (e: unknown) => {
+        assert.ok(e instanceof InvokeError && e.kind === 'timeout', String(e));
+        return true;
+      });
+      assert.ok(Date.now() - t0 < 15_000, `took ${Date.now() - t0} ms`);
+      assert.equal(ours().length, before);
     });
 
     test('teardown removes every container, and stops a daemon the harness started', async () => {

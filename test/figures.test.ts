@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import {
   budgetFigure,
   coldStartFigure,
+  daemonFigure,
   figureToSvg,
   formatParams,
   latencyVsConcurrencyFigure,
@@ -46,6 +47,10 @@ function synthetic(): SummaryRow[] {
       }
       add({ variant, function: fn, mode: 'warm', metric: 'fit_predicted', params: 'budget=4 GiB', unit: 'instances' }, 4096 / (us / 10), 3);
       add({ variant, function: fn, mode: 'warm', metric: 'fit_tried', params: `budget=4 GiB;outcome=${variant === 'wasm' ? 'oom-kill' : 'reached'}`, unit: 'instances' }, 4096 / (us / 10), 1);
+    }
+    for (const n of [1, 2, 4]) {
+      add({ variant: 'docker', function: fn, mode: 'warm', metric: 'cgroup_per_instance', params: `n=${n}`, unit: 'MiB' }, (80 + 8 * n) / n, 1);
+      add({ variant: 'docker', function: fn, mode: 'warm', metric: 'daemon_share_per_instance', params: `n=${n}`, unit: 'MiB' }, 75 / n, 1);
     }
     if (fn === 'sha256') {
       for (const n of [1, 2]) add({ variant: 'ebpf', function: fn, mode: 'warm', metric: 'memlock_per_instance', params: `n=${n}`, unit: 'MiB' }, 0.005, 1);
@@ -111,6 +116,8 @@ test('density figures', () => {
   assert.ok(!mem.includes('memlock'), 'eBPF memlock is not in the like-for-like figure');
   checkRender(budgetFigure(rows), ['Instances in the memory budget: predicted and tried', 'Budget: 4 GiB', 'predicted 842', 'tried 843 (oom-kill)', 'Fell short of the prediction (2): wasm/sha256 — oom-kill', 'No median CI (n &lt; 6)']);
   checkRender(memlockFigure(rows), ['eBPF: kernel memory per loaded program (memlock)', 'ebpf', 'No median CI']);
+  const d = checkRender(daemonFigure(rows), ['the daemon\'s share of each idle instance', 'docker daemon share', 'docker cgroup usage']);
+  assert.ok(!/>wasm</.test(d) && !d.includes('native cgroup'), 'only daemon variants in the daemon figure');
 });
 
 test('an empty input still renders and says so', () => {

@@ -3,6 +3,10 @@
 // Memory of the side = the cell's cgroup usage (kernel memory included) and, as a second view, PSS/RSS
 // summed over the processes in it. A variant whose instances share a process (WASM: the executor) pays
 // that process once, so (fixed + N × marginal) / N falls with N; one process per instance does not.
+// A variant whose instances are a daemon's containers cannot put them in the cell (they are not our
+// children, and the daemon and its shims serve every cell); it reports the side's memory itself
+// (IdleInstances.memory: the daemon once + each container with its shim), which is read instead, and a
+// budget is then checked against that reading after each start, as no kernel limit binds the side.
 import type { FunctionEntry } from '../functions/types.js';
 import { verifyOutput } from '../functions/verify.js';
 import { MemoryCgroup } from '../platform/memory-cgroup.js';
@@ -22,6 +26,8 @@ export interface IdleStep {
   processes: number;
   /** memory outside any process (eBPF memlock) */
   kernelMemoryBytes?: number;
+  /** the part of cgroupBytes every instance shares (a daemon), when the variant reports its own memory */
+  sharedBytes?: number;
 }
 
 export interface IdleSequence {
@@ -30,6 +36,8 @@ export interface IdleSequence {
   /** the file the cgroup usage was read from */
   usageFile: string;
   kernelMethod?: string;
+  /** set when the variant reported the side's memory itself (IdleInstances.memory): how, and what is shared */
+  selfReported?: { method: string; sharedLabel: string };
 }
 
 export interface CellOptions {
@@ -111,14 +119,30 @@ export async function idleSequence(variant: Variant, fn: FunctionEntry, k: numbe
   return inCell(variant, fn, { ...o, prefix: 'density' }, async (inst, cg) => {
     const steps: IdleStep[] = [];
     let kernelMethod: string | undefined;
+    let own: IdleSequence['selfReported'];
     for (let n = 1; n <= k; n++) {
       const out = await bounded(inst.add(o.input), o.timeoutMs + BACKSTOP_MS, `${variant.name} instance #${n}`);
       verified(variant, fn, o.input, out);
       const alive = await inst.alive();
       if (alive < n) throw new InvokeError('function-error', `${variant.name}/${fn.name}: only ${alive} of ${n} idle instances alive`);
-      const procs = sumMemory(cg.pids());
       const km = inst.kernelMemory?.();
       kernelMethod = km?.method;
+      if (inst.memory) {
+        const m = await bounded(inst.memory(), o.timeoutMs, `${variant.name} memory`);
+        own = { method: m.method, sharedLabel: m.shared.label };
+        steps.push({
+          n,
+          cgroupBytes: m.bytes,
+          ...(m.kernelBytes !== undefined ? { cgroupKernelBytes: m.kernelBytes } : {}),
+          pssBytes: m.pssBytes,
+          rssBytes: m.rssBytes,
+          processes: m.processes,
+          sharedBytes: m.shared.bytes,
+          ...(km ? { kernelMemoryBytes: km.bytes } : {}),
+        });
+        continue;
+      }
+      const procs = sumMemory(cg.pids());
       steps.push({
         n,
         cgroupBytes: cg.usageBytes(),
@@ -128,7 +152,7 @@ export async function idleSequence(variant: Variant, fn: FunctionEntry, k: numbe
         ...(km ? { kernelMemoryBytes: km.bytes } : {}),
       });
     }
-    return { steps, method: inst.method, usageFile: cg.usageFile(), ...(kernelMethod ? { kernelMethod } : {}) };
+    return { steps, method: inst.method, usageFile: cg.usageFile(), ...(kernelMethod ? { kernelMethod } : {}), ...(own ? { selfReported: own } : {}) };
   });
 }
 
@@ -152,7 +176,8 @@ export function fitModel(steps: readonly Pick<IdleStep, 'n' | 'cgroupBytes'>[], 
   return { marginalBytes: marginal, fixedBytes: fixed, predicted };
 }
 
-export type FitOutcome = 'reached' | 'oom-kill' | 'start-error' | 'timeout';
+/** over-budget: a side that reports its own memory went past the budget (checked after each start) */
+export type FitOutcome = 'reached' | 'oom-kill' | 'start-error' | 'timeout' | 'over-budget';
 
 export interface FitTrial {
   /** how many were asked for */
@@ -167,28 +192,44 @@ export interface FitTrial {
   failCount: number;
   oomKills: number;
   peakBytes?: number;
+  /** set when the budget was checked against the variant's own reading, not enforced by the cell's limit */
+  checkedNotLimited?: boolean;
 }
 
 /** Starts `target` instances in a cell limited to `budgetBytes`, or says at which one it failed and why. */
 export async function tryBudget(variant: Variant, fn: FunctionEntry, budgetBytes: number, target: number, o: CellOptions): Promise<FitTrial> {
   let started = 0;
+  let over: string | undefined;
+  let ownPeak: number | undefined;
   const finish = async (inst: IdleInstances | undefined, cg: MemoryCgroup, err: Error | undefined): Promise<FitTrial> => {
     await new Promise((r) => setTimeout(r, 100)); // an OOM kill during the last start shows as an exit
-    const alive = inst ? await inst.alive() : 0;
+    // the instance that went past the budget started, but does not fit
+    const alive = inst ? Math.min(started, await inst.alive()) : 0;
     const oomKills = cg.oomKills();
     const failCount = cg.failCount();
-    const peak = cg.peakBytes();
+    const peak = inst?.memory ? ownPeak : cg.peakBytes();
     let outcome: FitOutcome = 'reached';
     if (oomKills > 0) outcome = 'oom-kill';
+    else if (over) outcome = 'over-budget';
     else if (err) outcome = err instanceof InvokeError && err.kind === 'timeout' ? 'timeout' : 'start-error';
     else if (alive < started) outcome = 'start-error';
     const where = started === 0 && !inst ? 'starting the holder, before instance #1' : `starting instance #${started + 1}`;
-    const reason = err
+    const reason = over
+      ? over
+      : err
       ? `${where}: ${err.message}`
       : alive < started
         ? `${started - alive} of ${started} instances died after starting`
         : '';
-    return { target, started, alive, outcome, reason, failCount, oomKills, ...(peak !== undefined ? { peakBytes: peak } : {}) };
+    return { target, started, alive, outcome, reason, failCount, oomKills, ...(peak !== undefined ? { peakBytes: peak } : {}), ...(inst?.memory ? { checkedNotLimited: true } : {}) };
+  };
+  /** a self-reporting side: its reading against the budget; the reason when past it */
+  const pastBudget = async (inst: IdleInstances, what: string): Promise<string | undefined> => {
+    const m = await bounded(inst.memory!(), o.timeoutMs, `${variant.name} memory`);
+    ownPeak = Math.max(ownPeak ?? 0, m.bytes);
+    if (m.bytes <= budgetBytes) return undefined;
+    const mib = (b: number) => (b / 2 ** 20).toFixed(1);
+    return `${what} the side used ${mib(m.bytes)} MiB (${m.shared.label} ${mib(m.shared.bytes)} MiB of it), past the ${mib(budgetBytes)} MiB budget`;
   };
   return inCell(
     variant,
@@ -196,11 +237,13 @@ export async function tryBudget(variant: Variant, fn: FunctionEntry, budgetBytes
     { ...o, prefix: 'density-fit', limitBytes: budgetBytes },
     async (inst, cg) => {
       let err: Error | undefined;
-      while (started < target) {
+      if (inst.memory) over = await pastBudget(inst, 'before instance #1 (the shared part alone):');
+      while (started < target && !over) {
         try {
           const out = await bounded(inst.add(o.input), o.timeoutMs + BACKSTOP_MS, `${variant.name} instance #${started + 1}`);
           verified(variant, fn, o.input, out);
-          started++;
+          if (inst.memory) over = await pastBudget(inst, `with instance #${started + 1}`);
+          if (!over) started++;
         } catch (e) {
           if (e instanceof FatalMeasurementError) throw e;
           err = e as Error;

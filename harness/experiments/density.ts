@@ -97,6 +97,11 @@ async function measureCell(ctx: RunContext, variant: Variant, fn: FunctionEntry,
         if (s.pssBytes !== undefined && Number.isFinite(s.pssBytes)) add('pss_per_instance', p, s.pssBytes / s.n / MiB);
         if (s.rssBytes !== undefined) add('rss_per_instance', p, s.rssBytes / s.n / MiB);
         add('processes', p, s.processes, 'processes');
+        // a daemon's memory, shared by its containers: the total and its share per instance (both in cgroup_per_instance too)
+        if (s.sharedBytes !== undefined) {
+          add('daemon_memory', p, s.sharedBytes / MiB);
+          add('daemon_share_per_instance', p, s.sharedBytes / s.n / MiB);
+        }
       }
       if (s.kernelMemoryBytes !== undefined) add('memlock_per_instance', p, s.kernelMemoryBytes / s.n / MiB);
     }
@@ -113,7 +118,10 @@ async function measureCell(ctx: RunContext, variant: Variant, fn: FunctionEntry,
   }
   if (!last) return;
   const withProcesses = last.steps.every((s) => s.processes > 0);
-  const read = withProcesses ? `; cell memory read from ${last.usageFile.replace(/fxh-\d+-density-\d+/, 'fxh-<pid>-density-<n>')}, PSS/RSS from /proc/<pid>/smaps_rollup of its processes` : '';
+  const read = last.selfReported
+    ? `; not in the cell (not our children): memory reported by the variant: ${last.selfReported.method}`
+    : withProcesses
+    ? `; cell memory read from ${last.usageFile.replace(/fxh-\d+-density-\d+/, 'fxh-<pid>-density-<n>')}, PSS/RSS from /proc/<pid>/smaps_rollup of its processes` : '';
   ctx.notes.push(`density ${cell}: ${last.method}${read}${last.kernelMethod ? `; ${last.kernelMethod}` : ''}`);
   if (!withProcesses) {
     ctx.notes.push(`density ${cell}: no budget tried: the instances hold no process of their own (kernel memory, shown apart)`);
@@ -132,9 +140,10 @@ async function measureCell(ctx: RunContext, variant: Variant, fn: FunctionEntry,
     { ...base, metric: 'fit_started', params: p, iteration: 0, value: trial.started, unit: 'instances' },
   ]);
   const peak = trial.peakBytes !== undefined ? `, peak ${(trial.peakBytes / MiB).toFixed(1)} MiB` : '';
+  const how = trial.checkedNotLimited ? ' (checked against the variant\'s own reading after each start: no kernel limit binds a daemon\'s side)' : '';
   ctx.notes.push(
     `density fit ${cell}: budget ${o.budget} MiB, predicted ${predicted ?? 'none'}, asked ${trial.target}, started ${trial.started}, alive ${trial.alive} (${trial.outcome})` +
-      `${trial.reason ? `; stopped ${trial.reason}` : ''}; failcnt ${trial.failCount}, oom_kill ${trial.oomKills}${peak}`,
+      `${trial.reason ? `; stopped ${trial.reason}` : ''}; failcnt ${trial.failCount}, oom_kill ${trial.oomKills}${peak}${how}`,
   );
 }
 
@@ -155,6 +164,8 @@ export function densityReport(summary: readonly SummaryRow[]): string[] {
     if (cg.length) parts.push(`cgroup per instance N=${cg[0]!.n} ${fmt(cg[0]!.v)}, N=${cg.at(-1)!.n} ${fmt(cg.at(-1)!.v)}`);
     const pss = perN('pss_per_instance');
     if (pss.length) parts.push(`PSS per instance N=${pss[0]!.n} ${fmt(pss[0]!.v)}, N=${pss.at(-1)!.n} ${fmt(pss.at(-1)!.v)}`);
+    const dm = perN('daemon_memory');
+    if (dm.length) parts.push(`daemon ${fmt(dm.at(-1)!.v)} (share per instance at N=${dm.at(-1)!.n} ${fmt(dm.at(-1)!.v / dm.at(-1)!.n)})`);
     if (ml.length) parts.push(`memlock per instance ${fmt(ml.at(-1)!.v)} (kernel memory, not comparable)`);
     const pred = mine.find((r) => r.metric === 'fit_predicted');
     const tried = mine.find((r) => r.metric === 'fit_tried');

@@ -2,6 +2,8 @@
 //   memory-per-instance: (fixed + N × marginal) / N against N, per variant, one panel per function
 //     (cgroup usage solid, PSS dashed; MiB, log y), so a shared holder's cost is seen amortised;
 //   fit-in-budget: instances predicted to fit vs instances that really started and stayed alive;
+//   daemon-share: for the daemon variants (docker, containerd), the daemon's share per instance against the
+//     whole side per instance, so the daemon's part of the cost is seen;
 //   memlock-per-instance: eBPF's kernel memory (memlock of programs and maps), a different quantity.
 import * as Plot from '@observablehq/plot';
 import type { SummaryRow } from '../results/schema.js';
@@ -22,6 +24,7 @@ const LABELS: Record<string, string> = {
   pss_per_instance: 'PSS',
   rss_per_instance: 'RSS',
   memlock_per_instance: 'memlock',
+  daemon_share_per_instance: 'daemon share',
 };
 
 interface Point extends SummaryRow {
@@ -45,7 +48,8 @@ function perN(rows: readonly SummaryRow[], metrics: readonly string[]): Point[] 
 function perNFigure(rows: readonly SummaryRow[], metrics: string[], o: { name: string; title: string; subtitle: string; y: string }): Figure {
   const data = perN(rows, metrics);
   const functions = unique(data.map((d) => d.function));
-  const measures = unique(data.map((d) => d.measure));
+  // in the order asked for: the first is drawn solid, whatever order the rows come in
+  const measures = metrics.map((m) => LABELS[m] ?? m).filter((m) => data.some((d) => d.measure === m));
   const notes = cellNotes(rows, metrics);
   if (data.length === 0) notes.unshift('No measured cells.');
   const dash = (m: string) => (measures.indexOf(m) === 0 ? undefined : '4,3');
@@ -88,8 +92,23 @@ export function memoryFigure(rows: readonly SummaryRow[]): Figure {
     name: 'memory-per-instance',
     title: 'Memory per idle instance, like for like',
     subtitle:
-      'Each side\'s whole processes in a memory cgroup of its own (WASM: the executor holding the instances; native: --serve processes; container: its processes + runc run), ' +
+      'Each side\'s whole processes in a memory cgroup of its own (WASM: the executor holding the instances; native: --serve processes; container: its processes + runc run); ' +
+      'docker/containerd: each container\'s own cgroup + its shim (and ctr client) by PSS + the daemon once, by PSS, as the daemon\'s containers cannot be placed in the cell; ' +
       `read after N = 1 … k instances and divided by N: (fixed + N × marginal) / N. Solid: cgroup usage (kernel memory included); dashed: PSS summed over the processes${measured.length ? '' : ' (none measured)'}. Median over sequences, 95% CI where ≥ 6.`,
+    y: 'memory per instance',
+  });
+}
+
+/** Daemon variants: the whole side ÷ N (solid) against the daemon's PSS ÷ N (dashed), so its share is seen. */
+export function daemonFigure(rows: readonly SummaryRow[]): Figure {
+  const daemonVariants = new Set(okRows(rows, ['daemon_share_per_instance']).map((r) => r.variant));
+  const mine = rows.filter((r) => daemonVariants.has(r.variant) || (r.metric === 'daemon_share_per_instance' && r.status !== 'ok'));
+  return perNFigure(mine, ['cgroup_per_instance', 'daemon_share_per_instance'], {
+    name: 'daemon-share',
+    title: 'Daemon variants: the daemon\'s share of each idle instance',
+    subtitle:
+      'Solid: the whole side ÷ N (daemon + every container\'s own cgroup + its shim and client by PSS). Dashed: the daemon\'s part, PSS of dockerd + its containerd (docker) ' +
+      'or of containerd ÷ N. The daemon\'s own memory moves with N (and with its GC); it is shared with any other harness process using it at the time.',
     y: 'memory per instance',
   });
 }
@@ -142,7 +161,8 @@ export function budgetFigure(rows: readonly SummaryRow[]): Figure {
     title: 'Instances in the memory budget: predicted and tried',
     subtitle:
       `${budgets.length ? `Budget: ${budgets.join(', ')}. ` : ''}Open: ⌊(budget − fixed) ÷ marginal⌋ from the N = 1 and N = k cgroup readings. ` +
-      'Filled: instances that really started, answered and were alive, in a cgroup limited to the budget (label: how the trial ended). Log scale; 0 drawn at ½.',
+      'Filled: instances that really started, answered and were alive, in a cgroup limited to the budget (docker/containerd: their own reading checked against the budget after each start, ' +
+      'as no kernel limit binds a daemon; outcome over-budget) (label: how the trial ended). Log scale; 0 drawn at ½.',
     notes,
     legendLabel: 'variant',
     plot: {
@@ -166,5 +186,5 @@ export function budgetFigure(rows: readonly SummaryRow[]): Figure {
 
 /** The density figures. */
 export function densityFigures(rows: readonly SummaryRow[]): Figure[] {
-  return [memoryFigure(rows), budgetFigure(rows), memlockFigure(rows)];
+  return [memoryFigure(rows), daemonFigure(rows), budgetFigure(rows), memlockFigure(rows)];
 }

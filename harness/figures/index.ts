@@ -8,6 +8,6 @@ export {
   type ThroughputFigureOptions,
   type LatencyVsConcurrencyOptions,
 } from './throughput.js';
-export { memoryFigure, budgetFigure, memlockFigure, densityFigures, mibTick } from './density.js';
+export { memoryFigure, daemonFigure, budgetFigure, memlockFigure, densityFigures, mibTick } from './density.js';
 export { parseParams, formatParams, paramNumber, type Params } from './params.js';
 export { cellNotes, microsPerUnit, mibPerUnit, seriesLabel } from './common.js';

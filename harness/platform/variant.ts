@@ -40,6 +40,23 @@ export interface IdleOptions {
   timeoutMs: number;
 }
 
+/** What a side costs, reported by the variant itself: for instances the caller cannot place in its cell
+ *  (containers a daemon starts are not the caller's children, and their daemon and shims are shared). */
+export interface IdleMemory {
+  /** the side's whole memory, its shared holder once plus every instance (what a cell's usage would be) */
+  bytes: number;
+  /** the kernel's part of `bytes`, where the kernel says */
+  kernelBytes?: number;
+  /** PSS/RSS summed over the side's processes */
+  pssBytes: number;
+  rssBytes: number;
+  processes: number;
+  /** the part of `bytes` every instance shares (a daemon): reported apart as well */
+  shared: { bytes: number; label: string };
+  /** how it was read */
+  method: string;
+}
+
 /** Idle, ready instances of one function, started one at a time; the caller measures them (see Variant.startIdle). */
 export interface IdleInstances {
   /** what holds the instances and what they share, for the run's notes */
@@ -48,6 +65,9 @@ export interface IdleInstances {
   add(input: Uint8Array): Promise<Uint8Array>;
   /** how many of the instances started are alive now (the OOM killer may have taken some) */
   alive(): Promise<number>;
+  /** Present when the side's processes are not all in the placement (a daemon's containers): the caller reads
+   *  this instead of the cell, and checks a budget against it (no kernel limit then binds the side). */
+  memory?(): Promise<IdleMemory>;
   /** memory the kernel holds for the instances outside any process (eBPF: memlock of programs and maps) */
   kernelMemory?(): { bytes: number; method: string };
   /** stops everything it started; safe to call twice */

@@ -8,10 +8,12 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, watch } from 'node:fs';
 import { join } from 'node:path';
 import type { FunctionEntry } from '../functions/types.js';
-import { pidAlive, readProcessMemory } from '../platform/proc-memory.js';
+import { pidAlive } from '../platform/proc-memory.js';
 import {
   InvokeError,
   type Capability,
+  type IdleInstances,
+  type IdleOptions,
   type Invocation,
   type InvokeOptions,
   type Mode,
@@ -21,7 +23,7 @@ import {
 } from '../platform/variant.js';
 import { checkServeStatus } from './native.js';
 import { acquireDaemon, CGROUP_PARENT, removeCgroupParent, type Acquired, type DaemonHandle } from './oci/daemon.js';
-import { daemonMemory, instanceMemory, type DaemonInstanceMemory } from './oci/daemon-memory.js';
+import { sideMemory } from './oci/daemon-memory.js';
 import { ensureImageTar } from './oci/image.js';
 import { findInPath } from './oci/runtime.js';
 import { ServeClient, TailBuffer, describeExit } from './serve-client.js';
@@ -289,28 +291,44 @@ export class ContainerdVariant implements Variant {
     this.warm.delete(wt);
   }
 
-  async measureIdle(fn: FunctionEntry, count: number): Promise<DaemonInstanceMemory[]> {
+  /**
+   * Idle instances are warm tasks, one each, with the foreground `ctr run` holding its stdio (faasd keeps one
+   * client for all; here each has its own, counted with it). containerd makes the task, so it cannot start
+   * in the caller's placement: memory() reports the side (oci/daemon-memory.ts).
+   */
+  async startIdle(fn: FunctionEntry, opts: IdleOptions): Promise<IdleInstances> {
     await this.ready(fn, 'warm');
-    const started: WarmTask[] = [];
-    try {
-      for (let i = 0; i < count; i++) started.push(await this.startWarm(fn, `containerd idle ${fn.name} #${i}`));
-      const input = fn.workload.input(1, 'small');
-      await Promise.all(started.map((wt) => wt.client.request(input, 30_000)));
-      const daemon = daemonMemory(this.handle!);
-      return started.map((wt) => {
-        const m = instanceMemory(Number(readFileSync(wt.pidFile, 'utf8').trim()), daemon, count, 'containerd');
-        // ctr is the client of each task here (faasd keeps one client for all): counted with the instance
-        const ctr = wt.client.pid ? readProcessMemory(wt.client.pid) : { pssBytes: 0, rssBytes: 0 };
-        return {
-          ...m,
-          pssBytes: m.pssBytes + ctr.pssBytes,
-          rssBytes: m.rssBytes + ctr.rssBytes,
-          method: `${m.method}; + the foreground \`ctr run\` client holding its stdio (PSS ${(ctr.pssBytes / 2 ** 20).toFixed(1)} MiB)`,
-        };
-      });
-    } finally {
-      await Promise.all(started.map((wt) => this.stopWarm(wt)));
-    }
+    const started: (WarmTask & { initPid?: number })[] = [];
+    let pending: Promise<unknown> = Promise.resolve();
+    let closed = false;
+    const add = async (input: Uint8Array): Promise<Uint8Array> => {
+      if (closed) throw new InvokeError('unavailable', 'containerd idle instances: closed');
+      const wt: WarmTask & { initPid?: number } = await this.startWarm(fn, `containerd idle ${fn.name} #${started.length + 1}`);
+      started.push(wt);
+      const r = await wt.client.request(input, opts.timeoutMs);
+      checkServeStatus(wt.client.label, r.status, r.output);
+      // written by ctr before the task started, so there once it answered
+      wt.initPid = Number(readFileSync(wt.pidFile, 'utf8').trim());
+      return r.output;
+    };
+    return {
+      method: 'one task per instance (its /fx --serve process, a containerd-shim-runc-v2 and the `ctr run` client holding its stdio); containerd is shared: the side\'s fixed cost',
+      add: (input) => {
+        const p = add(input);
+        pending = p.catch(() => {});
+        return p;
+      },
+      alive: async () => started.filter((wt) => wt.client.alive).length,
+      memory: async () => {
+        const up = started.filter((wt) => wt.client.alive && wt.initPid! > 0);
+        return sideMemory(this.handle!, up.map((wt) => ({ initPid: wt.initPid!, ...(wt.client.pid ? { clientPid: wt.client.pid } : {}) })), 'containerd');
+      },
+      close: async () => {
+        closed = true;
+        await Promise.race([pending, new Promise((r) => setTimeout(r, opts.timeoutMs).unref())]);
+        await Promise.all(started.splice(0).map((wt) => this.stopWarm(wt)));
+      },
+    };
   }
 
   async teardown(): Promise<void> {

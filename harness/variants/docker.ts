@@ -11,6 +11,8 @@ import { pidAlive } from '../platform/proc-memory.js';
 import {
   InvokeError,
   type Capability,
+  type IdleInstances,
+  type IdleOptions,
   type Invocation,
   type InvokeOptions,
   type Mode,
@@ -22,7 +24,7 @@ import { checkServeStatus } from './native.js';
 import { acquireDaemon, type Acquired, type DaemonHandle } from './oci/daemon.js';
 import { AttachedContainer, attach, closeAgent, dockerCall, dockerRequest, waitExit } from './oci/docker-api.js';
 import { ensureImageTar } from './oci/image.js';
-import { daemonMemory, instanceMemory, type DaemonInstanceMemory } from './oci/daemon-memory.js';
+import { sideMemory } from './oci/daemon-memory.js';
 import { ServeClient, TailBuffer, describeExit } from './serve-client.js';
 
 const MODES: readonly Mode[] = ['cold', 'warm'];
@@ -33,6 +35,8 @@ interface WarmContainer {
   id: string;
   client: ServeClient;
   proc: AttachedContainer;
+  /** pid of its init (/fx --serve), once asked for (density) */
+  pid?: number;
 }
 
 export class DockerVariant implements Variant {
@@ -147,16 +151,16 @@ export class DockerVariant implements Variant {
   }
 
   /** create + attach + wait registered + start: a running container with its stdio attached. */
-  private async launch(image: string, cmd: string[]): Promise<AttachedContainer> {
+  private async launch(image: string, cmd: string[], timeoutMs?: number): Promise<AttachedContainer> {
     const name = this.newName();
-    const { Id: id } = await dockerCall<{ Id: string }>(this.socket, 'POST', `/containers/create?name=${name}`, this.createBody(image, cmd));
+    const { Id: id } = await dockerCall<{ Id: string }>(this.socket, 'POST', `/containers/create?name=${name}`, this.createBody(image, cmd), timeoutMs);
     this.live.add(id);
     try {
-      const { conn, head } = await attach(this.socket, id);
+      const { conn, head } = await attach(this.socket, id, timeoutMs);
       const w = waitExit(this.socket, id);
       await w.registered;
       const proc = new AttachedContainer(this.socket, id, conn, head, w.exited);
-      await dockerCall(this.socket, 'POST', `/containers/${id}/start`);
+      await dockerCall(this.socket, 'POST', `/containers/${id}/start`, undefined, timeoutMs);
       return proc;
     } catch (e) {
       await this.remove(id);
@@ -233,9 +237,9 @@ export class DockerVariant implements Variant {
     return started;
   }
 
-  private async startWarm(fn: FunctionEntry, label: string): Promise<WarmContainer> {
+  private async startWarm(fn: FunctionEntry, label: string, timeoutMs?: number): Promise<WarmContainer> {
     const image = await this.ready(fn, 'warm');
-    const proc = await this.launch(image, ['--serve']);
+    const proc = await this.launch(image, ['--serve'], timeoutMs);
     const client = ServeClient.adopt(proc, {
       label: `${label} (container ${proc.id.slice(0, 12)})`,
       statusEncodesSignal: true,
@@ -255,23 +259,44 @@ export class DockerVariant implements Variant {
     this.warm.delete(wc);
   }
 
-  async measureIdle(fn: FunctionEntry, count: number): Promise<DaemonInstanceMemory[]> {
+  /**
+   * Idle instances are warm containers, one each. dockerd makes them (they are not our children), so
+   * they cannot start in the caller's placement: memory() reports the side (oci/daemon-memory.ts).
+   */
+  async startIdle(fn: FunctionEntry, opts: IdleOptions): Promise<IdleInstances> {
     await this.ready(fn, 'warm');
     const started: WarmContainer[] = [];
-    try {
-      for (let i = 0; i < count; i++) started.push(await this.startWarm(fn, `docker idle ${fn.name} #${i}`));
-      const input = fn.workload.input(1, 'small');
-      await Promise.all(started.map((wc) => wc.client.request(input, 30_000)));
-      const daemon = daemonMemory(this.handle!);
-      const out: DaemonInstanceMemory[] = [];
-      for (const wc of started) {
-        const info = await dockerCall<{ State: { Pid: number } }>(this.socket, 'GET', `/containers/${wc.id}/json`);
-        out.push(instanceMemory(info.State.Pid, daemon, count, 'docker'));
-      }
-      return out;
-    } finally {
-      await Promise.all(started.map((wc) => this.stopWarm(wc)));
-    }
+    let pending: Promise<unknown> = Promise.resolve();
+    let closed = false;
+    const add = async (input: Uint8Array): Promise<Uint8Array> => {
+      if (closed) throw new InvokeError('unavailable', 'docker idle instances: closed');
+      const wc = await this.startWarm(fn, `docker idle ${fn.name} #${started.length + 1}`, opts.timeoutMs);
+      started.push(wc);
+      const r = await wc.client.request(input, opts.timeoutMs);
+      checkServeStatus(wc.client.label, r.status, r.output);
+      const info = await dockerCall<{ State: { Pid: number } }>(this.socket, 'GET', `/containers/${wc.id}/json`, undefined, opts.timeoutMs);
+      wc.pid = info.State.Pid;
+      return r.output;
+    };
+    return {
+      method: 'one container per instance (its /fx --serve process, run by dockerd through containerd and a containerd-shim-runc-v2 each); the daemon is shared: the side\'s fixed cost',
+      add: (input) => {
+        const p = add(input);
+        pending = p.catch(() => {});
+        return p;
+      },
+      alive: async () => started.filter((wc) => wc.client.alive).length,
+      memory: async () => {
+        const up = started.filter((wc) => wc.client.alive && wc.pid! > 0);
+        return sideMemory(this.handle!, up.map((wc) => ({ initPid: wc.pid! })), 'docker');
+      },
+      close: async () => {
+        closed = true;
+        // a start the caller gave up on may still be under way: let it finish (bounded) so it is removed too
+        await Promise.race([pending, new Promise((r) => setTimeout(r, opts.timeoutMs).unref())]);
+        await Promise.all(started.splice(0).map((wc) => this.stopWarm(wc)));
+      },
+    };
   }
 
   async teardown(): Promise<void> {
