@@ -82,8 +82,9 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
   let finishing: Promise<void> | null = null;
   const finish = (state: { interrupted?: string; error?: Error }) => {
     finishing ??= (async () => {
-      await ctx.stopGateways();
-      await Promise.allSettled([...variants.active.values()].map((v) => v.teardown()));
+      // gateways (their executors tear their variants down) and this process's variants at once:
+      // a daemon variant's daemon stops when the last of them lets it go
+      await Promise.allSettled([ctx.stopGateways(), ...[...variants.active.values()].map((v) => v.teardown())]);
       // what a terminated worker thread started (a cold-process child) names the run's scratch folder
       killProcessesNaming(variants.workDir);
       fs.rmSync(variants.workDir, { recursive: true, force: true });

@@ -176,12 +176,16 @@ export function removeCgroupParent(kind: DaemonKind): void {
   }
 }
 
-/** Stops the daemon in `dir` (SIGTERM, then SIGKILL after 15 s), unmounts what is left under it, removes it. */
+/** Stops the daemon in `dir` (SIGTERM, then SIGKILL after a short grace: its containers are gone by
+ *  now and its folder is removed next, so a clean shutdown keeps nothing worth the wait, and Ctrl-C
+ *  must end a run within about 2 s), unmounts what is left under it, removes it. */
+const DAEMON_STOP_GRACE_MS = 500;
+
 async function stopDaemon(kind: DaemonKind, dir: string): Promise<void> {
   const pid = daemonPid(dir);
   if (pid) {
     process.kill(pid, 'SIGTERM');
-    const until = Date.now() + 15_000;
+    const until = Date.now() + DAEMON_STOP_GRACE_MS;
     while (pidAlive(pid) && Date.now() < until) await sleep(20);
     if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
   }
