@@ -85,7 +85,8 @@ export class ContainerdVariant implements Variant {
   private readonly warm = new Set<WarmTask>();
   private readonly live = new Set<string>();
   private readonly children = new Set<ChildProcess>();
-  private tornDown = false;
+  /** bumped by teardown: a later call acquires the daemon and loads images anew */
+  private generation = 0;
 
   constructor(private readonly opts: VariantOptions) {}
 
@@ -96,11 +97,16 @@ export class ContainerdVariant implements Variant {
   async check(): Promise<Capability> {
     if ((process.getuid?.() ?? 0) !== 0) return { ok: false, reason: 'needs root: the harness starts containerd, or talks to a root-owned one' };
     if (!this.ctr) return { ok: false, reason: 'ctr not found (apt-get install containerd)' };
+    const generation = this.generation;
     this.daemon ??= acquireDaemon('containerd').then(async (a) => {
       if (!a.ok) return a;
+      // a teardown while this was being acquired: let it go again
+      if (generation !== this.generation) {
+        await a.handle.release();
+        return { ok: false as const, reason: 'the variant was torn down while its daemon was being acquired' };
+      }
       this.handle = a.handle;
-      if (this.tornDown) await a.handle.release();
-      else await this.removeLeftovers();
+      await this.removeLeftovers();
       return a;
     });
     const a = await this.daemon;
@@ -332,7 +338,10 @@ export class ContainerdVariant implements Variant {
   }
 
   async teardown(): Promise<void> {
-    this.tornDown = true;
+    this.generation++;
+    // the daemon may stop now (its last user lets it go), taking the loaded images with it
+    this.daemon = undefined;
+    this.images.clear();
     if (this.handle) {
       const pooled = await Promise.all([...this.pool.values()].map((p) => p.catch(() => undefined)));
       this.pool.clear();
@@ -342,6 +351,7 @@ export class ContainerdVariant implements Variant {
       for (const ch of this.children) ch.kill('SIGKILL');
       await Promise.all([...this.live].map((id) => this.destroy(id)));
       await this.handle.release();
+      this.handle = undefined;
       removeCgroupParent('containerd');
     }
     rmSync(join(this.opts.workDir, 'images'), { recursive: true, force: true });

@@ -50,7 +50,8 @@ export class DockerVariant implements Variant {
   private readonly warm = new Set<WarmContainer>();
   /** every container created and not yet removed */
   private readonly live = new Set<string>();
-  private tornDown = false;
+  /** bumped by teardown: a later call acquires the daemon and loads images anew */
+  private generation = 0;
 
   constructor(private readonly opts: VariantOptions) {}
 
@@ -60,11 +61,16 @@ export class DockerVariant implements Variant {
 
   async check(): Promise<Capability> {
     if ((process.getuid?.() ?? 0) !== 0) return { ok: false, reason: 'needs root: the harness starts dockerd, or talks to a root-owned one' };
+    const generation = this.generation;
     this.daemon ??= acquireDaemon('dockerd').then(async (a) => {
       if (!a.ok) return a;
+      // a teardown while this was being acquired: let it go again
+      if (generation !== this.generation) {
+        await a.handle.release();
+        return { ok: false as const, reason: 'the variant was torn down while its daemon was being acquired' };
+      }
       this.handle = a.handle;
-      if (this.tornDown) await a.handle.release();
-      else await this.removeLeftovers();
+      await this.removeLeftovers();
       return a;
     });
     const a = await this.daemon;
@@ -300,7 +306,10 @@ export class DockerVariant implements Variant {
   }
 
   async teardown(): Promise<void> {
-    this.tornDown = true;
+    this.generation++;
+    // the daemon may stop now (its last user lets it go), taking the loaded images with it
+    this.daemon = undefined;
+    this.images.clear();
     if (this.handle) {
       const pooled = await Promise.all([...this.pool.values()].map((p) => p.catch(() => undefined)));
       this.pool.clear();
@@ -310,6 +319,7 @@ export class DockerVariant implements Variant {
       await Promise.all([...this.live].map((id) => this.remove(id).catch((e: Error) => console.error(e.message))));
       closeAgent(this.socket);
       await this.handle.release();
+      this.handle = undefined;
     }
     rmSync(join(this.opts.workDir, 'images'), { recursive: true, force: true });
   }

@@ -84,10 +84,15 @@ export function makeCgroup(name: string, memoryBytes: number): ProcessCgroup {
 /** The jail of this process's native functions: unprivileged + own cgroup as root, nothing otherwise. */
 export function nativeJail(memoryLimitMiB: number): Jail {
   if ((process.getuid?.() ?? 1) !== 0) return { describe: 'as the harness user (not root: no other user, no cgroup)' };
+  const user = `as uid/gid ${NOBODY} (nobody, no supplementary groups, no capabilities)`;
+  // `ip netns exec` (a node in a network namespace) mounts a fresh /sys without the cgroup file systems
+  if (!((v1Base('memory') && v1Base('pids')) || existsSync('/sys/fs/cgroup/cgroup.controllers'))) {
+    return { uid: NOBODY, gid: NOBODY, describe: `${user}, without a cgroup (no cgroup file system is mounted here: the memory limit is RLIMIT_AS alone)` };
+  }
   return {
     uid: NOBODY,
     gid: NOBODY,
     cgroup: (tag) => makeCgroup(`fxh-native-${process.pid}-${++n}-${tag}`.slice(0, 100), memoryLimitMiB * 1024 * 1024),
-    describe: `as uid/gid ${NOBODY} (nobody, no supplementary groups, no capabilities), each process in a cgroup of its own (memory ${memoryLimitMiB} MiB, pids ${PIDS_LIMIT})`,
+    describe: `${user}, each process in a cgroup of its own (memory ${memoryLimitMiB} MiB, pids ${PIDS_LIMIT})`,
   };
 }

@@ -3,7 +3,9 @@
 //   warm: one long-lived `<binary> --serve` process per function, reused (see serve-client.ts)
 // The memory limit reaches the function as FX_MEM_LIMIT_MB (the fixtures apply it with setrlimit(RLIMIT_AS)).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, rmSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { scratchDir } from '../platform/scratch.js';
 import type { FunctionEntry } from '../functions/types.js';
 import {
   InvokeError,
@@ -121,14 +123,40 @@ export class NativeVariant implements Variant {
   /** the cgroup of each live serve process */
   private readonly cgroups = new Map<ServeClient, ProcessCgroup>();
   readonly jail: Jail;
+  /** binaries copied where the jail's user can execute them, by source path (see binaryFor) */
+  private readonly staged = new Map<string, string>();
+  private stageDir: string | undefined;
 
   constructor(private readonly opts: VariantOptions) {
     this.jail = nativeJail(opts.memoryLimitMiB);
   }
 
+  /**
+   * The path to exec for `fn`. Running as another user, the binary must be reachable by that user,
+   * but it may sit in a folder only root can enter (a scratch folder made 0700, a clone under /root,
+   * a node agent's module store): it is then copied once, untimed, into a folder of ours that anyone
+   * may traverse. As ourselves, the binary itself.
+   */
+  private binaryFor(fn: FunctionEntry): string {
+    const src = fn.native!;
+    if (this.jail.uid === undefined) return src;
+    let bin = this.staged.get(src);
+    if (!bin) {
+      if (!this.stageDir) {
+        this.stageDir = scratchDir('nativebin');
+        chmodSync(this.stageDir, 0o755);
+      }
+      bin = join(this.stageDir, `${this.staged.size}-${basename(src)}`);
+      copyFileSync(src, bin);
+      chmodSync(bin, 0o755);
+      this.staged.set(src, bin);
+    }
+    return bin;
+  }
+
   /** Starts `<binary> --serve` as the jail's user, in a cgroup of its own. */
   private async startServe(fn: FunctionEntry, label: string): Promise<ServeClient> {
-    const c = await ServeClient.start(fn.native!, ['--serve'], this.env(), { label, uid: this.jail.uid, gid: this.jail.gid });
+    const c = await ServeClient.start(this.binaryFor(fn), ['--serve'], this.env(), { label, uid: this.jail.uid, gid: this.jail.gid });
     const cg = this.jail.cgroup?.(fn.name.replace(/[^A-Za-z0-9_.-]/g, '_'));
     if (cg) {
       try {
@@ -166,8 +194,8 @@ export class NativeVariant implements Variant {
   async invoke(fn: FunctionEntry, mode: Mode, input: Uint8Array, opts: InvokeOptions): Promise<Invocation> {
     const why = this.supports(fn, mode);
     if (why) throw new InvokeError('unavailable', why);
-    const bin = fn.native!;
     if (mode === 'cold') {
+      const bin = this.binaryFor(fn);
       let cg: ProcessCgroup | undefined;
       try {
         return await runOnce(bin, [], this.env(), input, opts.timeoutMs, {
@@ -246,6 +274,9 @@ export class NativeVariant implements Variant {
     this.extra.clear();
     for (const cg of this.cgroups.values()) cg.remove();
     this.cgroups.clear();
+    if (this.stageDir) rmSync(this.stageDir, { recursive: true, force: true });
+    this.stageDir = undefined;
+    this.staged.clear();
   }
 }
 
