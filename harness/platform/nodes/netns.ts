@@ -43,6 +43,7 @@ export const netnsKind: NodeKind = {
       name: spec.name,
       kind: 'netns',
       endpoint: started.ready.endpoint,
+      netns: node.ns,
       ready: started.ready,
       child: started.child,
       stderrTail: started.stderrTail,

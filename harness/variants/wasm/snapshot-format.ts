@@ -46,6 +46,8 @@ export interface SnapshotMeta {
   wasi: { args: string[]; env: Record<string, string>; fds: { fd: number; kind: string }[] };
   /** per table the module defines: its length and each entry's function index (null: empty) */
   tables: { length: number; entries: (number | null)[] }[];
+  /** pages (k = index in the page list) the first call after a fork touched, as runs [k, count, k, count, …] */
+  workingSet?: number[];
 }
 
 export interface Snapshot {
