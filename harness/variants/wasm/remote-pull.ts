@@ -10,8 +10,8 @@ import { SnapshotError, checkPage, decodeHeader, type Snapshot } from './snapsho
 import { fromRuns } from './working-set.js';
 
 /** bytes per read, and reads in flight: a window keeps the child's buffering bounded */
-export const PULL_CHUNK = 1 << 20;
-export const PULL_WINDOW = 8;
+export const PULL_CHUNK = 256 << 10;
+export const PULL_WINDOW = 16;
 
 type Header = ReturnType<typeof decodeHeader>;
 
