@@ -1,7 +1,8 @@
 // A client of a node agent over a Link (any scheme): hello (version check, capabilities),
 // put-module, invoke, restart, ping, and reads of the agent's regions.
 import { encodePing, invokeFrame, type FrameBytes, type ResponseFrame } from './protocol.js';
-import { PROTOCOL_VERSION, encodeHello, encodeRestart, putModuleFrame, type HelloFrame, type ModuleKind } from './agent-frames.js';
+import { PROTOCOL_VERSION, encodeHello, encodeRestart, forkFromFrame, putModuleFrame, snapshotRegisterFrame, splitJsonAndBytes, type HelloFrame, type ModuleKind } from './agent-frames.js';
+import type { ForkResult, RemoteCopy, SnapshotDescriptor } from './remote-fork.js';
 import { connectLink, type Link, type LinkOptions } from './link.js';
 import { sha256Hex, HASH_PREFIX } from './module-store.js';
 import type { AgentInfo } from './agent.js';
@@ -76,6 +77,19 @@ export class AgentClient {
   /** Drops every instance of `variant` ("" = all) and starts it afresh; resolves when done. */
   async restart(variant = ''): Promise<void> {
     await this.ok((id) => encodeRestart(id, variant), `restart ${variant || 'every variant'}`);
+  }
+
+  /** Parent side: a warm instance of `fn` that served `calls` calls of `input`, snapshotted into the agent's regions. */
+  async snapshotRegister(variant: string, fn: string, input: Uint8Array, calls: number): Promise<SnapshotDescriptor> {
+    const p = await this.ok((id) => snapshotRegisterFrame({ id, json: { variant, fn, calls }, bytes: input }), `snapshot-register ${variant}/${fn}`);
+    return JSON.parse(Buffer.from(p).toString('utf8')) as SnapshotDescriptor;
+  }
+
+  /** Child side: fork from the agent at `peer` (the snapshot's owner) and answer `input` once. */
+  async forkFrom(peer: string, snapshot: SnapshotDescriptor, copy: RemoteCopy, input: Uint8Array): Promise<ForkResult> {
+    const p = await this.ok((id) => forkFromFrame({ id, json: { variant: snapshot.variant, fn: snapshot.fn, peer, snapshot, copy }, bytes: input }), `fork-from ${peer} (${copy})`);
+    const { json, bytes } = splitJsonAndBytes(p, 'fork-from answer');
+    return { ...(json as unknown as Omit<ForkResult, 'output'>), output: bytes };
   }
 
   async ping(): Promise<void> {

@@ -7,16 +7,24 @@
 //   restart:     u32 id, u8 len + variant ("" = every variant): drop every instance, start afresh
 //   region-read: u32 id, u64 offset, u32 length, u8 len + region id
 //   region-data: u32 id, u8 status (0 ok, 1 error), the bytes or a UTF-8 error message
+//   snapshot-register: u32 id, u32 n, n bytes of JSON {variant, fn, calls}, the input (parent: a warm
+//                instance that served `calls` calls of the input, snapshotted into regions; answered
+//                by a response whose payload is the SnapshotDescriptor's JSON)
+//   fork-from:   u32 id, u32 n, n bytes of JSON {variant, fn, peer, snapshot, copy}, the input (child:
+//                fork from the peer's regions, serve the input once; answered by a response whose
+//                payload is u32 n, n bytes of JSON (the ForkResult's numbers), the output)
 import { ProtocolError, type FrameBytes } from './frame-bytes.js';
 
 /** Bumped whenever a frame changes meaning; a hello with another version is refused, naming both. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 export const FRAME_HELLO = 6;
 export const FRAME_PUT_MODULE = 7;
 export const FRAME_RESTART = 8;
 export const FRAME_REGION_READ = 9;
 export const FRAME_REGION_DATA = 10;
+export const FRAME_SNAPSHOT_REGISTER = 11;
+export const FRAME_FORK_FROM = 12;
 
 /** What a shipped module is, so the agent knows how to run it. */
 export const MODULE_KINDS = ['wasm-reactor', 'wasm-command', 'native'] as const;
@@ -51,7 +59,16 @@ export type AgentFrame =
   | ({ type: 'put-module' } & PutModuleFrame)
   | { type: 'restart'; id: number; variant: string }
   | ({ type: 'region-read' } & RegionReadFrame)
-  | ({ type: 'region-data' } & RegionDataFrame);
+  | ({ type: 'region-data' } & RegionDataFrame)
+  | ({ type: 'snapshot-register' } & JsonFrame)
+  | ({ type: 'fork-from' } & JsonFrame);
+
+/** A frame of JSON fields and raw bytes (snapshot-register, fork-from). */
+export interface JsonFrame {
+  id: number;
+  json: Record<string, unknown>;
+  bytes: Uint8Array;
+}
 
 function head(type: number, id: number, bodyLen: number, extra: number): Buffer {
   const b = Buffer.allocUnsafe(4 + 5 + extra);
@@ -111,6 +128,38 @@ export function regionDataFrame(id: number, ok: boolean, payload: Uint8Array): F
   return [b, payload];
 }
 
+function jsonFrame(type: number, f: JsonFrame): FrameBytes {
+  const json = Buffer.from(JSON.stringify(f.json), 'utf8');
+  const b = head(type, f.id, 4 + json.length + f.bytes.length, 4 + json.length);
+  b.writeUInt32LE(json.length, 9);
+  json.copy(b, 13);
+  return [b, f.bytes];
+}
+
+export const snapshotRegisterFrame = (f: JsonFrame): FrameBytes => jsonFrame(FRAME_SNAPSHOT_REGISTER, f);
+export const forkFromFrame = (f: JsonFrame): FrameBytes => jsonFrame(FRAME_FORK_FROM, f);
+
+/** u32 n, n bytes of JSON, then raw bytes: a fork-from answer's payload */
+export function jsonAndBytes(json: unknown, bytes: Uint8Array): Buffer {
+  const j = Buffer.from(JSON.stringify(json), 'utf8');
+  const b = Buffer.allocUnsafe(4 + j.length + bytes.length);
+  b.writeUInt32LE(j.length, 0);
+  j.copy(b, 4);
+  b.set(bytes, 4 + j.length);
+  return b;
+}
+
+export function splitJsonAndBytes(p: Uint8Array, what: string): { json: Record<string, unknown>; bytes: Uint8Array } {
+  const b = Buffer.from(p.buffer, p.byteOffset, p.byteLength);
+  if (b.length < 4 || 4 + b.readUInt32LE(0) > b.length) throw new ProtocolError(`${what}: truncated (${b.length} bytes)`);
+  const n = b.readUInt32LE(0);
+  try {
+    return { json: JSON.parse(b.toString('utf8', 4, 4 + n)) as Record<string, unknown>, bytes: b.subarray(4 + n) };
+  } catch (e) {
+    throw new ProtocolError(`${what}: does not carry JSON: ${(e as Error).message}`);
+  }
+}
+
 /** The agent frame in `body` (type byte first), or null when `type` is not one of them. */
 export function decodeAgentFrame(type: number, id: number, body: Buffer): AgentFrame | null {
   const need = (n: number, what: string) => {
@@ -150,6 +199,12 @@ export function decodeAgentFrame(type: number, id: number, body: Buffer): AgentF
     case FRAME_REGION_DATA:
       need(6, 'region-data');
       return { type: 'region-data', id, ok: body.readUInt8(5) === 0, payload: body.subarray(6) };
+    case FRAME_SNAPSHOT_REGISTER:
+    case FRAME_FORK_FROM: {
+      const what = type === FRAME_FORK_FROM ? 'fork-from' : 'snapshot-register';
+      const { json, bytes } = splitJsonAndBytes(body.subarray(5), `frame ${id}: ${what}`);
+      return { type: what, id, json, bytes };
+    }
     default:
       return null;
   }

@@ -13,6 +13,9 @@ import { WASM_PAGE } from './wasm/module-edit.js';
 import { PrefaultedPool } from './wasm/prefault-pool.js';
 import { fork, instantiateParent, prepareImage, restoreInto, takeSnapshot, type CopyMode, type ForkImage } from './wasm/snapshot.js';
 import type { Snapshot } from './wasm/snapshot-format.js';
+import { WasmRemoteFork } from './wasm/remote-fork.js';
+import type { RegionTable } from '../platform/link.js';
+import type { ForkFromRequest, ForkResult, RegionReader, RemoteForker, SnapshotDescriptor } from '../platform/remote-fork.js';
 
 export interface ForkOptions {
   /** eager: copy the whole memory image; dirty: only the pages that differ from the initial image */
@@ -31,13 +34,15 @@ interface Parent {
   pool: PrefaultedPool | null;
 }
 
-export class WasmForkVariant implements Variant {
+export class WasmForkVariant implements Variant, RemoteForker {
   readonly name = 'wasm-fork';
   readonly modes: readonly Mode[] = ['local-fork'];
   private readonly maxPages: number;
   private readonly images = new Map<string, ForkImage>();
   private readonly parents = new Map<string, Parent>();
   private refill: NodeJS.Immediate | null = null;
+  private readonly remote: WasmRemoteFork;
+  private regions: RegionTable | undefined;
   /** ns of the last invocation's fork (fresh or pooled instance + restore), and pool refill ns so far */
   lastForkNs = 0;
   poolFillNs = 0;
@@ -48,6 +53,27 @@ export class WasmForkVariant implements Variant {
   ) {
     this.maxPages = Math.floor((opts.memoryLimitMiB * 2 ** 20) / WASM_PAGE);
     if (!Number.isInteger(forkOpts.parentCalls) || forkOpts.parentCalls < 0) throw new Error(`wasm-fork: parentCalls must be an integer >= 0, got ${forkOpts.parentCalls}`);
+    this.remote = new WasmRemoteFork(this.name, this.maxPages);
+  }
+
+  /** Parent of a remote fork (the agent's snapshot-register): see wasm/remote-fork.ts. */
+  async snapshotRegister(fn: FunctionEntry, input: Uint8Array, calls: number, regions: RegionTable): Promise<SnapshotDescriptor> {
+    const why = this.supports(fn, 'local-fork');
+    if (why) throw new InvokeError('unavailable', why);
+    this.regions = regions;
+    try {
+      return this.remote.snapshotRegister(this.image(fn), input, calls, regions);
+    } catch (e) {
+      if (e instanceof InvokeError) throw e;
+      throw new InvokeError('unavailable', `${fn.name}: cannot snapshot its parent: ${(e as Error).message}`);
+    }
+  }
+
+  /** Child of a remote fork (the agent's fork-from). */
+  async forkFrom(fn: FunctionEntry, req: ForkFromRequest, read: RegionReader): Promise<ForkResult> {
+    const why = this.supports(fn, 'local-fork');
+    if (why) throw new InvokeError('unavailable', why);
+    return this.remote.forkFrom(this.image(fn), req, read);
   }
 
   async check(): Promise<Capability> {
@@ -123,6 +149,7 @@ export class WasmForkVariant implements Variant {
     for (const p of this.parents.values()) p.pool?.clear();
     this.parents.clear();
     this.images.clear();
+    this.remote.teardown(this.regions);
   }
 }
 

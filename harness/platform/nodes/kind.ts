@@ -40,6 +40,8 @@ export interface LaunchedNode {
   kind: string;
   /** where a client reaches the agent */
   endpoint: string;
+  /** netns: the node's network namespace (its link to the fabric is eth0), for shaping with tc */
+  netns?: string;
   ready: AgentReady;
   /** the local process we started: the agent itself (local, netns) or its ssh client */
   child: ChildProcess;

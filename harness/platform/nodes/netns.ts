@@ -1,6 +1,9 @@
 // Node kind "netns": an agent in a network namespace of its own, joined to this host and the other
 // nodes by a veth on the run's fabric (fabric.ts), reached over TCP at the namespace's address.
+import os from 'node:os';
 import { agentMain } from '../../paths.js';
+import { pidAlive } from '../proc-memory.js';
+import { cleanupStaleScratch } from '../scratch.js';
 import { startProcess } from './process.js';
 import { acquireFabric, releaseFabric, type NamespaceNode } from './fabric.js';
 import { agentArgs, type AgentReady, type NodeKind } from './kind.js';
@@ -43,6 +46,7 @@ export const netnsKind: NodeKind = {
       name: spec.name,
       kind: 'netns',
       endpoint: started.ready.endpoint,
+      netns: node.ns,
       ready: started.ready,
       child: started.child,
       stderrTail: started.stderrTail,
@@ -50,6 +54,9 @@ export const netnsKind: NodeKind = {
       async stop() {
         await started.stop();
         cleanup();
+        // an agent killed by SIGKILL (a test, the OOM killer) could not remove its scratch folder
+        const pid = started.child.pid;
+        if (pid) cleanupStaleScratch(os.tmpdir(), (p) => p !== pid || pidAlive(p), { what: 'agent' });
       },
     };
   },

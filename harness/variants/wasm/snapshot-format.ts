@@ -18,7 +18,7 @@
 //   …      M bytes of JSON (meta: WASI state, tables, provenance), zero-padded to a multiple of 8
 //  H-32    sha256 of bytes [0, H-32): the header checksum, which covers every page checksum
 //   H      page k's bytes at H + k·P, k = 0 … N-1; the snapshot is H + N·P bytes long
-import { createHash } from 'node:crypto';
+import crypto, { createHash } from 'node:crypto';
 import { GLOBAL_TYPE_CODE, type GlobalType } from './module-globals.js';
 
 export const SNAPSHOT_MAGIC = Buffer.from('FXHSNAP\0', 'latin1');
@@ -46,6 +46,8 @@ export interface SnapshotMeta {
   wasi: { args: string[]; env: Record<string, string>; fds: { fd: number; kind: string }[] };
   /** per table the module defines: its length and each entry's function index (null: empty) */
   tables: { length: number; entries: (number | null)[] }[];
+  /** pages (k = index in the page list) the first call after a fork touched, as runs [k, count, k, count, …] */
+  workingSet?: number[];
 }
 
 export interface Snapshot {
@@ -68,6 +70,9 @@ export function pageRange(headerBytes: number, pageSize: number, k: number): { o
 }
 
 const sha = (b: Uint8Array): Buffer => createHash('sha256').update(b).digest();
+// one-shot hash where Node has it: per 4 KiB page, a Hash object costs as much as the hashing
+const oneShot = (crypto as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Buffer }).hash;
+const pageSha = (b: Uint8Array): Buffer => (oneShot ? oneShot('sha256', b, 'buffer') : sha(b));
 const TYPE_OF: Record<number, GlobalType> = Object.fromEntries(Object.entries(GLOBAL_TYPE_CODE).map(([k, v]) => [v, k as GlobalType]));
 
 export function headerBytesOf(s: Pick<Snapshot, 'globals' | 'pages'>, metaLength: number): number {
@@ -160,7 +165,7 @@ export function decodeHeader(bytes: Uint8Array): Omit<Snapshot, 'data'> & { head
 /** Checks page k's bytes against its checksum in the header (for pages pulled one by one). */
 export function checkPage(header: { pages: Uint32Array; pageDigests: Uint8Array; pageSize: number }, k: number, bytes: Uint8Array): void {
   const want = header.pageDigests.subarray(k * PAGE_DIGEST, (k + 1) * PAGE_DIGEST);
-  if (bytes.length !== header.pageSize || !sha(bytes).subarray(0, PAGE_DIGEST).equals(want)) {
+  if (bytes.length !== header.pageSize || !pageSha(bytes).subarray(0, PAGE_DIGEST).equals(want)) {
     throw new SnapshotError(`snapshot corrupted: checksum (sha256) of page ${k} (memory offset 0x${(header.pages[k]! * header.pageSize).toString(16)}) mismatch`);
   }
 }

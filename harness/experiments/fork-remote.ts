@@ -1,0 +1,131 @@
+// The fork experiment's remote part: a parent agent and child agents, each in a network namespace of
+// its own (node kind netns), joined by veths. Per state size, the parent snapshots a warm statefill
+// instance; a child forks from it in each copy mode (the child's answer checked against the oracle
+// before its time counts); then 1 … N children fork from the one parent at once, for forks per second.
+import { spawnSync } from 'node:child_process';
+import type { RunContext } from '../experiment/context.js';
+import { FatalMeasurementError } from '../experiment/context.js';
+import { AgentClient } from '../platform/agent-client.js';
+import { launchNode } from '../platform/nodes/inventory.js';
+import type { LaunchedNode } from '../platform/nodes/kind.js';
+import type { RemoteCopy } from '../platform/remote-fork.js';
+import { statefillAnswer } from '../functions/workloads/statefill.js';
+import { LAZY_UNAVAILABLE } from '../variants/wasm/remote-fork.js';
+
+const V = 'wasm-fork';
+const MiB = 2 ** 20;
+
+export interface RemoteForkPlan {
+  sizes: number[];
+  reps: number;
+  warmup: number;
+  copies: RemoteCopy[];
+  /** largest number of children for forks per second */
+  children: number;
+  /** seconds each forks-per-second point runs */
+  fanoutSeconds: number;
+  /** tc spec on every node's veth, or undefined */
+  netem?: string;
+}
+
+/** Applies `spec` to a node's eth0: netem when the kernel has it, else tbf for a pure "rate X"; returns the params it adds. */
+export function shape(node: LaunchedNode, spec: string): string {
+  const tc = (args: string[]) => spawnSync('ip', ['netns', 'exec', node.netns!, 'tc', 'qdisc', 'add', 'dev', 'eth0', 'root', ...args], { encoding: 'utf8' });
+  const words = spec.trim().split(/\s+/);
+  let r = tc(['netem', ...words]);
+  if (r.status === 0) return `netem=${spec.trim().replace(/\s+/g, '_')}`;
+  const netemErr = (r.stderr || r.stdout).trim();
+  const rate = /^rate (\S+)$/.exec(spec.trim());
+  if (!rate) throw new Error(`--netem "${spec}": tc refused netem (${netemErr}); without netem only "rate X" can be emulated (with tbf)`);
+  r = tc(['tbf', 'rate', rate[1]!, 'burst', '256kb', 'latency', '10s']);
+  if (r.status !== 0) throw new Error(`--netem "${spec}": neither netem (${netemErr}) nor tbf (${(r.stderr || r.stdout).trim()}) could be added`);
+  return `tbf=rate_${rate[1]}`;
+}
+
+export async function measureRemoteFork(ctx: RunContext, plan: RemoteForkPlan): Promise<void> {
+  const maxMiB = Math.max(...plan.sizes);
+  const memoryLimitMiB = maxMiB + 32;
+  const nodes: LaunchedNode[] = [];
+  const clients: AgentClient[] = [];
+  try {
+    const launch = async (name: string) => {
+      const n = await launchNode({ name, kind: 'netns' }, { variants: [V], memoryLimitMiB });
+      nodes.push(n);
+      return n;
+    };
+    const parent = await launch('parent');
+    const children = [await launch('child1')];
+    for (let i = 2; i <= plan.children; i++) children.push(await launch(`child${i}`));
+    let shaping = '';
+    if (plan.netem) for (const n of nodes) shaping = shape(n, plan.netem);
+    const connect = async (n: LaunchedNode) => {
+      const c = await AgentClient.connect(n.endpoint);
+      clients.push(c);
+      return c;
+    };
+    const pc = await connect(parent);
+    const cc = await Promise.all(children.map(connect));
+    ctx.notes.push(`remote fork: parent and ${children.length} child agent(s) in network namespaces of their own on one bridge (veths), TCP links; children pull with readRegion (256 KiB reads, 16 in flight), every page checked against its sha256 before the child runs${shaping ? `; shaping ${shaping}` : ''}`);
+    for (const mib of plan.sizes) {
+      if (ctx.interrupted) return;
+      const input = Buffer.from(String(mib));
+      const want = statefillAnswer(mib, 2);
+      const d = await pc.snapshotRegister(V, 'statefill', input, 1);
+      const base = { variant: 'wasm', function: 'statefill', mode: 'remote-fork', path: 'tcp' };
+      const sp = (copy: string) => [`state_bytes=${mib * MiB}`, `copy=${copy}`, ...(shaping ? [shaping] : [])].join(';');
+      ctx.record([{ ...base, metric: 'snapshot_time', params: sp('dirty'), iteration: 0, value: d.snapshotNs / 1000, unit: 'us' }]);
+      ctx.notes.push(`remote fork ${mib} MiB: snapshot ${d.pages} dirty pages (${d.totalBytes} bytes with header), image ${d.imageBytes} bytes, working set ${d.workingSetPages} pages (${d.workingSetValidated ? 'checked on a local fork' : 'not confirmed: every dirty page'})`);
+      ctx.skip('wasm', 'statefill', 'remote-fork', `copy=lazy: ${LAZY_UNAVAILABLE}`);
+      for (const copy of plan.copies) {
+        if (copy === 'lazy') continue;
+        const reps = mib >= 512 ? Math.min(plan.reps, 3) : mib >= 128 ? Math.min(plan.reps, 8) : plan.reps;
+        for (let r = 0; r < plan.warmup + reps; r++) {
+          const t0 = process.hrtime.bigint();
+          const res = await cc[0]!.forkFrom(parent.endpoint, d, copy, input);
+          const e2e = Number(process.hrtime.bigint() - t0);
+          const got = Buffer.from(res.output).toString();
+          if (got !== want) throw new FatalMeasurementError(`remote fork (${copy}) of statefill ${mib} MiB answered ${JSON.stringify(got.slice(0, 80))}, want ${JSON.stringify(want)}`);
+          if (r < plan.warmup) continue;
+          const it = r - plan.warmup;
+          const p = sp(copy);
+          ctx.record([
+            { ...base, metric: 'fork_latency', params: p, iteration: it, value: res.forkNs / 1000, unit: 'us' },
+            { ...base, metric: 'first_response', params: p, iteration: it, value: e2e / 1000, unit: 'us' },
+            { ...base, metric: 'first_response_child', params: p, iteration: it, value: res.firstResponseNs / 1000, unit: 'us' },
+            { ...base, metric: 'bytes_moved', params: p, iteration: it, value: res.bytesMoved, unit: 'bytes' },
+            { ...base, metric: 'bytes_before_response', params: p, iteration: it, value: res.bytesBeforeResponse, unit: 'bytes' },
+            { ...base, metric: 'child_memory', params: p, iteration: it, value: res.childMemoryBytes, unit: 'bytes' },
+            { ...base, metric: 'child_rss', params: p, iteration: it, value: res.rssBytes, unit: 'bytes' },
+          ]);
+        }
+      }
+      if (mib === Math.min(...plan.sizes)) await fanout(ctx, plan, parent.endpoint, d, cc, input, want, sp('dirty'));
+    }
+  } finally {
+    for (const c of clients) c.close();
+    await Promise.allSettled(nodes.map((n) => n.stop()));
+  }
+}
+
+/** forks per second from one parent to k = 1 … N children, each child forking back to back for a fixed time */
+async function fanout(ctx: RunContext, plan: RemoteForkPlan, peer: string, d: Parameters<AgentClient['forkFrom']>[1], cc: AgentClient[], input: Buffer, want: string, params: string): Promise<void> {
+  for (let k = 1; k <= cc.length; k++) {
+    if (ctx.interrupted) return;
+    const until = Date.now() + plan.fanoutSeconds * 1000;
+    const t0 = process.hrtime.bigint();
+    const counts = await Promise.all(
+      cc.slice(0, k).map(async (c) => {
+        let n = 0;
+        while (Date.now() < until) {
+          const got = Buffer.from((await c.forkFrom(peer, d, 'dirty', input)).output).toString();
+          if (got !== want) throw new FatalMeasurementError(`fan-out fork answered ${JSON.stringify(got.slice(0, 80))}, want ${JSON.stringify(want)}`);
+          n++;
+        }
+        return n;
+      }),
+    );
+    const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    const total = counts.reduce((a, b) => a + b, 0);
+    ctx.record([{ variant: 'wasm', function: 'statefill', mode: 'remote-fork', path: 'tcp', metric: 'forks_per_second', params: `${params};children=${k}`, iteration: 0, value: total / s, unit: 'forks/s' }]);
+  }
+}

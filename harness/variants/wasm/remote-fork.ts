@@ -1,0 +1,124 @@
+// Remote fork of WASM instances (platform/remote-fork.ts): the parent publishes a warm instance's
+// snapshot as two regions (the encoded snapshot, with its working set in the meta, and the whole
+// memory image for eager copies); a child pulls them (remote-pull.ts) into a fresh instance, from a
+// prefaulted one kept ready per memory size when there is one, and serves one call.
+import { InvokeError } from '../../platform/variant.js';
+import type { RegionTable } from '../../platform/link.js';
+import type { ForkFromRequest, ForkResult, RegionReader, SnapshotDescriptor } from '../../platform/remote-fork.js';
+import { run, type Live } from './engine.js';
+import { prefault } from './prefault-pool.js';
+import { pullFork } from './remote-pull.js';
+import { freshInstance, fullImage, instantiateParent, takeSnapshot, type ForkImage } from './snapshot.js';
+import { encodeSnapshot } from './snapshot-format.js';
+import { recordWorkingSet, toRuns } from './working-set.js';
+
+/** Why copy=lazy (pages fetched when the instance faults on them) is not offered. */
+export const LAZY_UNAVAILABLE =
+  'lazy (on-demand) copy needs the instance memory to fault into a handler that fetches the page: V8 allocates and owns the wasm memory mapping ' +
+  '(no JS API gives its address, a native addon would have to take it from the ArrayBuffer backing store), the faulting thread is the JS thread that ' +
+  'also runs the link, so a userfaultfd handler would need its own thread and its own connection to the parent, and the pages instantiation already ' +
+  'wrote must be dropped (MADV_DONTNEED) before UFFDIO_REGISTER; not built here';
+
+const now = () => process.hrtime.bigint();
+
+export class WasmRemoteFork {
+  private readonly published = new Map<string, string[]>();
+  private readonly pools = new Map<string, Live>();
+  private refill: NodeJS.Immediate | null = null;
+  /** the last prefetch child's background pull: the next fork waits for it, so pulls never overlap */
+  private background: Promise<unknown> = Promise.resolve();
+  private generation = 0;
+
+  constructor(
+    private readonly variant: string,
+    private readonly maxPages: number,
+  ) {}
+
+  snapshotRegister(img: ForkImage, input: Uint8Array, calls: number, regions: RegionTable): SnapshotDescriptor {
+    const t0 = now();
+    const live = instantiateParent(img);
+    for (let i = 0; i < calls; i++) run(img.code, live, input, this.maxPages);
+    const t1 = now();
+    const s = takeSnapshot(img, live, calls);
+    const ws = recordWorkingSet(img, s, input, this.maxPages);
+    s.meta.workingSet = toRuns(ws.pages);
+    const encoded = encodeSnapshot(s);
+    const image = fullImage(img, s);
+    const headerBytes = encoded.length - s.data.length;
+    const base = `snap/${this.variant}/${img.code.name}/${++this.generation}`;
+    for (const old of this.published.get(img.code.name) ?? []) regions.unregister(old);
+    regions.register(base, encoded);
+    regions.register(`${base}/image`, image);
+    this.published.set(img.code.name, [base, `${base}/image`]);
+    return {
+      variant: this.variant,
+      fn: img.code.name,
+      region: base,
+      headerBytes,
+      totalBytes: encoded.length,
+      imageRegion: `${base}/image`,
+      imageBytes: image.length,
+      pages: s.pages.length,
+      workingSetPages: ws.pages.length,
+      workingSetValidated: ws.validated,
+      parentCallsNs: Number(t1 - t0),
+      snapshotNs: Number(now() - t1),
+    };
+  }
+
+  async forkFrom(img: ForkImage, req: ForkFromRequest, read: RegionReader): Promise<ForkResult> {
+    if (req.copy === 'lazy') throw new InvokeError('unavailable', LAZY_UNAVAILABLE);
+    await this.background.catch(() => {});
+    const t0 = now();
+    const pulled = await pullFork(img, req.snapshot, req.copy, read, (bytes, args) => this.target(img, bytes, args));
+    const t1 = now();
+    const output = run(img.code, pulled.child, req.input, this.maxPages);
+    const t2 = now();
+    let restBytes = 0;
+    if (pulled.rest) {
+      // the rest follows the answer; what it will move is known from the header
+      const left = pulled.header.pages.length - (pulled.bytes - req.snapshot.headerBytes) / pulled.header.pageSize;
+      restBytes = left * pulled.header.pageSize;
+      const rest = pulled.rest;
+      this.background = new Promise<void>((r) => setImmediate(r)).then(rest).catch((e: Error) => process.stderr.write(`remote fork of ${img.code.name}: the background pull failed: ${e.message}\n`));
+    }
+    this.scheduleRefill(img, pulled.header.memoryBytes, pulled.header.meta.wasi.args);
+    return {
+      output,
+      forkNs: Number(t1 - t0),
+      firstResponseNs: Number(t2 - t0),
+      bytesBeforeResponse: pulled.bytes,
+      bytesMoved: pulled.bytes + restBytes,
+      childMemoryBytes: pulled.child.memory.buffer.byteLength,
+      rssBytes: process.memoryUsage().rss,
+    };
+  }
+
+  /** a prefaulted fresh instance of this size when one is ready, else a new one */
+  private target(img: ForkImage, memoryBytes: number, args: string[]): Live {
+    const key = `${img.code.name}/${memoryBytes}`;
+    const ready = this.pools.get(key);
+    this.pools.delete(key);
+    return ready ?? freshInstance(img, args, memoryBytes);
+  }
+
+  private scheduleRefill(img: ForkImage, memoryBytes: number, args: string[]): void {
+    if (this.refill) clearImmediate(this.refill);
+    this.refill = setImmediate(() => {
+      this.refill = null;
+      const key = `${img.code.name}/${memoryBytes}`;
+      if (this.pools.has(key)) return;
+      const live = freshInstance(img, args, memoryBytes);
+      prefault(new Uint8Array(live.memory.buffer), img.initial);
+      this.pools.set(key, live);
+    });
+  }
+
+  teardown(regions?: RegionTable): void {
+    if (this.refill) clearImmediate(this.refill);
+    this.refill = null;
+    this.pools.clear();
+    if (regions) for (const ids of this.published.values()) for (const id of ids) regions.unregister(id);
+    this.published.clear();
+  }
+}

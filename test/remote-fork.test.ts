@@ -1,0 +1,154 @@
+// Remote fork between real agents in network namespaces of their own: the state carries over in every
+// copy mode, bad snapshots are refused naming the checksum, and either side vanishing in the middle of
+// the transfer is a clear error on the other, which goes on serving. Nothing is left behind.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import { loadCatalog } from '../harness/functions/catalog.js';
+import { AgentClient } from '../harness/platform/agent-client.js';
+import { RegionTable, listenLinks } from '../harness/platform/link.js';
+import { acquireFabric, hostLinks, namespaces, netnsAvailable, releaseFabric } from '../harness/platform/nodes/fabric.js';
+import { launchNode } from '../harness/platform/nodes/inventory.js';
+import type { LaunchedNode } from '../harness/platform/nodes/kind.js';
+import { pidAlive } from '../harness/platform/proc-memory.js';
+import type { SnapshotDescriptor } from '../harness/platform/remote-fork.js';
+import { WasmRemoteFork } from '../harness/variants/wasm/remote-fork.js';
+import { prepareImage } from '../harness/variants/wasm/snapshot.js';
+import { statefillAnswer } from '../harness/functions/workloads/statefill.js';
+
+const netns = netnsAvailable();
+const skip = netns.ok ? false : netns.reason;
+const ours = () => namespaces().filter((n) => n.startsWith(`fxh-${process.pid}-`));
+const ourLinks = () => hostLinks().filter((l) => l.startsWith(`fxh${process.pid}f`));
+const V = 'wasm-fork';
+const text = (b: Uint8Array) => Buffer.from(b).toString('utf8');
+
+async function pair(memoryLimitMiB = 64): Promise<[LaunchedNode, LaunchedNode]> {
+  const a = await launchNode({ name: 'parent', kind: 'netns' }, { variants: [V], memoryLimitMiB });
+  try {
+    return [a, await launchNode({ name: 'child', kind: 'netns' }, { variants: [V], memoryLimitMiB })];
+  } catch (e) {
+    await a.stop();
+    throw e;
+  }
+}
+
+function assertNothingLeft(nodes: LaunchedNode[]): void {
+  assert.deepEqual(ours(), []);
+  assert.deepEqual(ourLinks(), []);
+  for (const n of nodes) assert.ok(!pidAlive(n.child.pid!), `agent ${n.name} (pid ${n.child.pid}) is gone`);
+}
+
+test('remote fork across namespaces: a counter parent after 3 calls gives a child that answers 4, in every copy mode; lazy is refused with the reason', { skip }, async () => {
+  const [a, b] = await pair();
+  try {
+    const parent = await AgentClient.connect(a.endpoint);
+    const child = await AgentClient.connect(b.endpoint);
+    const d = await parent.snapshotRegister(V, 'counter', new Uint8Array(0), 3);
+    assert.ok(d.pages > 0 && d.totalBytes > d.headerBytes, JSON.stringify(d));
+    for (const copy of ['eager', 'dirty', 'prefetch'] as const) {
+      const r = await child.forkFrom(a.endpoint, d, copy, new Uint8Array(0));
+      assert.equal(text(r.output), '4\n', `copy ${copy}`);
+      assert.ok(r.bytesMoved >= (copy === 'eager' ? d.imageBytes : d.totalBytes), `copy ${copy} moved ${r.bytesMoved} bytes`);
+      assert.ok(r.forkNs > 0 && r.firstResponseNs >= r.forkNs);
+    }
+    // the child's fork did not touch the parent's state: a new snapshot after 3 more calls -> 7
+    const d2 = await parent.snapshotRegister(V, 'counter', new Uint8Array(0), 6);
+    assert.equal(text((await child.forkFrom(a.endpoint, d2, 'dirty', new Uint8Array(0))).output), '7\n');
+    // the replaced snapshot's regions are gone
+    await assert.rejects(child.forkFrom(a.endpoint, d, 'dirty', new Uint8Array(0)), /no region "snap\/wasm-fork\/counter\/1"/);
+    await assert.rejects(child.forkFrom(a.endpoint, d2, 'lazy', new Uint8Array(0)), /refused \(unavailable\).*V8 allocates and owns the wasm memory.*userfaultfd/);
+    // statefill: 2 MiB of state, the oracle is the parent's next call
+    const s = await parent.snapshotRegister(V, 'statefill', Buffer.from('2'), 1);
+    for (const copy of ['eager', 'dirty', 'prefetch'] as const) assert.equal(text((await child.forkFrom(a.endpoint, s, copy, Buffer.from('2'))).output), statefillAnswer(2, 2));
+    parent.close();
+    child.close();
+  } finally {
+    await Promise.all([a.stop(), b.stop()]);
+  }
+  assertNothingLeft([a, b]);
+});
+
+test('remote fork: a truncated or corrupted snapshot region is refused naming the failed checksum', { skip }, async () => {
+  const fabric = acquireFabric();
+  const b = await launchNode({ name: 'child', kind: 'netns' }, { variants: [V], memoryLimitMiB: 64 });
+  const regions = new RegionTable();
+  const listener = await listenLinks(`tcp:${fabric.hostAddress}:0`, () => {}, { regions });
+  try {
+    // a parent of our own, serving regions from this process at the fabric's host address
+    const fn = (await loadCatalog()).get('counter');
+    const maxPages = Math.floor((64 * 2 ** 20) / 65536);
+    const good = new RegionTable();
+    const d = new WasmRemoteFork(V, maxPages).snapshotRegister(prepareImage({ name: fn.name, path: fn.wasm!.path, abi: fn.wasm!.abi }, maxPages), new Uint8Array(0), 3, good);
+    const bytes = Buffer.from(good.slice(d.region, 0, d.totalBytes) as Uint8Array);
+    const child = await AgentClient.connect(b.endpoint);
+    const offer = (name: string, data: Uint8Array, over: Partial<SnapshotDescriptor> = {}) => {
+      regions.register(name, data);
+      regions.register(`${name}/image`, good.slice(d.imageRegion, 0, d.imageBytes) as Uint8Array);
+      return child.forkFrom(listener.endpoint, { ...d, region: name, imageRegion: `${name}/image`, ...over }, 'dirty', new Uint8Array(0));
+    };
+    assert.equal(text((await offer('good', bytes)).output), '4\n');
+    const page = Buffer.from(bytes);
+    page[d.headerBytes + 5]! ^= 1;
+    await assert.rejects(offer('page', page), /snapshot corrupted: checksum \(sha256\) of page 0/);
+    const head = Buffer.from(bytes);
+    head[60]! ^= 1;
+    await assert.rejects(offer('head', head), /header checksum \(sha256\) mismatch/);
+    const cut = bytes.subarray(0, bytes.length - 100);
+    await assert.rejects(offer('cut', cut, { totalBytes: cut.length }), /snapshot truncated: .*checksum \(sha256\) of page \d+/);
+    // eager checks the image too
+    const img = Buffer.from(good.slice(d.imageRegion, 0, d.imageBytes) as Uint8Array);
+    img[img.length - 1]! ^= 1;
+    regions.register('img', bytes);
+    regions.register('img/image', img);
+    await assert.rejects(child.forkFrom(listener.endpoint, { ...d, region: 'img', imageRegion: 'img/image' }, 'eager', new Uint8Array(0)), /snapshot image corrupted/);
+    child.close();
+  } finally {
+    // the child's link to our listener goes with it; a listener's close waits for its links
+    await b.stop();
+    await listener.close();
+    releaseFabric(fabric);
+  }
+  assertNothingLeft([b]);
+});
+
+/** slows the parent's side of the fabric so a transfer takes seconds (tbf: netem is not built in here) */
+function throttle(node: LaunchedNode): void {
+  const r = spawnSync('ip', ['netns', 'exec', node.netns!, 'tc', 'qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '16mbit', 'burst', '32kb', 'latency', '10s'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+}
+
+test('remote fork: the child vanishing mid-transfer leaves the parent serving, and is reported; the parent vanishing gives the child a clear error', { skip }, async () => {
+  const [a, b] = await pair();
+  const c2 = await launchNode({ name: 'child2', kind: 'netns' }, { variants: [V], memoryLimitMiB: 64 });
+  try {
+    const parent = await AgentClient.connect(a.endpoint);
+    const d = await parent.snapshotRegister(V, 'statefill', Buffer.from('8'), 1);
+    throttle(a); // 8 MiB at 16 Mbit/s: about 4 s
+    // the child dies mid-transfer
+    const child = await AgentClient.connect(b.endpoint);
+    const dying = child.forkFrom(a.endpoint, d, 'dirty', Buffer.from('8'));
+    await new Promise((r) => setTimeout(r, 700));
+    b.child.kill('SIGKILL');
+    await assert.rejects(dying, /link to agent .* closed/);
+    // the parent is unaffected: it answers, and another child forks from the same snapshot
+    assert.equal((await parent.hello()).node, 'parent');
+    const c = await AgentClient.connect(c2.endpoint);
+    spawnSync('ip', ['netns', 'exec', a.netns!, 'tc', 'qdisc', 'del', 'dev', 'eth0', 'root']);
+    assert.equal(text((await c.forkFrom(a.endpoint, d, 'dirty', Buffer.from('8'))).output), statefillAnswer(8, 2));
+    assert.match(a.stderrTail(), /link tcp:.* ended: /);
+    // the parent dies mid-transfer: the child's fork fails naming the link to the parent, and the child goes on
+    throttle(a);
+    const orphan = c.forkFrom(a.endpoint, d, 'eager', Buffer.from('8'));
+    await new Promise((r) => setTimeout(r, 700));
+    a.child.kill('SIGKILL');
+    await assert.rejects(orphan, new RegExp(`refused \\(unavailable\\): fork of statefill from ${a.endpoint.replace(/\./g, '\\.')} .*failed: the link to ${a.endpoint.replace(/\./g, '\\.')} ended during a read`));
+    await c.ping();
+    parent.close();
+    child.close();
+    c.close();
+  } finally {
+    await Promise.all([a.stop(), b.stop(), c2.stop()]);
+  }
+  assertNothingLeft([a, b, c2]);
+});
