@@ -32,6 +32,9 @@ export interface SuiteOptions {
   scriptUrl: string;
   /** --runs when not given, in full (not --quick) mode; default 1 */
   fullRuns?: number;
+  /** --variants when not given (default: every variant); an experiment that calls the engine itself
+   *  names only what it needs, so no daemon or runtime is started for nothing */
+  defaultVariants?: string[];
 }
 
 export async function runSuite(o: SuiteOptions): Promise<never> {
@@ -50,7 +53,7 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
   try {
     catalog = await loadCatalog();
     functions = resolveFunctions(catalog, args.functions);
-    variants = await resolveVariants(args.variants, 256);
+    variants = await resolveVariants(args.variants ?? o.defaultVariants, 256);
   } catch (e) {
     return usage(e, o.name);
   }
