@@ -129,3 +129,25 @@ for (const [kind, plugin, daemon] of [
     });
   });
 }
+
+test('a daemon that fails to start: the variant is unavailable, with the daemon\'s own error, and nothing is left', { skip: (process.getuid?.() ?? 1) === 0 ? false : 'needs root' }, async () => {
+  const { acquireDaemon } = await import('../harness/variants/oci/daemon.js');
+  const { writeFileSync, chmodSync, readdirSync } = await import('node:fs');
+  const bin = mkdtempSync(join(tmpdir(), 'fxh-fakebin-'));
+  const where = mkdtempSync(join(tmpdir(), 'fxh-fakeroot-'));
+  const path0 = process.env.PATH;
+  try {
+    // a stand-in for the daemon's failure path only: it says why it cannot start, as dockerd does
+    writeFileSync(join(bin, 'dockerd'), '#!/bin/sh\necho "failed to start daemon: fake: no overlay2 here" >&2\nexit 1\n');
+    chmodSync(join(bin, 'dockerd'), 0o755);
+    process.env.PATH = `${bin}:${path0}`;
+    const a = await acquireDaemon('dockerd', where);
+    assert.equal(a.ok, false);
+    assert.match((a as { reason: string }).reason, /dockerd exited \(1\).*failed to start daemon: fake: no overlay2 here/s);
+    assert.deepEqual(readdirSync(where), [], 'the daemon folder is removed');
+  } finally {
+    process.env.PATH = path0;
+    rmSync(bin, { recursive: true, force: true });
+    rmSync(where, { recursive: true, force: true });
+  }
+});
