@@ -19,9 +19,8 @@ import { executeNotebooks } from './notebooks.js';
 import { cleanupStaleScratch } from '../platform/scratch.js';
 import { sweepStaleNetworks } from '../platform/nodes/fabric.js';
 import { inventoryRecord } from '../platform/nodes/inventory.js';
-import { mountsMadeHere } from '../bpf/libbpf/mounts.js';
 import { killProcessesNaming } from '../platform/proc-sweep.js';
-import { daemonNotes } from '../variants/oci/daemon.js';
+import { runNotes } from '../platform/run-notes.js';
 
 export interface SuiteOptions {
   /** names the results folder and the help text */
@@ -92,7 +91,7 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
       killProcessesNaming(variants.workDir);
       fs.rmSync(variants.workDir, { recursive: true, force: true });
       writer.close();
-      for (const m of [...mountsMadeHere(), ...daemonNotes()]) if (!ctx.notes.includes(m)) ctx.notes.push(m);
+      for (const m of runNotes()) if (!ctx.notes.includes(m)) ctx.notes.push(m);
       const raw = readRawCsv(writer.path);
       const summary = summarize(raw, ctx.skips, ctx.failures);
       writeSummaryCsv(path.join(run.dir, 'summary.csv'), summary);

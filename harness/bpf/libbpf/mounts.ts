@@ -5,10 +5,11 @@ import fs from 'node:fs';
 import { BPFFS, TRACEFS } from './consts.js';
 import { LibbpfError } from './errors.js';
 import { L, errno } from './ffi.js';
+import { addRunNote } from '../../platform/run-notes.js';
 
 const made: string[] = [];
 
-/** What this process mounted, as sentences for a run's notes. */
+/** What this process mounted, as sentences (each is also a run note). */
 export function mountsMadeHere(): readonly string[] {
   return made;
 }
@@ -16,7 +17,9 @@ export function mountsMadeHere(): readonly string[] {
 function mount(source: string, target: string, type: string): void {
   const rc = L().mount(source, target, type, 0, null);
   if (rc !== 0) throw new LibbpfError(`mount -t ${type} ${source} ${target}`, errno());
-  made.push(`mounted ${type} at ${target} (it was not mounted; it stays mounted: it owns nothing and another tool may use it now)`);
+  const note = `mounted ${type} at ${target} (it was not mounted; it stays mounted: it owns nothing and another tool may use it now)`;
+  made.push(note);
+  addRunNote(note);
 }
 
 /**

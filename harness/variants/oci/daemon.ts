@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pidAlive } from '../../platform/proc-memory.js';
 import { findInPath as findBinary } from './runtime.js';
+import { addRunNote } from '../../platform/run-notes.js';
 
 export type DaemonKind = 'dockerd' | 'containerd';
 
@@ -32,14 +33,8 @@ export type Acquired = { ok: true; handle: DaemonHandle } | { ok: false; reason:
 /** cgroup parent of the containers a harness daemon makes (removed when it stops) */
 export const CGROUP_PARENT: Record<DaemonKind, string> = { dockerd: 'fxh-docker', containerd: 'fxh-containerd' };
 
-const notes: string[] = [];
 /** What the daemons of this process did (started, reused, stopped, cleaned up): for the run's notes. */
-export function daemonNotes(): string[] {
-  return [...notes];
-}
-function note(s: string): void {
-  if (!notes.includes(s)) notes.push(s);
-}
+const note = addRunNote;
 
 export function daemonDir(kind: DaemonKind, tmp = tmpdir()): string {
   return join(tmp, `fxh-${kind}`);
