@@ -4,7 +4,7 @@ import path from 'node:path';
 import { LinkHandle, linkHandle } from './attach.js';
 import { PERCPU_MAP_TYPES } from './consts.js';
 import { L, Ptr, check, checkPtr } from './ffi.js';
-import { BpfObject } from './object.js';
+import type { BpfObject } from './object.js';
 import { AttachHandle } from './registry.js';
 import { pinFd } from './resources.js';
 import { TestRunInput, TestRunResult, progTestRun } from './test-run.js';
