@@ -20,6 +20,7 @@ import { measureRemoteFork } from './fork-remote.js';
 import { forkFigures } from '../figures/fork.js';
 import { drawFigures } from '../figures/draw.js';
 import { forkReport } from './fork-report.js';
+import { containerBaselines } from './fork-container.js';
 
 const MiB = 2 ** 20;
 const now = () => process.hrtime.bigint();
@@ -48,7 +49,7 @@ export const fork_: Experiment = {
     const warmup = ctx.warmup(2, 5);
     localForks(ctx, fits, reps, warmup);
     criu(ctx);
-    for (const m of ['cold', 'pause-unpause']) ctx.skip('container', 'statefill', m, 'container baselines are not measured by fork.mjs yet: see cold-start.mjs (container cold) for runc\'s cold start');
+    await containerBaselines(ctx, fits, reps, warmup);
     const ns = netnsAvailable();
     if (!ns.ok) ctx.skip('wasm', 'statefill', 'remote-fork', ns.reason);
     else if (fits.length) await measureRemoteFork(ctx, { sizes: fits, reps, warmup, copies, children: children!, fanoutSeconds: args.quick ? 1 : 3, netem: args.extra.netem as string | undefined });

@@ -22,6 +22,7 @@ const APT = {
   'docker.io': 'the docker variant: dockerd (started for the run when none runs), the container baseline SeBS, Faasm and OpenWhisk use',
   containerd: 'the containerd variant: containerd and ctr, the container baseline faasd and Knative use',
   hyperfine: 'times `docker run --rm` as an independent check of the docker cold start',
+  criu: 'the CRIU checkpoint/restore baseline of fork.mjs (recorded unavailable with `criu check`\'s own reason where the kernel refuses)',
   gcc: 'builds the kernel-hop ping-pong of the sockmap experiment',
   wabt: 'wasm-validate, wasm-objdump: fixture post-processing',
   binaryen: 'wasm-opt: fixture post-processing',

@@ -290,6 +290,17 @@ export class OciRuntime {
     return { id: s.id, pid: s.pid, status: s.status, bundle: s.bundle };
   }
 
+  /** Freezes every process of container `id` (the cgroup freezer); resume thaws them. Rejects with the runtime's error. */
+  async pause(id: string): Promise<void> {
+    const r = await run(this.command, [...this.globalArgs, 'pause', id]);
+    if (r.code !== 0) throw new Error(`${this.name} pause ${id}: ${r.stderr.trim()}`);
+  }
+
+  async resume(id: string): Promise<void> {
+    const r = await run(this.command, [...this.globalArgs, 'resume', id]);
+    if (r.code !== 0) throw new Error(`${this.name} resume ${id}: ${r.stderr.trim()}`);
+  }
+
   async kill(id: string, signal = 'KILL'): Promise<boolean> {
     return (await run(this.command, [...this.globalArgs, 'kill', id, signal])).code === 0;
   }
