@@ -152,3 +152,36 @@ test('remote fork: the child vanishing mid-transfer leaves the parent serving, a
   }
   assertNothingLeft([a, b, c2]);
 });
+
+test('remote fork over ssh: a child agent started over ssh (an sshd in a namespace of ours) forks a counter parent and answers 4', { skip }, async () => {
+  const { sshdAvailable, startSshd } = await import('../harness/platform/nodes/sshd.js');
+  const { repoRoot } = await import('../harness/paths.js');
+  const can = sshdAvailable();
+  assert.ok(can.ok, `the bootstrap installs openssh-server and the client: ${(can as { reason?: string }).reason}`);
+  const fabric = acquireFabric();
+  const host = fabric.addNode('sshfork');
+  const server = await startSshd(host.ns, host.address);
+  const nodes: LaunchedNode[] = [];
+  try {
+    const a = await launchNode({ name: 'parent', kind: 'netns' }, { variants: [V], memoryLimitMiB: 64 });
+    nodes.push(a);
+    const b = await launchNode(
+      { name: 'far', kind: 'ssh', host: host.address, port: server.port, user: 'root', identity: server.identity, knownHosts: server.knownHosts, projectDir: repoRoot, nodePath: process.execPath },
+      { variants: [V], memoryLimitMiB: 64 },
+    );
+    nodes.push(b);
+    const parent = await AgentClient.connect(a.endpoint);
+    const child = await AgentClient.connect(b.endpoint);
+    const d = await parent.snapshotRegister(V, 'counter', new Uint8Array(0), 3);
+    for (const copy of ['eager', 'dirty'] as const) assert.equal(text((await child.forkFrom(a.endpoint, d, copy, new Uint8Array(0))).output), '4\n', `copy ${copy} over ssh`);
+    parent.close();
+    child.close();
+  } finally {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await server.stop();
+    host.remove();
+    releaseFabric(fabric);
+  }
+  assert.ok(!pidAlive(server.pid));
+  assertNothingLeft([]);
+});
