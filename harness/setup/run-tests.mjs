@@ -24,7 +24,16 @@ function leftovers() {
       try {
         sub = fs.readdirSync(path.join(base, ctl));
       } catch {}
-      for (const s of sub) if (s.startsWith('fxh')) found.push(`cgroup ${path.join(base, ctl, s)}`);
+      for (const s of sub) {
+        if (!s.startsWith('fxh')) continue;
+        found.push(`cgroup ${path.join(base, ctl, s)}`);
+        // a shared parent (fxh-containerd, fxh-docker) may outlive a test run: look at its children too
+        let inner = [];
+        try {
+          inner = fs.readdirSync(path.join(base, ctl, s), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+        } catch {}
+        for (const i of inner) found.push(`cgroup ${path.join(base, ctl, s, i)}`);
+      }
       if (ctl.startsWith('fxh')) found.push(`cgroup ${path.join(base, ctl)}`);
     }
   }
