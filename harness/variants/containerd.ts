@@ -22,7 +22,8 @@ import {
   type VariantPlugin,
 } from '../platform/variant.js';
 import { checkServeStatus } from './native.js';
-import { acquireDaemon, CGROUP_PARENT, removeCgroupParent, type Acquired, type DaemonHandle } from './oci/daemon.js';
+import { CGROUP_PARENT, removeCgroupParent } from './oci/daemon.js';
+import { DaemonUse } from './oci/daemon-use.js';
 import { sideMemory } from './oci/daemon-memory.js';
 import { ensureImageTar } from './oci/image.js';
 import { findInPath } from './oci/runtime.js';
@@ -77,40 +78,23 @@ export class ContainerdVariant implements Variant {
   readonly name = 'containerd';
   readonly modes = MODES;
   readonly enforcesTimeouts = true;
-  private daemon: Promise<Acquired> | undefined;
-  private handle: DaemonHandle | undefined;
+  private readonly daemon = new DaemonUse('containerd', () => this.removeLeftovers());
   private readonly ctr = findInPath('ctr');
-  private readonly images = new Map<string, Promise<string>>();
   private readonly pool = new Map<string, Promise<WarmTask>>();
   private readonly warm = new Set<WarmTask>();
   private readonly live = new Set<string>();
   private readonly children = new Set<ChildProcess>();
-  /** bumped by teardown: a later call acquires the daemon and loads images anew */
-  private generation = 0;
 
   constructor(private readonly opts: VariantOptions) {}
 
   private base(): string[] {
-    return ['-a', this.handle!.socket, '-n', CTR_NAMESPACE];
+    return ['-a', this.daemon.handle!.socket, '-n', CTR_NAMESPACE];
   }
 
   async check(): Promise<Capability> {
     if ((process.getuid?.() ?? 0) !== 0) return { ok: false, reason: 'needs root: the harness starts containerd, or talks to a root-owned one' };
     if (!this.ctr) return { ok: false, reason: 'ctr not found (apt-get install containerd)' };
-    const generation = this.generation;
-    this.daemon ??= acquireDaemon('containerd').then(async (a) => {
-      if (!a.ok) return a;
-      // a teardown while this was being acquired: let it go again
-      if (generation !== this.generation) {
-        await a.handle.release();
-        return { ok: false as const, reason: 'the variant was torn down while its daemon was being acquired' };
-      }
-      this.handle = a.handle;
-      await this.removeLeftovers();
-      return a;
-    });
-    const a = await this.daemon;
-    return a.ok ? { ok: true } : { ok: false, reason: a.reason };
+    return this.daemon.acquire();
   }
 
   supports(fn: FunctionEntry, mode: Mode): string | null {
@@ -134,13 +118,7 @@ export class ContainerdVariant implements Variant {
     if (why) throw new InvokeError('unavailable', why);
     const cap = await this.check();
     if (!cap.ok) throw new InvokeError('unavailable', `containerd variant unavailable: ${cap.reason}`);
-    let p = this.images.get(fn.name);
-    if (!p) {
-      p = this.importImage(fn);
-      this.images.set(fn.name, p);
-      p.catch(() => this.images.delete(fn.name));
-    }
-    return p;
+    return this.daemon.once(fn.name, () => this.importImage(fn));
   }
 
   private async importImage(fn: FunctionEntry): Promise<string> {
@@ -327,7 +305,7 @@ export class ContainerdVariant implements Variant {
       alive: async () => started.filter((wt) => wt.client.alive).length,
       memory: async () => {
         const up = started.filter((wt) => wt.client.alive && wt.initPid! > 0);
-        return sideMemory(this.handle!, up.map((wt) => ({ initPid: wt.initPid!, ...(wt.client.pid ? { clientPid: wt.client.pid } : {}) })), 'containerd');
+        return sideMemory(this.daemon.handle!, up.map((wt) => ({ initPid: wt.initPid!, ...(wt.client.pid ? { clientPid: wt.client.pid } : {}) })), 'containerd');
       },
       close: async () => {
         closed = true;
@@ -338,11 +316,8 @@ export class ContainerdVariant implements Variant {
   }
 
   async teardown(): Promise<void> {
-    this.generation++;
     // the daemon may stop now (its last user lets it go), taking the loaded images with it
-    this.daemon = undefined;
-    this.images.clear();
-    if (this.handle) {
+    const used = await this.daemon.release(async () => {
       const pooled = await Promise.all([...this.pool.values()].map((p) => p.catch(() => undefined)));
       this.pool.clear();
       const warm = new Set([...this.warm, ...pooled.filter((w): w is WarmTask => w !== undefined)]);
@@ -350,10 +325,8 @@ export class ContainerdVariant implements Variant {
       this.warm.clear();
       for (const ch of this.children) ch.kill('SIGKILL');
       await Promise.all([...this.live].map((id) => this.destroy(id)));
-      await this.handle.release();
-      this.handle = undefined;
-      removeCgroupParent('containerd');
-    }
+    });
+    if (used) removeCgroupParent('containerd');
     rmSync(join(this.opts.workDir, 'images'), { recursive: true, force: true });
     rmSync(join(this.opts.workDir, 'pids'), { recursive: true, force: true });
   }

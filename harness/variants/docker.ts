@@ -21,7 +21,7 @@ import {
   type VariantPlugin,
 } from '../platform/variant.js';
 import { checkServeStatus } from './native.js';
-import { acquireDaemon, type Acquired, type DaemonHandle } from './oci/daemon.js';
+import { DaemonUse } from './oci/daemon-use.js';
 import { AttachedContainer, attach, closeAgent, dockerCall, dockerRequest, waitExit } from './oci/docker-api.js';
 import { ensureImageTar } from './oci/image.js';
 import { sideMemory } from './oci/daemon-memory.js';
@@ -43,44 +43,21 @@ export class DockerVariant implements Variant {
   readonly name = 'docker';
   readonly modes = MODES;
   readonly enforcesTimeouts = true;
-  private daemon: Promise<Acquired> | undefined;
-  private handle: DaemonHandle | undefined;
-  private readonly images = new Map<string, Promise<string>>();
+  private readonly daemon = new DaemonUse('dockerd', () => this.removeLeftovers());
   private readonly pool = new Map<string, Promise<WarmContainer>>();
   private readonly warm = new Set<WarmContainer>();
   /** every container created and not yet removed */
   private readonly live = new Set<string>();
-  /** bumped by teardown: a later call acquires the daemon and loads images anew */
-  private generation = 0;
 
   constructor(private readonly opts: VariantOptions) {}
 
   private get socket(): string {
-    return this.handle!.socket;
+    return this.daemon.handle!.socket;
   }
 
   async check(): Promise<Capability> {
     if ((process.getuid?.() ?? 0) !== 0) return { ok: false, reason: 'needs root: the harness starts dockerd, or talks to a root-owned one' };
-    const generation = this.generation;
-    this.daemon ??= acquireDaemon('dockerd').then(async (a) => {
-      if (!a.ok) return a;
-      // a teardown while this was being acquired: let it go again
-      if (generation !== this.generation) {
-        await a.handle.release();
-        return { ok: false as const, reason: 'the variant was torn down while its daemon was being acquired' };
-      }
-      this.handle = a.handle;
-      await this.removeLeftovers();
-      return a;
-    });
-    const a = await this.daemon;
-    if (!a.ok) return { ok: false, reason: a.reason };
-    return { ok: true };
-  }
-
-  /** What the run should say about the daemon (started here, or one that already ran). */
-  get daemonDescription(): string | undefined {
-    return this.handle?.description;
+    return this.daemon.acquire();
   }
 
   supports(fn: FunctionEntry, mode: Mode): string | null {
@@ -105,13 +82,7 @@ export class DockerVariant implements Variant {
     if (why) throw new InvokeError('unavailable', why);
     const cap = await this.check();
     if (!cap.ok) throw new InvokeError('unavailable', `docker variant unavailable: ${cap.reason}`);
-    let p = this.images.get(fn.name);
-    if (!p) {
-      p = this.loadImage(fn);
-      this.images.set(fn.name, p);
-      p.catch(() => this.images.delete(fn.name));
-    }
-    return p;
+    return this.daemon.once(fn.name, () => this.loadImage(fn));
   }
 
   private async loadImage(fn: FunctionEntry): Promise<string> {
@@ -294,7 +265,7 @@ export class DockerVariant implements Variant {
       alive: async () => started.filter((wc) => wc.client.alive).length,
       memory: async () => {
         const up = started.filter((wc) => wc.client.alive && wc.pid! > 0);
-        return sideMemory(this.handle!, up.map((wc) => ({ initPid: wc.pid! })), 'docker');
+        return sideMemory(this.daemon.handle!, up.map((wc) => ({ initPid: wc.pid! })), 'docker');
       },
       close: async () => {
         closed = true;
@@ -306,11 +277,8 @@ export class DockerVariant implements Variant {
   }
 
   async teardown(): Promise<void> {
-    this.generation++;
     // the daemon may stop now (its last user lets it go), taking the loaded images with it
-    this.daemon = undefined;
-    this.images.clear();
-    if (this.handle) {
+    await this.daemon.release(async () => {
       const pooled = await Promise.all([...this.pool.values()].map((p) => p.catch(() => undefined)));
       this.pool.clear();
       const warm = new Set([...this.warm, ...pooled.filter((w): w is WarmContainer => w !== undefined)]);
@@ -318,9 +286,7 @@ export class DockerVariant implements Variant {
       this.warm.clear();
       await Promise.all([...this.live].map((id) => this.remove(id).catch((e: Error) => console.error(e.message))));
       closeAgent(this.socket);
-      await this.handle.release();
-      this.handle = undefined;
-    }
+    });
     rmSync(join(this.opts.workDir, 'images'), { recursive: true, force: true });
   }
 }
