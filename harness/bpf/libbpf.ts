@@ -23,7 +23,7 @@ export { libbpfMessages } from './libbpf/ffi.js';
 export { type BpfCapability, type CapabilityProbe, bpfCapability } from './libbpf/capability.js';
 export { type AttachHandle, attachedResources, detachAll } from './libbpf/registry.js';
 export { pinPath, pinFd, type Cgroup, createCgroup, type StaleOptions, cleanupStale } from './libbpf/resources.js';
-export { ensureBpffs, ensureTracefs, mountsMadeHere } from './libbpf/mounts.js';
+export { ensureBpffs, ensureTracefs } from './libbpf/mounts.js';
 export { type TestRunInput, type TestRunResult, TestRunner, progTestRun } from './libbpf/test-run.js';
 export { type LinkHandle, progAttach, linkCreate } from './libbpf/attach.js';
 export { BpfProgram, BpfMap } from './libbpf/program-map.js';

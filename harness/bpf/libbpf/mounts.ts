@@ -7,19 +7,14 @@ import { LibbpfError } from './errors.js';
 import { L, errno } from './ffi.js';
 import { addRunNote } from '../../platform/run-notes.js';
 
-const made: string[] = [];
-
-/** What this process mounted, as sentences (each is also a run note). */
-export function mountsMadeHere(): readonly string[] {
-  return made;
-}
+/** the mount points this process mounted (each also said in a run note) */
+const mountedHere = new Set<string>();
 
 function mount(source: string, target: string, type: string): void {
   const rc = L().mount(source, target, type, 0, null);
   if (rc !== 0) throw new LibbpfError(`mount -t ${type} ${source} ${target}`, errno());
-  const note = `mounted ${type} at ${target} (it was not mounted; it stays mounted: it owns nothing and another tool may use it now)`;
-  made.push(note);
-  addRunNote(note);
+  mountedHere.add(target);
+  addRunNote(`mounted ${type} at ${target} (it was not mounted; it stays mounted: it owns nothing and another tool may use it now)`);
 }
 
 /**
@@ -28,8 +23,7 @@ function mount(source: string, target: string, type: string): void {
  * that started using it meanwhile.
  */
 export function ensureTracefs(): { path: string; mountedByUs: boolean; mountedNow: boolean } {
-  const mine = () => made.some((m) => m.includes(` at ${TRACEFS} `));
-  if (fs.existsSync(`${TRACEFS}/events`)) return { path: TRACEFS, mountedByUs: mine(), mountedNow: false };
+  if (fs.existsSync(`${TRACEFS}/events`)) return { path: TRACEFS, mountedByUs: mountedHere.has(TRACEFS), mountedNow: false };
   mount('nodev', TRACEFS, 'tracefs');
   return { path: TRACEFS, mountedByUs: true, mountedNow: true };
 }

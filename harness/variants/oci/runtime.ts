@@ -112,35 +112,6 @@ export function ourCgroupDirs(id?: string, root = '/sys/fs/cgroup'): string[] {
   return out.sort();
 }
 
-/** The cgroup v1 memory usage (or v2 memory.current) of the cgroup holding `pid`, if readable. */
-export function cgroupMemoryUsage(pid: number): { bytes: number; file: string } | undefined {
-  let lines: string[];
-  try {
-    lines = readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n');
-  } catch {
-    return undefined;
-  }
-  const candidates: string[] = [];
-  for (const l of lines) {
-    const [, ctrls, path] = l.split(':', 3) as [string, string | undefined, string | undefined];
-    if (ctrls === undefined || path === undefined) continue;
-    if (ctrls.split(',').includes('memory')) candidates.push(join('/sys/fs/cgroup', ctrls, path, 'memory.usage_in_bytes'));
-    if (ctrls === '') {
-      candidates.push(join('/sys/fs/cgroup', path, 'memory.current'));
-      candidates.push(join('/sys/fs/cgroup/unified', path, 'memory.current'));
-    }
-  }
-  for (const f of candidates) {
-    try {
-      const n = Number(readFileSync(f, 'utf8').trim());
-      if (Number.isFinite(n)) return { bytes: n, file: f };
-    } catch {
-      /* next */
-    }
-  }
-  return undefined;
-}
-
 export class OciRuntime {
   /** 'runc' or 'crun' (the binary's base name) */
   readonly name: string;
