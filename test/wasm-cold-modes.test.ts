@@ -10,6 +10,7 @@ import { after, test } from 'node:test';
 import { loadCatalog } from '../harness/functions/catalog.js';
 import { repoRoot } from '../harness/paths.js';
 import wasmPlugin from '../harness/variants/wasm.js';
+import { processesNaming } from '../harness/platform/proc-sweep.js';
 import { correct, rejectsWith, waitFor } from './helpers.js';
 
 const catalog = await loadCatalog();
@@ -63,16 +64,6 @@ test('cold-process: a new process per call gives the verified output, and fails 
   }
 });
 
-function processesRunning(file: string): number[] {
-  return fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((pid) => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(file);
-    } catch {
-      return false;
-    }
-  }).map(Number);
-}
-
 test('cold-process: a looping function is killed at --timeout-ms, and nothing is left running', async () => {
   const v = wasmPlugin.create({ workDir: scratch, memoryLimitMiB: 32 });
   const t0 = Date.now();
@@ -80,6 +71,6 @@ test('cold-process: a looping function is killed at --timeout-ms, and nothing is
   assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
   await v.teardown();
   // its children name this test's scratch folder (the capped module file) on their command line
-  assert.ok(await waitFor(() => processesRunning(scratch).filter((p) => p !== process.pid).length === 0), 'a cold-process child is still running');
+  assert.ok(await waitFor(() => processesNaming(scratch).length === 0), 'a cold-process child is still running');
   assert.deepEqual(fs.readdirSync(scratch).filter((f) => f.endsWith('.capped.wasm')), [], 'the capped module files are removed by teardown');
 });
