@@ -53,7 +53,8 @@ export class GuestError extends Error {
   }
 }
 
-const imageDir = path.join(buildDir, 'guest');
+/** where the bootstrap puts the kernel and initramfs (FXH_GUEST_IMAGE_DIR elsewhere) */
+const imageDir = process.env.FXH_GUEST_IMAGE_DIR ?? path.join(buildDir, 'guest');
 /** a marker in QEMU's command line, so that leak checks and sweeps know our guests */
 export const GUEST_MARK = 'fxh-guest';
 
@@ -175,7 +176,7 @@ export async function runInGuest(opts: GuestRunOptions): Promise<GuestRunResult>
   const t0 = performance.now();
   const { accel, reason: accelReason } = await chooseAccel(dir);
   for (const f of ['output.txt', 'exit-code']) fs.rmSync(path.join(dir, f), { force: true });
-  const env = { FXH_GUEST: '1', PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', ...opts.env };
+  const env = { FXH_GUEST: '1', FXH_GUEST_SUBSTRATE: `softroce-guest-${accel}`, PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', ...opts.env };
   const script = [
     '# written by harness/rdma/guest.ts; run inside the guest by its /init',
     ...Object.entries(env).map(([k, v]) => `export ${k}=${q(v)}`),
