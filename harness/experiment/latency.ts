@@ -13,7 +13,7 @@ import { CellInterrupted, measureDirectCell } from './direct-cell.js';
 import { withAffinity } from './affinity.js';
 import type { ProtocolClient } from '../platform/client.js';
 import type { GatewayHandle } from './gateway-process.js';
-import { gatewayPath } from './link-places.js';
+import { gatewayPath, substrateParam } from './link-places.js';
 
 export interface LatencyPlan {
   modes: readonly Mode[];
@@ -39,9 +39,7 @@ const JIT_WARMUP_MAX_MS = 3000;
 
 export async function measureLatency(ctx: RunContext, plan: LatencyPlan): Promise<void> {
   const clientCpus = ctx.clientCpus();
-  // inside the SoftRoCE guest the numbers come from an emulated CPU: the params say so on every row
-  const substrate = process.env.FXH_GUEST_SUBSTRATE ? `;substrate=${process.env.FXH_GUEST_SUBSTRATE}` : '';
-  await withAffinity(clientCpus, () => measure(ctx, plan, `scale=${ctx.args.scale};gateway_cpus=${ctx.gatewayCpus() ?? 'any'};client_cpus=${clientCpus ?? 'any'}${substrate}`));
+  await withAffinity(clientCpus, () => measure(ctx, plan, `scale=${ctx.args.scale};gateway_cpus=${ctx.gatewayCpus() ?? 'any'};client_cpus=${clientCpus ?? 'any'}${substrateParam()}`));
 }
 
 async function measure(ctx: RunContext, plan: LatencyPlan, params: string): Promise<void> {

@@ -22,3 +22,6 @@ export function linkPlaces(transport: string, socketDir: string): LinkPlaces {
 
 /** the measurement path of the gateway over `transport`: plain "gateway" for the default unix sockets */
 export const gatewayPath = (transport: string): string => (transport === 'unix' ? 'gateway' : `gateway-${transport}`);
+
+/** `;substrate=…` inside the SoftRoCE guest (its CPU is emulated: every row says so), else '' */
+export const substrateParam = (): string => (process.env.FXH_GUEST_SUBSTRATE ? `;substrate=${process.env.FXH_GUEST_SUBSTRATE}` : '');
