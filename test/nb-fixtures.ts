@@ -199,3 +199,27 @@ export function forkFolder(dir: string, firstResponse1MiB: Record<string, number
   for (const k of [1, 2]) raw.push(...samples(c('wasm', 'statefill', 'remote-fork', 'tcp', 'forks_per_second', `state_bytes=1048576;copy=dirty;children=${k}`, 'forks/s'), 300 * k, 3, 0));
   writeFolder(dir, 'fork', raw);
 }
+
+// ---------------------------------------------------------------- rdma
+
+/** medians: the invocation round trip (µs) per transport, and the 64 B WRITE latency (µs) of the harness and perftest */
+export function rdmaFolder(dir: string, o: { rpc: { tcp: number; rdma: number }; write: { harness: number; perftest: number } }): void {
+  const c = E('rdma');
+  const raw: RawRow[] = [];
+  const sub = 'substrate=softroce-guest-tcg';
+  for (const size of [64, 4096]) {
+    for (const p of ['tcp', 'rdma'] as const) {
+      raw.push(...samples(c('wasm', 'chainstep', 'warm', p, 'rpc_latency', `size=${size};${sub}`), o.rpc[p] * (size === 64 ? 1 : 2)));
+      raw.push(...samples(c('wasm', 'chainstep', 'warm', p, 'rpc_throughput', `size=${size};${sub};concurrency=8`, 'req/s'), 1e6 / o.rpc[p], 9));
+    }
+    for (const v of ['harness', 'perftest'] as const) raw.push(...samples(c(v, 'write', 'verbs', 'rdma', 'write_latency', `size=${size};${sub}`), o.write[v] * (size === 64 ? 1 : 1.5)));
+  }
+  for (const p of ['tcp', 'rdma'] as const) {
+    for (const copy of ['eager', 'dirty']) {
+      const params = `state_bytes=1048576;copy=${copy};${sub}`;
+      raw.push(...samples(c('wasm', 'statefill', 'remote-fork', p, 'first_response', params), p === 'tcp' ? 80_000 : 40_000, 11));
+      raw.push(...samples(c('wasm', 'statefill', 'remote-fork', p, 'fork_latency', params), p === 'tcp' ? 70_000 : 35_000, 11));
+    }
+  }
+  writeFolder(dir, 'rdma', raw);
+}

@@ -218,6 +218,19 @@ const CASES: Record<string, Case[]> = {
       assert.match(p, /2 child node\(s\): 600 verified forks\/s from one parent/);
     },
   }],
+  'rdma.ipynb': [{
+    label: 'rdma faster than tcp; the harness within 2x of perftest',
+    build: (d) => fx.rdmaFolder(d, { rpc: { tcp: 400, rdma: 250 }, write: { harness: 15, perftest: 10 } }),
+    check: (p) => {
+      assert.match(p, /rpc_latency, 64 B: rdma 250 us against tcp 400 us \(rdma\/tcp = 0\.63\)/);
+      assert.match(p, /remote fork \(dirty\), 1 MiB, to the first verified response: rdma 40\.00 ms against tcp 80\.00 ms \(rdma\/tcp = 0\.50\)/);
+      assert.match(p, /RDMA WRITE, 64 B: the harness's median 15(\.0)? µs against ib_write_lat's typical 10(\.0)? µs: 1\.50×; target within 2×: met/);
+    },
+  }, {
+    label: 'the harness 3x perftest',
+    build: (d) => fx.rdmaFolder(d, { rpc: { tcp: 400, rdma: 500 }, write: { harness: 30, perftest: 10 } }),
+    check: (p) => assert.match(p, /: 3\.00×; target within 2×: not met/),
+  }],
   'density.ipynb': [{ label: 'three variants', build: (d) => fx.densityFolder(d) }],
   'cold-breakdown.ipynb': [{
     label: 'container, wasm and native traced',
