@@ -90,12 +90,12 @@ test('remote fork: a truncated or corrupted snapshot region is refused naming th
     assert.equal(text((await offer('good', bytes)).output), '4\n');
     const page = Buffer.from(bytes);
     page[d.headerBytes + 5]! ^= 1;
-    await assert.rejects(offer('page', page), /snapshot corrupted: checksum \(sha256\) of page 0/);
+    await assert.rejects(offer('page', page), /snapshot corrupted: checksum \(fxh64\) of page 0/);
     const head = Buffer.from(bytes);
     head[60]! ^= 1;
     await assert.rejects(offer('head', head), /header checksum \(sha256\) mismatch/);
     const cut = bytes.subarray(0, bytes.length - 100);
-    await assert.rejects(offer('cut', cut, { totalBytes: cut.length }), /snapshot truncated: .*checksum \(sha256\) of page \d+/);
+    await assert.rejects(offer('cut', cut, { totalBytes: cut.length }), /snapshot truncated: .*checksum \(fxh64\) of page \d+/);
     // eager checks the image too
     const img = Buffer.from(good.slice(d.imageRegion, 0, d.imageBytes) as Uint8Array);
     img[img.length - 1]! ^= 1;

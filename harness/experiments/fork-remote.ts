@@ -11,6 +11,7 @@ import type { LaunchedNode } from '../platform/nodes/kind.js';
 import type { RemoteCopy } from '../platform/remote-fork.js';
 import { statefillAnswer } from '../functions/workloads/statefill.js';
 import { LAZY_UNAVAILABLE } from '../variants/wasm/remote-fork.js';
+import { shuffle } from '../measure/random.js';
 
 const V = 'wasm-fork';
 const MiB = 2 ** 20;
@@ -65,7 +66,7 @@ export async function measureRemoteFork(ctx: RunContext, plan: RemoteForkPlan): 
     };
     const pc = await connect(parent);
     const cc = await Promise.all(children.map(connect));
-    ctx.notes.push(`remote fork: parent and ${children.length} child agent(s) in network namespaces of their own on one bridge (veths), TCP links; children pull with readRegion (256 KiB reads, 16 in flight), every page checked against its sha256 before the child runs${shaping ? `; shaping ${shaping}` : ''}`);
+    ctx.notes.push(`remote fork: parent and ${children.length} child agent(s) in network namespaces of their own on one bridge (veths), TCP links; children pull with readRegion (256 KiB reads, 16 in flight; eager and dirty ask for the pages with the header), every page checked against its fxh64 checksum where it lands in the child's memory before the child runs; copy modes interleaved in a seeded order per round${shaping ? `; shaping ${shaping}` : ''}`);
     for (const mib of plan.sizes) {
       if (ctx.interrupted) return;
       const input = Buffer.from(String(mib));
@@ -76,10 +77,12 @@ export async function measureRemoteFork(ctx: RunContext, plan: RemoteForkPlan): 
       ctx.record([{ ...base, metric: 'snapshot_time', params: sp('dirty'), iteration: 0, value: d.snapshotNs / 1000, unit: 'us' }]);
       ctx.notes.push(`remote fork ${mib} MiB: snapshot ${d.pages} dirty pages (${d.totalBytes} bytes with header), image ${d.imageBytes} bytes, working set ${d.workingSetPages} pages (${d.workingSetValidated ? 'checked on a local fork' : 'not confirmed: every dirty page'})`);
       ctx.skip('wasm', 'statefill', 'remote-fork', `copy=lazy: ${LAZY_UNAVAILABLE}`);
-      for (const copy of plan.copies) {
-        if (copy === 'lazy') continue;
-        const reps = mib >= 512 ? Math.min(plan.reps, 3) : mib >= 128 ? Math.min(plan.reps, 8) : plan.reps;
-        for (let r = 0; r < plan.warmup + reps; r++) {
+      // copy modes interleaved, a seeded order per round: a mode measured first would also pay the child
+      // agent's warm-up (its first forks run cold code), and slow drift favours none of them
+      const copies = plan.copies.filter((c) => c !== 'lazy');
+      const reps = mib >= 512 ? Math.min(plan.reps, 3) : mib >= 128 ? Math.min(plan.reps, 8) : plan.reps;
+      for (let r = 0; r < plan.warmup + reps; r++) {
+        for (const copy of shuffle(copies, ctx.rng)) {
           const t0 = process.hrtime.bigint();
           const res = await cc[0]!.forkFrom(parent.endpoint, d, copy, input);
           const e2e = Number(process.hrtime.bigint() - t0);
@@ -96,6 +99,8 @@ export async function measureRemoteFork(ctx: RunContext, plan: RemoteForkPlan): 
             { ...base, metric: 'bytes_before_response', params: p, iteration: it, value: res.bytesBeforeResponse, unit: 'bytes' },
             { ...base, metric: 'child_memory', params: p, iteration: it, value: res.childMemoryBytes, unit: 'bytes' },
             { ...base, metric: 'child_rss', params: p, iteration: it, value: res.rssBytes, unit: 'bytes' },
+            // where the child's time went (header, target, pages, globals, run, ...), as the variant names the steps
+            ...Object.entries(res.phasesNs ?? {}).map(([phase, ns]) => ({ ...base, metric: `child_${phase}`, params: p, iteration: it, value: ns / 1000, unit: 'us' })),
           ]);
         }
       }

@@ -51,6 +51,8 @@ export interface ForkResult {
   /** the child instance's linear memory, and this process's RSS after the fork */
   childMemoryBytes: number;
   rssBytes: number;
+  /** where the child's time went, ns per named step in order (the variant names them) */
+  phasesNs?: Record<string, number>;
 }
 
 /** Reads `length` bytes at `offset` of the parent's region `id` (a Link's readRegion). */

@@ -68,6 +68,7 @@ export class WasmRemoteFork {
 
   async forkFrom(img: ForkImage, req: ForkFromRequest, read: RegionReader): Promise<ForkResult> {
     if (req.copy === 'lazy') throw new InvokeError('unavailable', LAZY_UNAVAILABLE);
+    const tw = now();
     await this.background.catch(() => {});
     const t0 = now();
     const pulled = await pullFork(img, req.snapshot, req.copy, read, (bytes, args) => this.target(img, bytes, args));
@@ -90,7 +91,9 @@ export class WasmRemoteFork {
       bytesBeforeResponse: pulled.bytes,
       bytesMoved: pulled.bytes + restBytes,
       childMemoryBytes: pulled.child.memory.buffer.byteLength,
-      rssBytes: process.memoryUsage().rss,
+      // rss() alone: memoryUsage() also walks the V8 heaps (0.17 ms a fork in a profile)
+      rssBytes: process.memoryUsage.rss(),
+      phasesNs: { wait: Number(t0 - tw), ...pulled.phasesNs, run: Number(t2 - t1) },
     };
   }
 
