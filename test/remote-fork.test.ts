@@ -79,7 +79,7 @@ test('remote fork: a truncated or corrupted snapshot region is refused naming th
     const fn = (await loadCatalog()).get('counter');
     const maxPages = Math.floor((64 * 2 ** 20) / 65536);
     const good = new RegionTable();
-    const d = new WasmRemoteFork(V, maxPages).snapshotRegister(prepareImage({ name: fn.name, path: fn.wasm!.path, abi: fn.wasm!.abi }, maxPages), new Uint8Array(0), 3, good);
+    const d = await new WasmRemoteFork(V, maxPages).snapshotRegister(prepareImage({ name: fn.name, path: fn.wasm!.path, abi: fn.wasm!.abi }, maxPages), new Uint8Array(0), 3, good);
     const bytes = Buffer.from(good.slice(d.region, 0, d.totalBytes) as Uint8Array);
     const child = await AgentClient.connect(b.endpoint);
     const offer = (name: string, data: Uint8Array, over: Partial<SnapshotDescriptor> = {}) => {

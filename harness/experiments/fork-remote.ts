@@ -75,7 +75,15 @@ export async function measureRemoteFork(ctx: RunContext, plan: RemoteForkPlan): 
       const base = { variant: 'wasm', function: 'statefill', mode: 'remote-fork', path: 'tcp' };
       const sp = (copy: string) => [`state_bytes=${mib * MiB}`, `copy=${copy}`, ...(shaping ? [shaping] : [])].join(';');
       ctx.record([{ ...base, metric: 'snapshot_time', params: sp('dirty'), iteration: 0, value: d.snapshotNs / 1000, unit: 'us' }]);
-      ctx.notes.push(`remote fork ${mib} MiB: snapshot ${d.pages} dirty pages (${d.totalBytes} bytes with header), image ${d.imageBytes} bytes, working set ${d.workingSetPages} pages (${d.workingSetValidated ? 'checked on a local fork' : 'not confirmed: every dirty page'})`);
+      ctx.notes.push(`remote fork ${mib} MiB: snapshot ${d.pages} dirty pages (${d.totalBytes} bytes with header), image ${d.imageBytes} bytes, working set ${d.workingSetPages} pages recorded by ${d.workingSetMethod} (${d.workingSetValidated ? 'checked on a local fork' : 'not confirmed: every dirty page'})`);
+      // what recording the working set cost the parent (once per snapshot): the whole recording, and the call watched vs unwatched
+      const wsp = `state_bytes=${mib * MiB};method=${d.workingSetMethod.split(' ')[0]}`;
+      ctx.record([
+        { ...base, metric: 'working_set_record_time', params: wsp, iteration: 0, value: d.workingSetNs / 1000, unit: 'us' },
+        ...(d.workingSetWatchedCallNs !== undefined ? [{ ...base, metric: 'working_set_call_watched', params: wsp, iteration: 0, value: d.workingSetWatchedCallNs / 1000, unit: 'us' }] : []),
+        ...(d.workingSetPlainCallNs !== undefined ? [{ ...base, metric: 'working_set_call_unwatched', params: wsp, iteration: 0, value: d.workingSetPlainCallNs / 1000, unit: 'us' }] : []),
+        ...(d.workingSetProgramNs !== undefined ? [{ ...base, metric: 'working_set_program_time', params: wsp, iteration: 0, value: d.workingSetProgramNs / 1000, unit: 'us' }] : []),
+      ]);
       ctx.skip('wasm', 'statefill', 'remote-fork', `copy=lazy: ${LAZY_UNAVAILABLE}`);
       // copy modes interleaved, a seeded order per round: a mode measured first would also pay the child
       // agent's warm-up (its first forks run cold code), and slow drift favours none of them

@@ -25,6 +25,13 @@ export interface SnapshotDescriptor {
   /** pages of the recorded working set, and whether a fork holding only them answered as a full one */
   workingSetPages: number;
   workingSetValidated: boolean;
+  /** how the working set was recorded (the variant says; e.g. by the kernel watching accesses, or by writes) */
+  workingSetMethod: string;
+  /** ns the recording and its check took, and what watching cost the call: watched vs unwatched, the eBPF program's kernel time */
+  workingSetNs: number;
+  workingSetWatchedCallNs?: number;
+  workingSetPlainCallNs?: number;
+  workingSetProgramNs?: number;
   /** ns the parent spent: warm-up calls, then snapshot + encode + working set */
   parentCallsNs: number;
   snapshotNs: number;

@@ -66,7 +66,7 @@ export class WasmForkVariant implements Variant, RemoteForker {
     if (why) throw new InvokeError('unavailable', why);
     this.regions = regions;
     try {
-      return this.remote.snapshotRegister(this.image(fn), input, calls, regions);
+      return await this.remote.snapshotRegister(this.image(fn), input, calls, regions);
     } catch (e) {
       if (e instanceof InvokeError) throw e;
       throw new InvokeError('unavailable', `${fn.name}: cannot snapshot its parent: ${(e as Error).message}`);

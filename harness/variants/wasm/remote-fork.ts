@@ -34,13 +34,13 @@ export class WasmRemoteFork {
     private readonly maxPages: number,
   ) {}
 
-  snapshotRegister(img: ForkImage, input: Uint8Array, calls: number, regions: RegionTable): SnapshotDescriptor {
+  async snapshotRegister(img: ForkImage, input: Uint8Array, calls: number, regions: RegionTable): Promise<SnapshotDescriptor> {
     const t0 = now();
     const live = instantiateParent(img);
     for (let i = 0; i < calls; i++) run(img.code, live, input, this.maxPages);
     const t1 = now();
     const s = takeSnapshot(img, live, calls);
-    const ws = recordWorkingSet(img, s, input, this.maxPages);
+    const ws = await recordWorkingSet(img, s, input, this.maxPages);
     s.meta.workingSet = toRuns(ws.pages);
     const encoded = encodeSnapshot(s);
     const image = fullImage(img, s);
@@ -61,6 +61,11 @@ export class WasmRemoteFork {
       pages: s.pages.length,
       workingSetPages: ws.pages.length,
       workingSetValidated: ws.validated,
+      workingSetMethod: ws.method,
+      workingSetNs: ws.recordNs,
+      ...(ws.watchedCallNs !== undefined ? { workingSetWatchedCallNs: ws.watchedCallNs } : {}),
+      ...(ws.plainCallNs !== undefined ? { workingSetPlainCallNs: ws.plainCallNs } : {}),
+      ...(ws.programNs != null ? { workingSetProgramNs: ws.programNs } : {}),
       parentCallsNs: Number(t1 - t0),
       snapshotNs: Number(now() - t1),
     };
