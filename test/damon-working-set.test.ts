@@ -3,6 +3,7 @@
 // where DAMON is in use by someone else the recording refuses and the working set falls back to writes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { DAMON_ADMIN, LOCK_FILE, damonAccessUnavailable, recordAccesses } from '../harness/bpf/damon-access.js';
 import { loadCatalog } from '../harness/functions/catalog.js';
@@ -41,6 +42,27 @@ test('a call that throws: the error comes out, and nothing is left', { skip }, a
   await assert.rejects(recordAccesses(mem, () => {
     throw new Error('the function failed');
   }), /the function failed/);
+  clean();
+});
+
+test('a recording SIGKILLed mid-way (its lock names a dead pid, its kdamond still there): the next one removes both, says so, and records', { skip }, async () => {
+  const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  fs.writeFileSync(LOCK_FILE, dead.stdout, { flag: 'wx' });
+  fs.writeFileSync(`${DAMON_ADMIN}/nr_kdamonds`, '1');
+  const said: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((chunk: string) => (said.push(String(chunk)), true)) as typeof process.stderr.write;
+  try {
+    const mem = new WebAssembly.Memory({ initial: 1 });
+    const u8 = new Uint8Array(mem.buffer);
+    const r = await recordAccesses(mem, () => void (u8[3 * 4096] = 1));
+    assert.deepEqual(r.pages, [3]);
+  } finally {
+    process.stderr.write = write;
+    fs.writeFileSync(`${DAMON_ADMIN}/nr_kdamonds`, '0');
+    fs.rmSync(LOCK_FILE, { force: true });
+  }
+  assert.ok(said.some((l) => l.includes(`removed the lock and kdamond of pid ${dead.stdout}, which died while recording`)), said.join(''));
   clean();
 });
 
