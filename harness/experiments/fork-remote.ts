@@ -29,18 +29,31 @@ export interface RemoteForkPlan {
   netem?: string;
 }
 
-/** Applies `spec` to a node's eth0: netem when the kernel has it, else tbf for a pure "rate X"; returns the params it adds. */
-export function shape(node: LaunchedNode, spec: string): string {
+/** Before anything is measured: a --netem spec this kernel cannot apply (netem refused and not a pure
+ *  "rate X" for tbf), probed on the loopback of a throwaway network namespace (unshare -n); null if fine. */
+export function shapingProblem(spec: string): string | null {
+  const r = spawnSync('unshare', ['-n', 'tc', 'qdisc', 'add', 'dev', 'lo', 'root', 'netem', ...spec.trim().split(/\s+/)], { encoding: 'utf8' });
+  if (r.status === 0 || /^rate \S+$/.test(spec.trim())) return null;
+  return `--netem "${spec}": tc refused netem (${(r.error?.message ?? (r.stderr || r.stdout)).trim()}); without netem only "rate X" can be emulated (with tbf)`;
+}
+
+/** Applies `spec` to a node's eth0: netem when the kernel has it, else tbf for a pure "rate X". Returns
+ *  the params it adds to every row, and a note saying which qdisc shaped the link and, for tbf, why not netem. */
+export function shape(node: LaunchedNode, spec: string): { params: string; note: string } {
   const tc = (args: string[]) => spawnSync('ip', ['netns', 'exec', node.netns!, 'tc', 'qdisc', 'add', 'dev', 'eth0', 'root', ...args], { encoding: 'utf8' });
   const words = spec.trim().split(/\s+/);
   let r = tc(['netem', ...words]);
-  if (r.status === 0) return `netem=${spec.trim().replace(/\s+/g, '_')}`;
+  if (r.status === 0) return { params: `netem=${spec.trim().replace(/\s+/g, '_')}`, note: `shaping: tc netem ${spec.trim()} on every node's eth0` };
   const netemErr = (r.stderr || r.stdout).trim();
   const rate = /^rate (\S+)$/.exec(spec.trim());
   if (!rate) throw new Error(`--netem "${spec}": tc refused netem (${netemErr}); without netem only "rate X" can be emulated (with tbf)`);
-  r = tc(['tbf', 'rate', rate[1]!, 'burst', '256kb', 'latency', '10s']);
+  const tbf = ['tbf', 'rate', rate[1]!, 'burst', '256kb', 'latency', '10s'];
+  r = tc(tbf);
   if (r.status !== 0) throw new Error(`--netem "${spec}": neither netem (${netemErr}) nor tbf (${(r.stderr || r.stdout).trim()}) could be added`);
-  return `tbf=rate_${rate[1]}`;
+  return {
+    params: `tbf=rate_${rate[1]}`,
+    note: `shaping: --netem "${spec.trim()}" was applied as tc ${tbf.join(' ')} on every node's eth0, because tc refused netem here (${netemErr.replace(/\s+/g, ' ')}); tbf shapes the rate only (no delay, jitter or loss)`,
+  };
 }
 
 export async function measureRemoteFork(ctx: RunContext, plan: RemoteForkPlan): Promise<void> {
@@ -58,7 +71,15 @@ export async function measureRemoteFork(ctx: RunContext, plan: RemoteForkPlan): 
     const children = [await launch('child1')];
     for (let i = 2; i <= plan.children; i++) children.push(await launch(`child${i}`));
     let shaping = '';
-    if (plan.netem) for (const n of nodes) shaping = shape(n, plan.netem);
+    if (plan.netem) {
+      const notes = new Set<string>();
+      for (const n of nodes) {
+        const sh = shape(n, plan.netem);
+        shaping = sh.params;
+        notes.add(sh.note);
+      }
+      ctx.notes.push(...notes);
+    }
     const connect = async (n: LaunchedNode) => {
       const c = await AgentClient.connect(n.endpoint);
       clients.push(c);
