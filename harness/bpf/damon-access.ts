@@ -62,7 +62,7 @@ export function damonAccessUnavailable(objectPath = WSTRACE_OBJECT): string | nu
   if (!fs.existsSync(objectPath)) return `${path.relative(repoRoot(), objectPath)} is not built (node bpf/build.mjs)`;
   if (!fs.existsSync(DAMON_ADMIN)) return `no DAMON sysfs interface (${DAMON_ADMIN}; CONFIG_DAMON_SYSFS)`;
   const n = fs.readFileSync(path.join(DAMON_ADMIN, 'nr_kdamonds'), 'utf8').trim();
-  if (n !== '0') return `DAMON is in use here (nr_kdamonds=${n}): its settings are not ours to change`;
+  if (n !== '0' && !recordingHere()) return `DAMON is in use here (nr_kdamonds=${n}): its settings are not ours to change`;
   try {
     ensureTracefs();
   } catch (e) {
@@ -133,31 +133,53 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-function lock(): () => void {
-  for (let attempt = 0; attempt < 2; attempt++) {
+/** another recording of ours holds DAMON (a live pid in the lock file): wait for it, it is not a reason */
+function recordingHere(): boolean {
+  try {
+    const holder = Number(fs.readFileSync(LOCK_FILE, 'utf8'));
+    return Number.isInteger(holder) && holder > 0 && holder !== process.pid && pidAlive(holder);
+  } catch {
+    return false;
+  }
+}
+
+/** how long a recording waits for another one on this machine to finish (each takes well under a second) */
+const LOCK_WAIT_MS = 15_000;
+
+async function lock(): Promise<() => void> {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
     try {
       fs.writeFileSync(LOCK_FILE, String(process.pid), { flag: 'wx' });
       return () => fs.rmSync(LOCK_FILE, { force: true });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const holder = Number(fs.readFileSync(LOCK_FILE, 'utf8'));
-      if (Number.isInteger(holder) && holder > 0 && pidAlive(holder)) throw new Error(`DAMON is being used by another recording (pid ${holder}, ${LOCK_FILE})`);
-      // the holder died mid-recording: its kdamond may still run
-      try {
-        write('0/state', 'off');
-      } catch {
-        /* none */
-      }
-      try {
-        write('nr_kdamonds', 0);
-      } catch {
-        /* none */
-      }
-      fs.rmSync(LOCK_FILE, { force: true });
-      process.stderr.write(`damon-access: removed the lock and kdamond of pid ${holder}, which died while recording\n`);
     }
+    let holder = NaN;
+    try {
+      holder = Number(fs.readFileSync(LOCK_FILE, 'utf8'));
+    } catch {
+      continue; // released between the two calls
+    }
+    if (Number.isInteger(holder) && holder > 0 && pidAlive(holder)) {
+      if (Date.now() > deadline) throw new Error(`DAMON is being used by another recording (pid ${holder}, ${LOCK_FILE}) for more than ${LOCK_WAIT_MS} ms`);
+      await sleep(20);
+      continue;
+    }
+    // the holder died mid-recording: its kdamond may still run
+    try {
+      write('0/state', 'off');
+    } catch {
+      /* none */
+    }
+    try {
+      write('nr_kdamonds', 0);
+    } catch {
+      /* none */
+    }
+    fs.rmSync(LOCK_FILE, { force: true });
+    process.stderr.write(`damon-access: removed the lock and kdamond of pid ${holder}, which died while recording\n`);
   }
-  throw new Error(`could not take ${LOCK_FILE}`);
 }
 
 const MADV_COLD = 20;
@@ -178,9 +200,9 @@ const write = (p: string, v: string | number | bigint) => {
 
 /** Runs `call` while DAMON and the program watch `memory`'s pages; the pages it touched. */
 export async function recordAccesses(memory: WebAssembly.Memory, call: () => void, timing: DamonTiming = DEFAULT_TIMING): Promise<AccessRecord> {
-  const unlock = lock();
+  const unlock = await lock();
   try {
-    const why = damonAccessUnavailable();
+    const why = damonAccessUnavailable(); // again, now that no other recording of ours runs
     if (why) throw new Error(why);
     return await recordLocked(memory, call, timing);
   } finally {
