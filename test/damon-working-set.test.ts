@@ -30,8 +30,8 @@ test('the pages a call reads and writes, and only those', { skip }, async () => 
   });
   assert.equal(sum, 30);
   assert.deepEqual(r.pages, [20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 41]);
-  assert.equal(r.touchedBefore, 0, 'the setup\'s accesses were cleared before the call');
-  assert.ok(r.reports >= 4 * 64, `two rounds of reports before and after the call (${r.reports})`);
+  assert.equal(r.touchedBefore, 0, 'no page was marked idle before DAMON started');
+  assert.ok(r.reports >= 64, `one report per page after the call (${r.reports})`);
   const none = await recordAccesses(mem, () => {});
   assert.deepEqual(none.pages, [], 'a call that touches nothing');
   clean();
@@ -93,7 +93,7 @@ test('statefill\'s working set by DAMON holds pages it only reads, and a fork ho
   run(img.code, live, input, maxPages);
   const s = takeSnapshot(img, live, 1);
   const ws = await recordWorkingSet(img, s, input, maxPages);
-  assert.match(ws.method, /^damon \(\d+ reports\)$/);
+  assert.match(ws.method, /^damon \(\d+ reports, a \d+ ms pass\)$/);
   assert.equal(ws.validated, true);
   // statefill's second call reads its whole 1 MiB state and writes little of it: a set of writes alone would be far smaller
   assert.ok(ws.pages.length >= 256, `${ws.pages.length} of ${s.pages.length} dirty pages`);

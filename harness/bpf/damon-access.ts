@@ -7,8 +7,8 @@
 // DAMON's virtual-address operations (vaddr, fvaddr) are not built either, only paddr. So: find the
 // memory's virtual range (/proc/self/maps, checked against its contents through /proc/self/mem),
 // make every page present, read its physical frame (/proc/self/pagemap, root), give DAMON one
-// region per frame, clear the accessed bits and the TLB (MADV_COLD), let DAMON report twice, run
-// the call, let it report twice more, stop. DAMON's sysfs is global: we refuse when a kdamond exists, and remove
+// region per frame, clear the accessed bits and the TLB (MADV_COLD), start one long DAMON pass, wait
+// until it has cleared every page (marked idle), run the call, let it check and report, stop. DAMON's sysfs is global: we refuse when a kdamond exists, and remove
 // ours on every path.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -30,22 +30,28 @@ const OS_PAGE = 4096;
 export const MAX_PAGES = 65536;
 
 export interface DamonTiming {
-  /** µs between DAMON's checks of a page's accessed bit */
-  sampleUs: number;
-  /** µs per report (the tracepoint fires once per region per aggregation interval) */
-  aggrUs: number;
-  /** ms after a pass's reports before the call: the pass's clearing of the accessed bits follows them */
-  settleMs: number;
-  /** ms to wait for DAMON's reports before giving up */
+  /** ms from DAMON's start to its one check of the pages: the call must fit well inside */
+  passMs: number;
+  /** ms to wait for DAMON to clear the pages, and for its reports after the check */
   timeoutMs: number;
 }
-/** Checks as rare as calls are short: see recordLocked for why the call must fall between two passes */
-export const DEFAULT_TIMING: DamonTiming = { sampleUs: 30_000, aggrUs: 30_000, settleMs: 8, timeoutMs: 5000 };
+export const DEFAULT_TIMING: DamonTiming = { passMs: 400, timeoutMs: 5000 };
+
+/** The call did not end well before DAMON's check: record again (on a new fork) with a pass of `needMs`. */
+export class PassTooShort extends Error {
+  override name = 'PassTooShort';
+  constructor(
+    message: string,
+    readonly needMs: number,
+  ) {
+    super(message);
+  }
+}
 
 export interface AccessRecord {
   /** memory offsets / 4096 of the pages the call touched, increasing */
   pages: number[];
-  /** pages found accessed before the call (after DAMON cleared the setup's bits): should be none */
+  /** pages already marked idle before DAMON started (stale flags: such a page could be missed); should be none */
   touchedBefore: number;
   /** ns: the whole recording (setup, waits, call, teardown), and the call alone */
   totalNs: number;
@@ -182,6 +188,22 @@ async function lock(): Promise<() => void> {
   }
 }
 
+/** pages of `pfn` whose frame is marked idle (KPF_IDLE, /proc/kpageflags; DAMON sets it when it clears the accessed bit) */
+function idleCount(pfn: readonly bigint[]): number {
+  const fd = fs.openSync('/proc/kpageflags', 'r');
+  try {
+    const b = Buffer.alloc(8);
+    let n = 0;
+    for (const f of pfn) {
+      fs.readSync(fd, b, 0, 8, f * 8n);
+      if ((b.readBigUInt64LE(0) >> 25n) & 1n) n++;
+    }
+    return n;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 const MADV_COLD = 20;
 let madvise: ((addr: bigint, len: number, advice: number) => number) | null = null;
 function coldRange(addr: bigint, len: number): void {
@@ -246,8 +268,8 @@ async function recordLocked(memory: WebAssembly.Memory, call: () => void, timing
     kdamond = true;
     write('0/contexts/nr_contexts', 1);
     write('0/contexts/0/operations', 'paddr');
-    write('0/contexts/0/monitoring_attrs/intervals/sample_us', timing.sampleUs);
-    write('0/contexts/0/monitoring_attrs/intervals/aggr_us', timing.aggrUs);
+    write('0/contexts/0/monitoring_attrs/intervals/sample_us', timing.passMs * 1000);
+    write('0/contexts/0/monitoring_attrs/intervals/aggr_us', timing.passMs * 1000);
     write('0/contexts/0/monitoring_attrs/intervals/update_us', 1_000_000);
     write('0/contexts/0/monitoring_attrs/nr_regions/max', Math.max(3, pages));
     write('0/contexts/0/monitoring_attrs/nr_regions/min', Math.max(3, pages));
@@ -257,38 +279,37 @@ async function recordLocked(memory: WebAssembly.Memory, call: () => void, timing
       write(`0/contexts/0/targets/0/regions/${i}/start`, pfn[k]! * BigInt(OS_PAGE));
       write(`0/contexts/0/targets/0/regions/${i}/end`, (pfn[k]! + 1n) * BigInt(OS_PAGE));
     });
-    write('0/state', 'on');
     const stats = obj.map('fxh_ws_stats');
     const reports = () => Number(stats.lookup(Buffer.alloc(4))!.readBigUInt64LE(0));
-    // waits for two full rounds of reports (every region once per round), not a fixed time: on a busy
-    // machine kdamond runs late. The first round's checks clear the accessed bits the setup left.
-    const rounds = async (what: string) => {
-      const until = reports() + 2 * pages;
-      const deadline = Date.now() + timing.timeoutMs;
-      while (reports() < until) {
-        if (Date.now() > deadline) throw new Error(`DAMON sent ${reports()} of ${until} reports within ${timing.timeoutMs} ms ${what}`);
-        await sleep(Math.min(5, timing.aggrUs / 1000));
-      }
-    };
-    await rounds('after it started');
-    // Each pass checks every page's accessed bit, reports, then clears the bits without flushing the TLB:
-    // a page the call touches between a pass's check and its clearing keeps a cached translation and is
-    // never seen again (a test lost runs of ~70 pages that way with 100 µs passes). So passes are rare
-    // and the call goes right after one has reported and cleared: the next check comes after it.
-    const mark = reports();
-    const deadline = Date.now() + timing.timeoutMs;
-    while (reports() < mark + pages) {
-      if (Date.now() > deadline) throw new Error(`DAMON sent no full pass of reports within ${timing.timeoutMs} ms`);
+    const idleBefore = idleCount(pfn);
+    write('0/state', 'on');
+    const on = Date.now();
+    // One pass, long enough to hold the call. A pass clears the pages' accessed bits (and marks them
+    // idle) first, sleeps, then checks them; it clears without flushing the TLB, so a page the call
+    // touched before its clearing would keep a cached translation and never be seen (with 100 µs passes
+    // a test lost runs of ~70 of 259 pages; with 30 ms passes, 1177 of 4100 at 16 MiB, whose clearing
+    // outlasted a fixed settle). So the call waits until every page is marked idle (/proc/kpageflags),
+    // i.e. the clearing is over, and must end well before the check.
+    while (idleCount(pfn) < pages) {
+      if (Date.now() - on > timing.timeoutMs) throw new Error(`DAMON marked ${idleCount(pfn)} of ${pages} pages idle within ${timing.timeoutMs} ms (${idleBefore} were before it started)`);
       await sleep(1);
     }
-    await sleep(timing.settleMs);
     const acc = obj.map('fxh_ws_acc');
-    const touchedBefore = touched(acc, byFrame).length;
     for (const k of acc.keys()) acc.delete(k);
+    const before = reports();
     const c0 = process.hrtime.bigint();
     call();
     const callNs = Number(process.hrtime.bigint() - c0);
-    await rounds('after the call');
+    const margin = timing.passMs / 4;
+    if (reports() !== before || Date.now() - on > timing.passMs - margin) {
+      throw new PassTooShort(`the call ended ${Date.now() - on} ms after DAMON started, too close to its check at ${timing.passMs} ms (the call took ${(callNs / 1e6).toFixed(1)} ms)`, 2 * (Date.now() - on) + margin);
+    }
+    const deadline = Date.now() + timing.passMs + timing.timeoutMs;
+    while (reports() < before + pages) {
+      if (Date.now() > deadline) throw new Error(`DAMON sent ${reports() - before} of ${pages} reports within ${timing.passMs + timing.timeoutMs} ms of the call`);
+      await sleep(5);
+    }
+    const touchedBefore = idleBefore;
     write('0/state', 'off');
     const found = touched(acc, byFrame);
     const programNs = statsFd >= 0 ? progInfo(prog.fd).runTimeNs : null;

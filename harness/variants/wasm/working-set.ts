@@ -6,7 +6,7 @@
 // Either set is then checked: a second fork holding only those pages (the other dirty pages left at
 // the initial image) must answer alike and end with the same memory outside the left-out pages.
 // When it does not, the working set is every dirty page, and prefetch degenerates to dirty-only.
-import { recordAccesses, damonAccessUnavailable } from '../../bpf/damon-access.js';
+import { DEFAULT_TIMING, PassTooShort, recordAccesses, damonAccessUnavailable } from '../../bpf/damon-access.js';
 import { run } from './engine.js';
 import { fork, freshInstance, fullImage, restoreInto, type ForkImage } from './snapshot.js';
 import type { Snapshot } from './snapshot-format.js';
@@ -34,15 +34,22 @@ export async function recordWorkingSet(img: ForkImage, s: Snapshot, input: Uint8
   const writes = (why: string): WorkingSet => ({ ...byWrites(img, s, input, maxPages), method: `writes (no damon: ${why})`, recordNs: Number(now() - t0) });
   const why = damonAccessUnavailable();
   if (why) return writes(why);
-  const a = fork(img, s, 'dirty');
+  let a = fork(img, s, 'dirty');
   let out: Uint8Array = new Uint8Array(0);
-  let rec: Awaited<ReturnType<typeof recordAccesses>>;
-  try {
-    rec = await recordAccesses(a.memory, () => {
-      out = run(img.code, a, input, maxPages);
-    });
-  } catch (e) {
-    return writes((e as Error).message);
+  let rec: Awaited<ReturnType<typeof recordAccesses>> | undefined;
+  let timing = DEFAULT_TIMING;
+  // a call that did not fit in DAMON's pass has run on that fork: a new fork, a longer pass
+  for (let attempt = 0; !rec; attempt++) {
+    try {
+      const child = a;
+      rec = await recordAccesses(child.memory, () => {
+        out = run(img.code, child, input, maxPages);
+      }, timing);
+    } catch (e) {
+      if (!(e instanceof PassTooShort) || attempt >= 2) return writes((e as Error).message);
+      timing = { ...timing, passMs: e.needMs };
+      a = fork(img, s, 'dirty');
+    }
   }
   const touched = new Set(rec.pages);
   const P = s.pageSize;
@@ -56,11 +63,11 @@ export async function recordWorkingSet(img: ForkImage, s: Snapshot, input: Uint8
     }
   }
   const checked = check(img, s, cand, Buffer.from(out), Buffer.from(a.memory.buffer), input, maxPages);
-  let note = rec.touchedBefore ? `; ${rec.touchedBefore} page(s) were touched before the call` : '';
+  let note = rec.touchedBefore ? `; ${rec.touchedBefore} page(s) were already marked idle before DAMON started` : '';
   if (!checked.ws.validated) note += `; a fork holding the ${cand.length} dirty pages it saw touched did not answer alike: every dirty page`;
   return {
     ...checked.ws,
-    method: `damon (${rec.reports} reports${note})`,
+    method: `damon (${rec.reports} reports, a ${timing.passMs} ms pass${note})`,
     recordNs: Number(now() - t0),
     watchedCallNs: rec.callNs,
     plainCallNs: checked.callNs,
