@@ -96,6 +96,8 @@ test('remote fork: a truncated or corrupted snapshot region is refused naming th
     await assert.rejects(offer('head', head), /header checksum \(sha256\) mismatch/);
     const cut = bytes.subarray(0, bytes.length - 100);
     await assert.rejects(offer('cut', cut, { totalBytes: cut.length }), /snapshot truncated: .*checksum \(fxh64\) of page \d+/);
+    // the pages are asked for before the header arrives, where the descriptor says they start: a descriptor that disagrees is refused
+    await assert.rejects(offer('shifted', bytes, { headerBytes: d.headerBytes + 8 }), new RegExp(`the descriptor gives a header of ${d.headerBytes + 8} bytes, the header itself ${d.headerBytes}`));
     // eager checks the image too
     const img = Buffer.from(good.slice(d.imageRegion, 0, d.imageBytes) as Uint8Array);
     img[img.length - 1]! ^= 1;

@@ -119,6 +119,8 @@ export async function pullFork(img: ForkImage, d: SnapshotDescriptor, copy: 'eag
   const h = await header;
   // the module hash, globals, tables, WASI state: refused before a page is written
   checkRestorable(img, { ...h, data: new Uint8Array(0) } as Snapshot);
+  // the pages were asked for where the descriptor says they start
+  if (d.headerBytes !== h.headerBytes) throw new SnapshotError(`snapshot region "${d.region}": the descriptor gives a header of ${d.headerBytes} bytes, the header itself ${h.headerBytes}`);
   if (copy === 'eager' && d.imageBytes !== h.memoryBytes) throw new SnapshotError(`snapshot image region "${d.imageRegion}" holds ${d.imageBytes} bytes, the header's memory ${h.memoryBytes}`);
   let bytes = d.headerBytes;
   const t1 = process.hrtime.bigint();
