@@ -14,7 +14,8 @@ import { listenLinks, type Link } from './link.js';
 import type { Splicer } from './splice.js';
 import type { Listener } from './transport.js';
 import type { InvokeCall, InvokeReply } from './client.js';
-import { MODES, type Mode } from './variant.js';
+import type { Mode } from './variant.js';
+import { declaredModes } from './modes.js';
 
 export interface GatewayOptions {
   /** binary protocol endpoint, e.g. unix:/tmp/gw.sock or tcp:127.0.0.1:0 */
@@ -230,15 +231,17 @@ export class Gateway {
     }
     const m = /^\/invoke\/([^/]+)\/([^/]+)$/.exec(url.pathname);
     if (req.method !== 'POST' || !m) {
-      return send(404, `routes: POST /invoke/<variant>/<function>?mode=${MODES.join('|')}&timeout=<ms>, GET /variants, GET /healthz\n`);
+      return send(404, `routes: POST /invoke/<variant>/<function>?mode=${declaredModes().map((d) => d.id).join('|')}&timeout=<ms>, GET /variants, GET /healthz\n`);
     }
     const mode = (url.searchParams.get('mode') ?? 'warm') as Mode;
-    if (!MODES.includes(mode)) return send(400, `unknown mode "${mode}"; valid modes: ${MODES.join(', ')}\n`);
+    const variantName = decodeURIComponent(m[1]!);
+    const modes = this.plugins.get(variantName)?.modes.map((d) => d.id);
+    if (modes && !modes.includes(mode)) return send(400, `unknown mode "${mode}" of variant ${variantName}; valid modes: ${modes.join(', ')}\n`);
     const timeoutMs = Number(url.searchParams.get('timeout') ?? this.opts.defaultTimeoutMs ?? 10_000);
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) return send(400, 'timeout must be a positive number of milliseconds\n');
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
-    const r = await this.route({ variant: decodeURIComponent(m[1]!), fn: decodeURIComponent(m[2]!), mode, timeoutMs, input: Buffer.concat(chunks) });
+    const r = await this.route({ variant: variantName, fn: decodeURIComponent(m[2]!), mode, timeoutMs, input: Buffer.concat(chunks) });
     const headers = { 'x-fxh-status': r.status, 'x-fxh-server-ns': String(Math.round(r.serverNs)) };
     if (r.status === 'ok') return send(200, r.output, 'application/octet-stream', headers);
     return send(HTTP_STATUS[r.status], Buffer.concat([Buffer.from(r.output), Buffer.from('\n')]), 'text/plain; charset=utf-8', headers);
