@@ -1,13 +1,10 @@
-// One koffi worker thread waits (epoll, in the shim) on every listener's and connection's event
-// channels; what is ready is handed to its handlers on the main thread. The wait is outstanding only
+// One koffi worker thread waits (epoll, in the shim) on every connection's completion channel; what is ready is handed to its handlers on the main thread. The wait is outstanding only
 // while something is watched, so an idle process can exit.
 import { S } from './ffi.js';
 
 export interface Watched {
   /** the completion channel fired */
   onCq(): void;
-  /** the rdma_cm event channel has events */
-  onCm(): void;
 }
 
 class Dispatcher {
@@ -36,8 +33,7 @@ class Dispatcher {
         const w = this.watched.get(Number(v >> 1n));
         if (!w) continue;
         try {
-          if (v & 1n) w.onCq();
-          else w.onCm();
+          w.onCq();
         } catch (e) {
           process.nextTick(() => {
             throw e;

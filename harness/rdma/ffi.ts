@@ -7,7 +7,7 @@ import { buildDir } from '../paths.js';
 
 export const SHIM_PATH = path.join(buildDir, 'rdma', 'libfxh_verbs.so');
 
-export type Ptr = unknown; // koffi external pointer (fxh_conn *, fxh_listener *)
+export type Ptr = unknown; // koffi external pointer (fxh_conn *)
 type Cb<T> = (err: unknown, value: T) => void;
 interface AsyncFn<A extends unknown[], R> {
   (...args: A): R;
@@ -18,19 +18,12 @@ export interface Shim {
   fxh_devices(names: Buffer, cap: number): number;
   fxh_wait: AsyncFn<[ready: BigUint64Array, max: number, timeoutMs: number], number>;
   fxh_wake(): void;
-  fxh_listen(id: number, ip: string, port: number, bound: Int32Array, err: Buffer, errlen: number): Ptr | null;
-  fxh_listener_close(l: Ptr): void;
-  fxh_resolve: AsyncFn<[id: number, ip: string, port: number, depth: number, timeoutMs: number, err: Buffer, errlen: number], Ptr | null>;
-  fxh_connect: AsyncFn<[c: Ptr, pdata: Buffer, len: number, timeoutMs: number, err: Buffer, errlen: number], number>;
-  fxh_get_request(l: Ptr, depth: number, timeoutMs: number, err: Buffer, errlen: number): Ptr | null;
-  fxh_accept(c: Ptr, id: number, pdata: Buffer, len: number, err: Buffer, errlen: number): number;
-  fxh_wait_established: AsyncFn<[c: Ptr, timeoutMs: number, err: Buffer, errlen: number], number>;
+  fxh_open(id: number, ip: string, depth: number, err: Buffer, errlen: number): Ptr | null;
+  fxh_local_info(c: Ptr, out: Buffer): number;
+  fxh_ready(c: Ptr, peer: Buffer, err: Buffer, errlen: number): number;
   fxh_watch(c: Ptr, err: Buffer, errlen: number): number;
-  fxh_cm_event(c: Ptr): number;
-  fxh_cm_event_str(t: number): string;
-  fxh_conn_info(c: Ptr, out: Uint32Array): number;
-  fxh_peer_data(c: Ptr, out: Buffer): number;
-  fxh_disconnect(c: Ptr): void;
+  fxh_dev_name(c: Ptr): string;
+  fxh_qpn(c: Ptr): number;
   fxh_conn_close(c: Ptr): void;
   fxh_reg(c: Ptr, addr: Uint8Array, len: number, remote: number, keys: Uint32Array, err: Buffer, errlen: number): number;
   fxh_dereg(c: Ptr, slot: number): number;
@@ -54,25 +47,17 @@ let shimError: string | null = null;
 
 function declare(lib: ReturnType<typeof koffi.load>): Shim {
   koffi.opaque('fxh_conn');
-  koffi.opaque('fxh_listener');
   const f = (sig: string) => lib.func(sig);
   const s = {
     fxh_devices: f('int fxh_devices(char *names, int cap)'),
     fxh_wait: f('int fxh_wait(uint64_t *ready, int max, int timeout_ms)'),
     fxh_wake: f('void fxh_wake(void)'),
-    fxh_listen: f('fxh_listener *fxh_listen(int id, const char *ip, int port, int *bound, char *err, int errlen)'),
-    fxh_listener_close: f('void fxh_listener_close(fxh_listener *l)'),
-    fxh_resolve: f('fxh_conn *fxh_resolve(int id, const char *ip, int port, int depth, int timeout_ms, char *err, int errlen)'),
-    fxh_connect: f('int fxh_connect(fxh_conn *c, const void *pdata, int len, int timeout_ms, char *err, int errlen)'),
-    fxh_get_request: f('fxh_conn *fxh_get_request(fxh_listener *l, int depth, int timeout_ms, char *err, int errlen)'),
-    fxh_accept: f('int fxh_accept(fxh_conn *c, int id, const void *pdata, int len, char *err, int errlen)'),
-    fxh_wait_established: f('int fxh_wait_established(fxh_conn *c, int timeout_ms, char *err, int errlen)'),
+    fxh_open: f('fxh_conn *fxh_open(int id, const char *ip, int depth, char *err, int errlen)'),
+    fxh_local_info: f('int fxh_local_info(fxh_conn *c, uint8_t *out)'),
+    fxh_ready: f('int fxh_ready(fxh_conn *c, const uint8_t *peer, char *err, int errlen)'),
     fxh_watch: f('int fxh_watch(fxh_conn *c, char *err, int errlen)'),
-    fxh_cm_event: f('int fxh_cm_event(fxh_conn *c)'),
-    fxh_cm_event_str: f('const char *fxh_cm_event_str(int t)'),
-    fxh_conn_info: f('int fxh_conn_info(fxh_conn *c, uint32_t *out)'),
-    fxh_peer_data: f('int fxh_peer_data(fxh_conn *c, void *out)'),
-    fxh_disconnect: f('void fxh_disconnect(fxh_conn *c)'),
+    fxh_dev_name: f('const char *fxh_dev_name(fxh_conn *c)'),
+    fxh_qpn: f('uint32_t fxh_qpn(fxh_conn *c)'),
     fxh_conn_close: f('void fxh_conn_close(fxh_conn *c)'),
     fxh_reg: f('int fxh_reg(fxh_conn *c, void *addr, size_t len, int remote, uint32_t *keys, char *err, int errlen)'),
     fxh_dereg: f('int fxh_dereg(fxh_conn *c, int slot)'),
@@ -97,14 +82,14 @@ export function tryShim(): { shim: Shim } | { error: string } {
   if (shim) return { shim };
   if (shimError) return { error: shimError };
   if (!fs.existsSync(SHIM_PATH)) {
-    shimError = `the verbs shim ${SHIM_PATH} is not built (the bootstrap builds it when libibverbs-dev and librdmacm-dev are installed: node harness/setup/bootstrap.mjs)`;
+    shimError = `the verbs shim ${SHIM_PATH} is not built (the bootstrap builds it when libibverbs-dev is installed: node harness/setup/bootstrap.mjs)`;
     return { error: shimError };
   }
   try {
     shim = declare(koffi.load(SHIM_PATH));
     return { shim };
   } catch (e) {
-    shimError = `cannot load ${SHIM_PATH}: ${(e as Error).message} (apt-get install libibverbs1 librdmacm1 ibverbs-providers)`;
+    shimError = `cannot load ${SHIM_PATH}: ${(e as Error).message} (apt-get install libibverbs1 ibverbs-providers)`;
     return { error: shimError };
   }
 }

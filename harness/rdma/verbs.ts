@@ -1,8 +1,12 @@
-// RC connections over rdma_cm, memory registrations and work requests: the JS face of the shim.
-// A connection's close frees its queue pair and every memory registration made on it.
+// RC connections, memory registrations and work requests: the JS face of the shim. Two sides swap
+// their queue pair's (qpn, psn, gid) and up to 200 bytes of private data over a TCP connection to the
+// RDMA address (the way perftest does; rdma_cm's handshake fails between the guest's namespaces, see
+// the shim), then keep it open as the lifeline: its end means the peer is gone. A connection's close
+// frees its queue pair and every memory registration made on it.
+import net from 'node:net';
 import os from 'node:os';
 import { S, callAsync, errBuf, errText, tryShim, type Ptr } from './ffi.js';
-import { dispatcher, type Watched } from './dispatch.js';
+import { dispatcher } from './dispatch.js';
 
 export const OP = { send: 0, write: 1, read: 2 } as const;
 export type Op = keyof typeof OP;
@@ -62,23 +66,27 @@ export interface ConnOptions {
 
 /** One RC queue pair and what hangs off it (protection domain, CQ, memory registrations). */
 export class VerbsConn {
-  readonly id = nextId++;
+  readonly id: number;
+  readonly qpn: number;
+  /** the RDMA device it lives on */
+  readonly device: string;
+  /** the peer's private data of the handshake */
+  peerData: Buffer = Buffer.alloc(0);
   private closed = false;
   private readonly mrs = new Map<number, Mr>();
   private readonly pollBuf = new BigUint64Array(32 * 4);
-  /** for the dispatcher, once watch() was called */
-  private watched: Watched | null = null;
+  private watched = false;
+  private goneCbs: ((why: string) => void)[] = [];
+  /** the handshake's TCP connection, kept as the lifeline */
+  socket: net.Socket | null = null;
 
   constructor(
     private readonly ptr: Ptr,
-    /** the peer's private data of the connection handshake */
-    public peerData: Buffer,
-  ) {}
-
-  get qpn(): number {
-    const out = new Uint32Array(4);
-    S().fxh_conn_info(this.ptr, out);
-    return out[0]!;
+    id: number,
+  ) {
+    this.id = id;
+    this.qpn = S().fxh_qpn(ptr);
+    this.device = S().fxh_dev_name(ptr);
   }
 
   get isClosed(): boolean {
@@ -97,7 +105,7 @@ export class VerbsConn {
     const err = errBuf();
     const slot = S().fxh_reg(this.handle, bytes, bytes.length, (remote.read ? 1 : 0) | (remote.write ? 2 : 0), keys, err, err.length);
     if (slot < 0) fail(`registering ${bytes.length} bytes`, err);
-    const mr = { slot, lkey: keys[0]!, rkey: keys[1]!, addr: S().fxh_mr_addr(this.ptr, slot), bytes };
+    const mr = { slot, lkey: keys[0]!, rkey: keys[1]!, addr: BigInt(S().fxh_mr_addr(this.ptr, slot)), bytes };
     this.mrs.set(slot, mr);
     return mr;
   }
@@ -151,58 +159,153 @@ export class VerbsConn {
     if (r !== 0) throw new RdmaError(errText(err));
   }
 
-  /**
-   * Event-driven completions: `onCq` when the completion channel fires (then poll), `onCm` with the
-   * name of each connection-manager event (RDMA_CM_EVENT_DISCONNECTED, …).
-   */
-  watch(handlers: { onCq: () => void; onCm: (event: string) => void }): void {
+  /** Event-driven completions: `onCq` whenever the completion channel fires (then poll). */
+  watch(onCq: () => void): void {
     const err = errBuf();
     if (S().fxh_watch(this.handle, err, err.length)) fail('watching the connection', err);
-    this.watched = {
+    this.watched = true;
+    dispatcher().add(this.id, {
       onCq: () => {
         if (this.closed) return;
         S().fxh_rearm(this.ptr);
-        handlers.onCq();
+        onCq();
       },
-      onCm: () => {
-        for (;;) {
-          if (this.closed) return;
-          const t = S().fxh_cm_event(this.ptr);
-          if (t < 0) return;
-          handlers.onCm(S().fxh_cm_event_str(t));
-        }
-      },
-    };
-    dispatcher().add(this.id, this.watched);
+    });
   }
 
-  /** Disconnects, destroys the QP and frees every memory registration. Idempotent. */
+  /** once, when the peer's lifeline ends (it closed, or its process died) */
+  onPeerGone(cb: (why: string) => void): void {
+    this.goneCbs.push(cb);
+  }
+
+  /** @internal the handshake hands over its socket */
+  adopt(socket: net.Socket): void {
+    this.socket = socket;
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      if (this.closed) return;
+      const why = `the peer's connection to QP 0x${this.qpn.toString(16)} closed (its process ended or closed the link)`;
+      for (const cb of this.goneCbs.splice(0)) cb(why);
+    });
+  }
+
+  /** Destroys the QP and frees every memory registration; ends the lifeline. Idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     if (this.watched) dispatcher().remove(this.id);
     this.mrs.clear();
+    this.socket?.destroy();
     S().fxh_conn_close(this.ptr);
   }
 }
 
-/** Connects to an rdma_cm listener at ip:port; `setup` registers memory and posts receives before the connection is made. */
-export async function connectVerbs(ip: string, port: number, pdata: Buffer, setup: (c: VerbsConn) => void = () => {}, opts: ConnOptions = {}): Promise<VerbsConn> {
+const INFO = 24; // qpn, psn, gid
+const dbg = (...a: unknown[]) => process.env.FXH_RDMA_DEBUG && console.error('rdma-debug', ...a);
+const MAX_PDATA = 200;
+
+function hello(conn: Ptr, pdata: Buffer): Buffer {
+  if (pdata.length > MAX_PDATA) throw new RdmaError(`private data of ${pdata.length} bytes: at most ${MAX_PDATA}`);
+  const b = Buffer.alloc(INFO + 1 + pdata.length);
+  S().fxh_local_info(conn, b);
+  b.writeUInt8(pdata.length, INFO);
+  pdata.copy(b, INFO + 1);
+  return b;
+}
+
+/** Reads exactly n bytes from the handshake socket (then it stays paused). */
+function readExactly(s: net.Socket, n: number, what: string, timeoutMs: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let have = Buffer.alloc(0);
+    const timer = setTimeout(() => done(new RdmaError(`${what}: no answer within ${timeoutMs} ms`)), timeoutMs);
+    const done = (e: Error | null, b?: Buffer) => {
+      clearTimeout(timer);
+      s.off('data', onData);
+      s.off('close', onClose);
+      s.off('error', onError);
+      s.pause();
+      if (e) reject(e);
+      else resolve(b!);
+    };
+    const onData = (d: Buffer) => {
+      have = Buffer.concat([have, d]);
+      if (have.length >= n) {
+        done(null, have.subarray(0, n)); // pauses first: an unshift while flowing comes straight back here
+        if (have.length > n) s.unshift(have.subarray(n));
+      }
+    };
+    const onClose = () => done(new RdmaError(`${what}: the peer closed the connection`));
+    const onError = (e: Error) => done(new RdmaError(`${what}: ${e.message}`));
+    s.on('data', onData);
+    s.on('close', onClose);
+    s.on('error', onError);
+    s.resume();
+  });
+}
+
+async function readHello(s: net.Socket, what: string, timeoutMs: number): Promise<{ info: Buffer; pdata: Buffer }> {
+  const head = await readExactly(s, INFO + 1, what, timeoutMs);
+  const n = head.readUInt8(INFO);
+  return { info: head.subarray(0, INFO), pdata: n ? await readExactly(s, n, what, timeoutMs) : Buffer.alloc(0) };
+}
+
+/** Both QPs to RTS, then one byte each way, so that neither side sends before the other can receive. */
+async function finish(conn: VerbsConn, s: net.Socket, peerInfo: Buffer, what: string, timeoutMs: number): Promise<void> {
   const err = errBuf();
-  const timeoutMs = opts.timeoutMs ?? 5000;
+  if (S().fxh_ready(conn.handle, peerInfo, err, err.length)) fail(what, err);
+  s.write('R');
+  const r = await readExactly(s, 1, what, timeoutMs);
+  if (r[0] !== 0x52) throw new RdmaError(`${what}: the peer's handshake sent ${r[0]}, not "R"`);
+  conn.adopt(s);
+}
+
+function openConn(ip: string, depth: number): VerbsConn {
+  const err = errBuf();
   const id = nextId++;
-  const ptr = await callAsync(S().fxh_resolve, id, ip, port, opts.depth ?? 64, timeoutMs, err, err.length);
-  if (!ptr) fail(`connecting to rdma:${ip}:${port}`, err);
-  const peer = Buffer.alloc(56);
-  const conn = new VerbsConn(ptr, peer);
+  const p = S().fxh_open(id, ip, depth, err, err.length);
+  if (!p) fail(`opening a queue pair on the RDMA device of ${ip}`, err);
+  return new VerbsConn(p, id);
+}
+
+function tcpConnect(ip: string, port: number, timeoutMs: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: ip, port, noDelay: true });
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new RdmaError(`connecting to rdma:${ip}:${port}: no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    s.once('error', (e) => {
+      clearTimeout(timer);
+      reject(new RdmaError(`connecting to rdma:${ip}:${port}: ${e.message}`));
+    });
+    s.once('connect', () => {
+      clearTimeout(timer);
+      s.removeAllListeners('error');
+      resolve(s);
+    });
+  });
+}
+
+/**
+ * Connects to a VerbsListener at ip:port. `setup` runs once the queue pair exists and before the peer
+ * can reach it (register memory, post receives) and returns this side's private data (≤ 200 bytes).
+ */
+export async function connectVerbs(ip: string, port: number, setup: (c: VerbsConn) => Buffer, opts: ConnOptions = {}): Promise<VerbsConn> {
+  if (!('devices' in rdmaDevices())) throw new RdmaError(`connecting to rdma:${ip}:${port}: ${(rdmaDevices() as { error: string }).error}`);
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  const s = await tcpConnect(ip, port, timeoutMs);
+  let conn: VerbsConn | undefined;
   try {
-    setup(conn);
-    const r = await callAsync(S().fxh_connect, ptr, pdata, pdata.length, timeoutMs, err, err.length);
-    if (r !== 0) fail(`connecting to rdma:${ip}:${port}`, err);
-    conn.peerData = peer.subarray(0, S().fxh_peer_data(ptr, peer));
+    conn = openConn(s.localAddress!.replace(/^::ffff:/, ''), opts.depth ?? 64);
+    s.write(hello(conn.handle, setup(conn)));
+    dbg('connect: sent hello');
+    const peer = await readHello(s, `connecting to rdma:${ip}:${port}`, timeoutMs);
+    conn.peerData = peer.pdata;
+    await finish(conn, s, peer.info, `connecting to rdma:${ip}:${port}`, timeoutMs);
     return conn;
   } catch (e) {
-    conn.close();
+    conn?.close();
+    s.destroy();
     throw e;
   }
 }
@@ -211,100 +314,95 @@ export interface Request {
   /** the connecting side's private data */
   peerData: Buffer;
   conn: VerbsConn;
-  /** accepts with this side's private data; resolves once the connection is established */
+  /** accepts with this side's private data; resolves once both queue pairs are ready */
   accept(pdata: Buffer): Promise<VerbsConn>;
 }
 
-/** An rdma_cm listener; connection requests come to `onRequest` (refused when it throws). */
+/** Listens on ip:port (the address of an RDMA device) for connectVerbs; `onRequest` decides (it throws to refuse). */
 export class VerbsListener {
-  readonly id = nextId++;
-  private closed = false;
-  readonly port: number;
-  private readonly ptr: Ptr;
+  private readonly server: net.Server;
+  port = 0;
 
-  constructor(
+  private constructor(
     readonly ip: string,
-    port: number,
     private readonly onRequest: (r: Request) => void,
-    private readonly depth = 64,
+    private readonly opts: ConnOptions,
   ) {
-    const bound = new Int32Array(1);
-    const err = errBuf();
-    const p = S().fxh_listen(this.id, ip, port, bound, err, err.length);
-    if (!p) fail(`listening on rdma:${ip}:${port}`, err);
-    this.ptr = p;
-    this.port = bound[0]!;
-    dispatcher().add(this.id, { onCm: () => this.drain(), onCq: () => {} });
+    this.server = net.createServer({ noDelay: true }, (s) => void this.serve(s));
   }
 
-  private drain(): void {
-    for (;;) {
-      if (this.closed) return;
-      const err = errBuf();
-      const p = S().fxh_get_request(this.ptr, this.depth, 0, err, err.length);
-      if (!p) {
-        if (errText(err) === 'none') return;
-        if (errText(err).startsWith('ignored')) continue;
-        process.emitWarning(`rdma listener ${this.ip}:${this.port}: ${errText(err)}`);
-        return;
-      }
-      const peer = Buffer.alloc(56);
-      const n = S().fxh_peer_data(p, peer);
-      const conn = new VerbsConn(p, peer.subarray(0, n));
-      const request: Request = {
-        peerData: conn.peerData,
-        conn,
+  static async listen(ip: string, port: number, onRequest: (r: Request) => void, opts: ConnOptions = {}): Promise<VerbsListener> {
+    const d = rdmaDevices();
+    if ('error' in d) throw new RdmaError(`listening on rdma:${ip}:${port}: ${d.error}`);
+    const l = new VerbsListener(ip, onRequest, opts);
+    // the address must belong to an RDMA device: find out now, not at the first connection
+    openConn(ip, 1).close();
+    await new Promise<void>((resolve, reject) => {
+      l.server.once('error', (e) => reject(new RdmaError(`listening on rdma:${ip}:${port}: ${e.message}`)));
+      l.server.listen({ host: ip, port }, () => resolve());
+    });
+    l.port = (l.server.address() as net.AddressInfo).port;
+    return l;
+  }
+
+  private async serve(s: net.Socket): Promise<void> {
+    const timeoutMs = this.opts.timeoutMs ?? 5000;
+    const what = `accepting on rdma:${this.ip}:${this.port}`;
+    let conn: VerbsConn | undefined;
+    try {
+      dbg('serve: connection');
+      const peer = await readHello(s, what, timeoutMs);
+      dbg('serve: hello', peer.info.length, peer.pdata.length);
+      conn = openConn(this.ip, this.opts.depth ?? 64);
+      conn.peerData = peer.pdata;
+      const c = conn;
+      let accepted = false;
+      this.onRequest({
+        peerData: peer.pdata,
+        conn: c,
         accept: async (pdata) => {
-          const e = errBuf();
-          if (S().fxh_accept(p, conn.id, pdata, pdata.length, e, e.length)) fail('accepting', e);
-          const r = await callAsync(S().fxh_wait_established, p, 5000, e, e.length);
-          if (r !== 0) fail('accepting', e);
-          return conn;
+          accepted = true;
+          try {
+            s.write(hello(c.handle, pdata));
+            dbg('serve: sent hello');
+            await finish(c, s, peer.info, what, timeoutMs);
+            return c;
+          } catch (e) {
+            c.close();
+            s.destroy();
+            throw e;
+          }
         },
-      };
-      try {
-        this.onRequest(request);
-      } catch {
-        conn.close();
-      }
+      });
+      if (!accepted) throw new RdmaError('refused');
+    } catch (e) {
+      dbg('serve: failed', e);
+      conn?.close();
+      s.destroy();
     }
   }
 
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    dispatcher().remove(this.id);
-    S().fxh_listener_close(this.ptr);
+  /** Stops accepting; resolves once the connections it accepted have ended too (as net.Server's close). */
+  close(): Promise<void> {
+    return new Promise((r) => this.server.close(() => r()));
   }
 }
 
-/** Waits for one connection on ip:port (the benchmark's and tests' server side: blocking, no dispatcher). */
+/** Waits for one connection on ip:port (the benchmark's and tests' server side). */
 export async function acceptOne(ip: string, port: number, pdata: (peer: Buffer, c: VerbsConn) => Buffer, opts: ConnOptions = {}): Promise<VerbsConn> {
-  return new Promise((resolve, reject) => {
-    let taken = false;
-    const l = new VerbsListener(ip, port, (r) => {
-      if (taken) throw new Error('one connection only');
-      taken = true;
-      let mine: Buffer;
-      try {
-        mine = pdata(r.peerData, r.conn);
-      } catch (e) {
-        l.close();
-        r.conn.close();
-        reject(e);
-        return;
-      }
-      r.accept(mine).then(
-        (c) => {
-          l.close();
-          resolve(c);
-        },
-        (e) => {
-          l.close();
-          r.conn.close();
-          reject(e);
-        },
-      );
-    }, opts.depth);
-  });
+  let settle!: { resolve: (c: VerbsConn) => void; reject: (e: unknown) => void };
+  const got = new Promise<VerbsConn>((resolve, reject) => (settle = { resolve, reject }));
+  let taken = false;
+  const l = await VerbsListener.listen(ip, port, (r) => {
+    if (taken) throw new RdmaError('one connection only');
+    taken = true;
+    r.accept(pdata(r.peerData, r.conn)).then(settle.resolve, settle.reject);
+  }, opts);
+  const timer = setTimeout(() => settle.reject(new RdmaError(`no connection to rdma:${ip}:${l.port} within ${opts.timeoutMs ?? 60000} ms`)), opts.timeoutMs ?? 60000);
+  try {
+    return await got;
+  } finally {
+    clearTimeout(timer);
+    void l.close(); // not awaited: the accepted connection's lifeline keeps it open
+  }
 }

@@ -1,5 +1,5 @@
 // A small shim over rdma-core for koffi: ibv_post_send and friends are inline functions, so they
-// cannot be called through an FFI directly. Connections are RC queue pairs set up by rdma_cm.
+// cannot be called through an FFI directly. Connections are RC queue pairs whose (qpn, psn, gid) the JS side swaps over TCP.
 // Non-hot calls write their error text into a caller's buffer (they may run on a koffi worker
 // thread, so no thread-local error state); posts return the errno ibv_post_* gave.
 // The latency/bandwidth loops live in fxh_bench.c so that no completion pays a JS round trip.
@@ -101,22 +101,6 @@ void fxh_wake(void) {
   if (g_wakefd >= 0 && write(g_wakefd, &one, sizeof one) < 0) {}
 }
 
-// ---- listeners ----
-
-struct fxh_listener {
-  int id;
-  struct rdma_event_channel *ch;
-  struct rdma_cm_id *cm;
-};
-
-static int fill_addr(const char *ip, int port, struct sockaddr_in *sa, char *err, int errlen) {
-  memset(sa, 0, sizeof *sa);
-  sa->sin_family = AF_INET;
-  sa->sin_port = htons((uint16_t)port);
-  if (inet_pton(AF_INET, ip, &sa->sin_addr) != 1) return ERR("bad IPv4 address \"%s\"", ip);
-  return 0;
-}
-
 static int need_device(char *err, int errlen) {
   char names[256];
   int n = fxh_devices(names, sizeof names);
@@ -125,45 +109,22 @@ static int need_device(char *err, int errlen) {
   return 0;
 }
 
-struct fxh_listener *fxh_listen(int id, const char *ip, int port, int *bound_port, char *err, int errlen) {
-  if (need_device(err, errlen)) return NULL;
-  struct sockaddr_in sa;
-  if (fill_addr(ip, port, &sa, err, errlen)) return NULL;
-  struct fxh_listener *l = calloc(1, sizeof *l);
-  l->id = id;
-  l->ch = rdma_create_event_channel();
-  if (!l->ch) { ERR("rdma_create_event_channel: %s", strerror(errno)); free(l); return NULL; }
-  if (rdma_create_id(l->ch, &l->cm, l, RDMA_PS_TCP)) { ERR("rdma_create_id: %s", strerror(errno)); goto fail; }
-  if (rdma_bind_addr(l->cm, (struct sockaddr *)&sa)) { ERR("rdma_bind_addr %s:%d: %s (no RDMA device on that address?)", ip, port, strerror(errno)); goto fail; }
-  if (rdma_listen(l->cm, 16)) { ERR("rdma_listen %s:%d: %s", ip, port, strerror(errno)); goto fail; }
-  *bound_port = ntohs(rdma_get_src_port(l->cm));
-  if (watch(l->ch->fd, (uint64_t)id << 1, err, errlen)) goto fail;
-  return l;
-fail:
-  if (l->cm) rdma_destroy_id(l->cm);
-  rdma_destroy_event_channel(l->ch);
-  free(l);
-  return NULL;
+static struct fxh_conn *conn_new(int id, int depth) {
+  struct fxh_conn *c = calloc(1, sizeof *c);
+  c->id = id;
+  c->depth = depth > 0 ? depth : 64;
+  uint32_t r;
+  if (getentropy(&r, sizeof r)) r = (uint32_t)fxh_now_ns();
+  c->psn = r & 0xffffff;
+  return c;
 }
 
-void fxh_listener_close(struct fxh_listener *l) {
-  if (!l) return;
-  unwatch(l->ch->fd);
-  rdma_destroy_id(l->cm);
-  rdma_destroy_event_channel(l->ch);
-  free(l);
-}
-
-// ---- connections ----
-
-static int setup_qp(struct fxh_conn *c, struct rdma_cm_id *cm, char *err, int errlen) {
-  c->cm = cm;
-  cm->context = c;
-  c->pd = ibv_alloc_pd(cm->verbs);
+static int setup_qp(struct fxh_conn *c, char *err, int errlen) {
+  c->pd = ibv_alloc_pd(c->ctx);
   if (!c->pd) return ERR("ibv_alloc_pd: %s", strerror(errno));
-  c->cc = ibv_create_comp_channel(cm->verbs);
+  c->cc = ibv_create_comp_channel(c->ctx);
   if (!c->cc) return ERR("ibv_create_comp_channel: %s", strerror(errno));
-  c->cq = ibv_create_cq(cm->verbs, c->depth * 2 + 8, c, c->cc, 0);
+  c->cq = ibv_create_cq(c->ctx, c->depth * 2 + 8, c, c->cc, 0);
   if (!c->cq) return ERR("ibv_create_cq: %s", strerror(errno));
   struct ibv_qp_init_attr a = {0};
   a.send_cq = c->cq;
@@ -174,221 +135,145 @@ static int setup_qp(struct fxh_conn *c, struct rdma_cm_id *cm, char *err, int er
   a.cap.max_send_sge = 1;
   a.cap.max_recv_sge = 1;
   a.cap.max_inline_data = 64;
-  if (rdma_create_qp(cm, c->pd, &a)) {
+  c->qp = ibv_create_qp(c->pd, &a);
+  if (!c->qp) {
     a.cap.max_inline_data = 0;
-    if (rdma_create_qp(cm, c->pd, &a)) return ERR("rdma_create_qp: %s", strerror(errno));
+    c->qp = ibv_create_qp(c->pd, &a);
   }
-  c->inline_max = a.cap.max_inline_data;
-  c->qpn = cm->qp->qp_num;
-  // ack timeout 14 (~67 ms) x retry 7: a vanished peer fails a work request in about half a second
-  uint8_t timeout = 14;
-  rdma_set_option(cm, RDMA_OPTION_ID, RDMA_OPTION_ID_ACK_TIMEOUT, &timeout, sizeof timeout);
+  if (!c->qp) return ERR("ibv_create_qp: %s", strerror(errno));
+  c->inline_max = (int)a.cap.max_inline_data;
+  c->qpn = c->qp->qp_num;
+  struct ibv_qp_attr ia = {0};
+  ia.qp_state = IBV_QPS_INIT;
+  ia.pkey_index = 0;
+  ia.port_num = c->port;
+  ia.qp_access_flags = IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_LOCAL_WRITE;
+  int r = ibv_modify_qp(c->qp, &ia, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS);
+  if (r) return ERR("QP 0x%x: to INIT: %s", c->qpn, strerror(r));
   return 0;
 }
 
-static int cm_wait(struct rdma_event_channel *ch, int timeout_ms, struct rdma_cm_event **ev, char *err, int errlen, const char *what) {
-  uint64_t end = fxh_now_ns() + (uint64_t)timeout_ms * 1000000ull;
-  for (;;) {
-    if (rdma_get_cm_event(ch, ev) == 0) return 0;
-    if (errno != EAGAIN) return ERR("%s: rdma_get_cm_event: %s", what, strerror(errno));
-    int64_t left = (int64_t)(end - fxh_now_ns()) / 1000000;
-    if ((int64_t)(end - fxh_now_ns()) <= 0) return ERR("%s: no answer within %d ms", what, timeout_ms);
-    struct pollfd p = {.fd = ch->fd, .events = POLLIN};
-    poll(&p, 1, (int)(left > 0 ? left : 1));
-  }
-}
+// ---- connections: the queue pair is made on the device that owns the local IPv4 address; the two
+// sides swap (qpn, psn, gid) over a TCP connection (the JS side) and fxh_ready moves it to RTS.
+// rdma_cm is not used: between the guest's two namespaces its REQ is rejected or never answered
+// (rping and ib_write_lat -R fail alike), while this exchange (perftest's default) works.
 
-static int expect(struct rdma_event_channel *ch, enum rdma_cm_event_type want, int timeout_ms, char *err, int errlen, const char *what,
-                  void *pdata, int *pdata_len) {
-  struct rdma_cm_event *ev;
-  if (cm_wait(ch, timeout_ms, &ev, err, errlen, what)) return -1;
-  enum rdma_cm_event_type got = ev->event;
-  int status = ev->status;
-  if (got == want && pdata && pdata_len) {
-    int n = ev->param.conn.private_data_len;
-    if (n > FXH_PDATA) n = FXH_PDATA;
-    if (ev->param.conn.private_data) memcpy(pdata, ev->param.conn.private_data, (size_t)n);
-    *pdata_len = n;
+// the GID ::ffff:a.b.c.d of an IPv4 address, RoCE v2 preferred
+static int find_gid(struct ibv_context *ctx, uint8_t port, const struct in_addr *ip, int *index) {
+  struct ibv_port_attr pa;
+  if (ibv_query_port(ctx, port, &pa)) return -1;
+  int v1 = -1;
+  for (int i = 0; i < pa.gid_tbl_len; i++) {
+    union ibv_gid g;
+    if (ibv_query_gid(ctx, port, i, &g)) continue;
+    static const uint8_t pre[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(g.raw, pre, 12) || memcmp(g.raw + 12, &ip->s_addr, 4)) continue;
+    struct ibv_gid_entry e;
+    if (ibv_query_gid_ex(ctx, port, (uint32_t)i, &e, 0) == 0 && e.gid_type == IBV_GID_TYPE_ROCE_V2) { *index = i; return 0; }
+    if (v1 < 0) v1 = i;
   }
-  rdma_ack_cm_event(ev);
-  if (got != want) {
-    const char *hint = got == RDMA_CM_EVENT_REJECTED ? " (nothing listens there, or the listener refused)"
-                       : got == RDMA_CM_EVENT_ADDR_ERROR ? " (no RDMA device owns a route to that address)"
-                       : got == RDMA_CM_EVENT_UNREACHABLE ? " (the peer did not answer)" : "";
-    return ERR("%s: got %s (status %d) instead of %s%s", what, rdma_event_str(got), status, rdma_event_str(want), hint);
-  }
+  if (v1 < 0) return -1;
+  *index = v1;
   return 0;
 }
 
-static struct fxh_conn *conn_new(int id, int depth) {
-  struct fxh_conn *c = calloc(1, sizeof *c);
-  c->id = id;
-  c->depth = depth > 0 ? depth : 64;
-  return c;
-}
-
-static int conn_watch(struct fxh_conn *c, char *err, int errlen) {
-  if (watch(c->ch->fd, (uint64_t)c->id << 1, err, errlen)) return -1;
-  if (watch(c->cc->fd, ((uint64_t)c->id << 1) | 1, err, errlen)) return -1;
-  c->watched = 1;
-  return ibv_req_notify_cq(c->cq, 0) ? ERR("ibv_req_notify_cq: %s", strerror(errno)) : 0;
-}
-
-struct fxh_conn *fxh_resolve(int id, const char *ip, int port, int depth, int timeout_ms, char *err, int errlen) {
+struct fxh_conn *fxh_open(int id, const char *ip, int depth, char *err, int errlen) {
   if (need_device(err, errlen)) return NULL;
-  struct sockaddr_in sa;
-  if (fill_addr(ip, port, &sa, err, errlen)) return NULL;
+  struct in_addr a;
+  if (inet_pton(AF_INET, ip, &a) != 1) { ERR("bad IPv4 address \"%s\"", ip); return NULL; }
+  int n = 0;
+  struct ibv_device **list = ibv_get_device_list(&n);
   struct fxh_conn *c = conn_new(id, depth);
-  c->ch = rdma_create_event_channel();
-  if (!c->ch) { ERR("rdma_create_event_channel: %s", strerror(errno)); free(c); return NULL; }
-  fcntl(c->ch->fd, F_SETFL, fcntl(c->ch->fd, F_GETFL) | O_NONBLOCK);
-  struct rdma_cm_id *cm;
-  if (rdma_create_id(c->ch, &cm, c, RDMA_PS_TCP)) { ERR("rdma_create_id: %s", strerror(errno)); goto fail; }
-  c->cm = cm;
-  char what[96];
-  snprintf(what, sizeof what, "resolving rdma:%s:%d", ip, port);
-  if (rdma_resolve_addr(cm, NULL, (struct sockaddr *)&sa, timeout_ms)) { ERR("%s: rdma_resolve_addr: %s", what, strerror(errno)); goto fail; }
-  if (expect(c->ch, RDMA_CM_EVENT_ADDR_RESOLVED, timeout_ms + 100, err, errlen, what, NULL, NULL)) goto fail;
-  if (rdma_resolve_route(cm, timeout_ms)) { ERR("%s: rdma_resolve_route: %s", what, strerror(errno)); goto fail; }
-  if (expect(c->ch, RDMA_CM_EVENT_ROUTE_RESOLVED, timeout_ms + 100, err, errlen, what, NULL, NULL)) goto fail;
-  if (setup_qp(c, cm, err, errlen)) goto fail;
-  return c;
-fail:
-  fxh_conn_close(c);
-  return NULL;
-}
-
-int fxh_connect(struct fxh_conn *c, const void *pdata, int pdata_len, int timeout_ms, char *err, int errlen) {
-  struct rdma_conn_param p = {0};
-  p.private_data = pdata;
-  p.private_data_len = (uint8_t)pdata_len;
-  p.responder_resources = 4;
-  p.initiator_depth = 4;
-  p.retry_count = 7;
-  p.rnr_retry_count = 7; // infinite: a receiver out of posted buffers slows the sender down
-  if (rdma_connect(c->cm, &p)) return ERR("rdma_connect: %s", strerror(errno));
-  if (expect(c->ch, RDMA_CM_EVENT_ESTABLISHED, timeout_ms, err, errlen, "connecting", c->peer, &c->peer_len)) return -1;
-  c->established = 1;
-  return conn_watch(c, err, errlen);
-}
-
-struct fxh_conn *fxh_get_request(struct fxh_listener *l, int depth, int timeout_ms, char *err, int errlen) {
-  struct rdma_cm_event *ev;
-  if (timeout_ms == 0) {
-    if (rdma_get_cm_event(l->ch, &ev)) {
-      if (errno == EAGAIN) { fxh_err(err, errlen, "none"); return NULL; }
-      ERR("rdma_get_cm_event: %s", strerror(errno));
-      return NULL;
+  char seen[512] = "";
+  for (int i = 0; i < n && !c->ctx; i++) {
+    struct ibv_context *ctx = ibv_open_device(list[i]);
+    if (!ctx) continue;
+    int gi;
+    if (find_gid(ctx, 1, &a, &gi) == 0) {
+      c->ctx = ctx;
+      c->port = 1;
+      c->gid_index = gi;
+      snprintf(c->dev, sizeof c->dev, "%s", ibv_get_device_name(list[i]));
+    } else {
+      snprintf(seen + strlen(seen), sizeof seen - strlen(seen), "%s%s", seen[0] ? ", " : "", ibv_get_device_name(list[i]));
+      ibv_close_device(ctx);
     }
-  } else if (cm_wait(l->ch, timeout_ms, &ev, err, errlen, "waiting for a connection")) return NULL;
-  if (ev->event != RDMA_CM_EVENT_CONNECT_REQUEST) {
-    // a late event of an id that moved to its own channel cannot come here; anything else is ignored
-    fxh_err(err, errlen, "ignored %s", rdma_event_str(ev->event));
-    rdma_ack_cm_event(ev);
-    return NULL;
   }
-  struct rdma_cm_id *cm = ev->id;
-  struct fxh_conn *c = conn_new(-1, depth);
-  int n = ev->param.conn.private_data_len;
-  if (n > FXH_PDATA) n = FXH_PDATA;
-  if (ev->param.conn.private_data) memcpy(c->peer, ev->param.conn.private_data, (size_t)n);
-  c->peer_len = n;
-  rdma_ack_cm_event(ev);
-  c->ch = rdma_create_event_channel();
-  if (!c->ch || rdma_migrate_id(cm, c->ch)) {
-    ERR("rdma_migrate_id: %s", strerror(errno));
-    rdma_reject(cm, NULL, 0);
-    rdma_destroy_id(cm);
-    if (c->ch) rdma_destroy_event_channel(c->ch);
-    free(c);
-    return NULL;
-  }
-  fcntl(c->ch->fd, F_SETFL, fcntl(c->ch->fd, F_GETFL) | O_NONBLOCK);
-  if (setup_qp(c, cm, err, errlen)) {
-    rdma_reject(cm, NULL, 0);
-    fxh_conn_close(c);
-    return NULL;
-  }
+  ibv_free_device_list(list);
+  if (!c->ctx) { ERR("no RDMA device has the address %s (devices: %s; a SoftRoCE device needs `rdma link add … type rxe netdev <the interface with that address>`)", ip, seen); free(c); return NULL; }
+  if (setup_qp(c, err, errlen)) { fxh_conn_close(c); return NULL; }
   return c;
 }
 
-int fxh_accept(struct fxh_conn *c, int id, const void *pdata, int pdata_len, char *err, int errlen) {
-  c->id = id;
-  struct rdma_conn_param p = {0};
-  p.private_data = pdata;
-  p.private_data_len = (uint8_t)pdata_len;
-  p.responder_resources = 4;
-  p.initiator_depth = 4;
-  p.retry_count = 7;
-  p.rnr_retry_count = 7;
-  if (rdma_accept(c->cm, &p)) return ERR("rdma_accept: %s", strerror(errno));
-  return 0;
+int fxh_local_info(struct fxh_conn *c, uint8_t *out) {
+  union ibv_gid g;
+  if (ibv_query_gid(c->ctx, c->port, c->gid_index, &g)) return -errno;
+  memcpy(out, &c->qpn, 4);
+  memcpy(out + 4, &c->psn, 4);
+  memcpy(out + 8, g.raw, 16);
+  return 24;
 }
 
-int fxh_wait_established(struct fxh_conn *c, int timeout_ms, char *err, int errlen) {
-  if (expect(c->ch, RDMA_CM_EVENT_ESTABLISHED, timeout_ms, err, errlen, "accepting", NULL, NULL)) return -1;
+int fxh_ready(struct fxh_conn *c, const uint8_t *peer, char *err, int errlen) {
+  uint32_t dqpn, dpsn;
+  memcpy(&dqpn, peer, 4);
+  memcpy(&dpsn, peer + 4, 4);
+  struct ibv_port_attr pa;
+  if (ibv_query_port(c->ctx, c->port, &pa)) return ERR("ibv_query_port: %s", strerror(errno));
+  struct ibv_qp_attr a = {0};
+  a.qp_state = IBV_QPS_RTR;
+  a.path_mtu = pa.active_mtu < IBV_MTU_1024 ? pa.active_mtu : IBV_MTU_1024; // both sides must agree: perftest's RoCE default
+  a.dest_qp_num = dqpn;
+  a.rq_psn = dpsn;
+  a.max_dest_rd_atomic = 4;
+  a.min_rnr_timer = 1; // 0.01 ms: a receiver out of buffers is retried soon
+  a.ah_attr.is_global = 1;
+  memcpy(a.ah_attr.grh.dgid.raw, peer + 8, 16);
+  a.ah_attr.grh.sgid_index = (uint8_t)c->gid_index;
+  a.ah_attr.grh.hop_limit = 64;
+  a.ah_attr.port_num = c->port;
+  int r = ibv_modify_qp(c->qp, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER);
+  if (r) return ERR("QP 0x%x: to RTR: %s", c->qpn, strerror(r));
+  memset(&a, 0, sizeof a);
+  a.qp_state = IBV_QPS_RTS;
+  a.timeout = 14; // ~67 ms x retry 7: a vanished peer fails a work request in about half a second
+  a.retry_cnt = 7;
+  a.rnr_retry = 7; // infinite: a receiver out of posted buffers slows the sender down
+  a.sq_psn = c->psn;
+  a.max_rd_atomic = 4;
+  r = ibv_modify_qp(c->qp, &a, IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC);
+  if (r) return ERR("QP 0x%x: to RTS: %s", c->qpn, strerror(r));
   c->established = 1;
   return 0;
 }
 
 int fxh_watch(struct fxh_conn *c, char *err, int errlen) {
-  return conn_watch(c, err, errlen);
+  if (watch(c->cc->fd, ((uint64_t)c->id << 1) | 1, err, errlen)) return -1;
+  c->watched = 1;
+  return ibv_req_notify_cq(c->cq, 0) ? ERR("ibv_req_notify_cq: %s", strerror(errno)) : 0;
 }
 
-int fxh_cm_event(struct fxh_conn *c) {
-  struct rdma_cm_event *ev;
-  if (rdma_get_cm_event(c->ch, &ev)) return errno == EAGAIN ? -1 : -2;
-  int t = ev->event;
-  if (t == RDMA_CM_EVENT_ESTABLISHED) c->established = 1;
-  rdma_ack_cm_event(ev);
-  return t;
+const char *fxh_dev_name(struct fxh_conn *c) {
+  return c->dev;
 }
 
-const char *fxh_cm_event_str(int t) {
-  return rdma_event_str((enum rdma_cm_event_type)t);
-}
-
-int fxh_conn_info(struct fxh_conn *c, uint32_t *out) {
-  out[0] = c->qpn;
-  out[1] = (uint32_t)c->peer_len;
-  out[2] = (uint32_t)c->inline_max;
-  out[3] = (uint32_t)c->established;
-  return 0;
-}
-
-int fxh_peer_data(struct fxh_conn *c, void *out) {
-  memcpy(out, c->peer, (size_t)c->peer_len);
-  return c->peer_len;
-}
-
-int fxh_conn_fds(struct fxh_conn *c, int *out) {
-  out[0] = c->ch ? c->ch->fd : -1;
-  out[1] = c->cc ? c->cc->fd : -1;
-  return 0;
-}
-
-void fxh_disconnect(struct fxh_conn *c) {
-  if (c && c->cm && c->established) rdma_disconnect(c->cm);
+uint32_t fxh_qpn(struct fxh_conn *c) {
+  return c->qpn;
 }
 
 void fxh_conn_close(struct fxh_conn *c) {
   if (!c) return;
-  if (c->watched) {
-    unwatch(c->ch->fd);
-    unwatch(c->cc->fd);
-  }
-  if (c->cm && c->established) rdma_disconnect(c->cm);
+  if (c->watched) unwatch(c->cc->fd);
+  if (c->qp) ibv_destroy_qp(c->qp);
   for (int i = 0; i < FXH_MAX_MRS; i++)
     if (c->mrs[i]) ibv_dereg_mr(c->mrs[i]);
-  if (c->cm && c->cm->qp) rdma_destroy_qp(c->cm);
   if (c->cq) {
     if (c->unacked) ibv_ack_cq_events(c->cq, c->unacked);
     ibv_destroy_cq(c->cq);
   }
   if (c->cc) ibv_destroy_comp_channel(c->cc);
   if (c->pd) ibv_dealloc_pd(c->pd);
-  if (c->cm) rdma_destroy_id(c->cm);
-  if (c->ch) rdma_destroy_event_channel(c->ch);
+  if (c->ctx) ibv_close_device(c->ctx);
   free(c);
 }
 
@@ -433,7 +318,7 @@ int fxh_post_recv(struct fxh_conn *c, uint64_t wr_id, int slot, uint64_t offset,
   struct ibv_mr *mr = c->mrs[slot];
   struct ibv_sge sge = {.addr = (uintptr_t)mr->addr + offset, .length = len, .lkey = mr->lkey};
   struct ibv_recv_wr wr = {.wr_id = wr_id, .sg_list = &sge, .num_sge = 1}, *bad;
-  return ibv_post_recv(c->cm->qp, &wr, &bad);
+  return ibv_post_recv(c->qp, &wr, &bad);
 }
 
 // opcode: FXH_OP_SEND, FXH_OP_WRITE, FXH_OP_READ
@@ -449,7 +334,7 @@ int fxh_post(struct fxh_conn *c, int op, uint64_t wr_id, int slot, uint64_t offs
   if (op != FXH_OP_READ && len <= (uint32_t)c->inline_max && len > 0) wr.send_flags |= IBV_SEND_INLINE;
   wr.wr.rdma.remote_addr = raddr;
   wr.wr.rdma.rkey = rkey;
-  return ibv_post_send(c->cm->qp, &wr, &bad);
+  return ibv_post_send(c->qp, &wr, &bad);
 }
 
 // out: per completion 4 x u64: wr_id, status | opcode << 8 | vendor_err << 32, byte_len, qp_num
@@ -485,6 +370,6 @@ const char *fxh_wc_status_str(int s) {
 int fxh_qp_state(struct fxh_conn *c) {
   struct ibv_qp_attr a;
   struct ibv_qp_init_attr ia;
-  if (ibv_query_qp(c->cm->qp, &a, IBV_QP_STATE, &ia)) return -errno;
+  if (ibv_query_qp(c->qp, &a, IBV_QP_STATE, &ia)) return -errno;
   return a.qp_state;
 }

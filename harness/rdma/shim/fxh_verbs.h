@@ -1,18 +1,20 @@
 // The shim's shared declarations (fxh_verbs.c, fxh_bench.c).
 #pragma once
 #include <infiniband/verbs.h>
-#include <rdma/rdma_cma.h>
 #include <stdint.h>
 
-#define FXH_PDATA 56
 #define FXH_MAX_MRS 256
 enum { FXH_OP_SEND = 0, FXH_OP_WRITE = 1, FXH_OP_READ = 2 };
 
 struct fxh_conn {
   int id;
   int depth;
-  struct rdma_event_channel *ch;
-  struct rdma_cm_id *cm;
+  struct ibv_context *ctx;
+  uint8_t port;
+  int gid_index;
+  char dev[64];
+  struct ibv_qp *qp;
+  uint32_t psn;
   struct ibv_pd *pd;
   struct ibv_comp_channel *cc;
   struct ibv_cq *cq;
@@ -21,8 +23,6 @@ struct fxh_conn {
   int established;
   int watched;
   unsigned unacked;
-  uint8_t peer[FXH_PDATA];
-  int peer_len;
   struct ibv_mr *mrs[FXH_MAX_MRS];
 };
 
