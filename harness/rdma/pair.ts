@@ -7,6 +7,8 @@ export interface RdmaEnd {
   cpus?: string;
   address: string;
   device: string;
+  /** the GID index of the address on the device (perftest's -x) */
+  gidIndex?: number;
 }
 
 export interface RdmaPair {
@@ -17,9 +19,10 @@ export interface RdmaPair {
 /** The guest's pair, from the environment guest-net.sh exports (its defaults otherwise); with 2+ CPUs each end gets its own. */
 export function guestPair(env: NodeJS.ProcessEnv = process.env): RdmaPair {
   const two = os.availableParallelism() >= 2;
+  const gid = env.FXH_GUEST_GID_INDEX ? { gidIndex: Number(env.FXH_GUEST_GID_INDEX) } : {};
   return {
-    a: { ns: env.FXH_GUEST_NS_A ?? 'fxa', address: env.FXH_GUEST_ADDR_A ?? '10.77.0.1', device: env.FXH_GUEST_DEV_A ?? 'rxe_a', ...(two ? { cpus: '0' } : {}) },
-    b: { ns: env.FXH_GUEST_NS_B ?? 'fxb', address: env.FXH_GUEST_ADDR_B ?? '10.77.0.2', device: env.FXH_GUEST_DEV_B ?? 'rxe_b', ...(two ? { cpus: '1' } : {}) },
+    a: { ns: env.FXH_GUEST_NS_A ?? 'fxa', address: env.FXH_GUEST_ADDR_A ?? '10.77.0.1', device: env.FXH_GUEST_DEV_A ?? 'rxe_a', ...gid, ...(two ? { cpus: '0' } : {}) },
+    b: { ns: env.FXH_GUEST_NS_B ?? 'fxb', address: env.FXH_GUEST_ADDR_B ?? '10.77.0.2', device: env.FXH_GUEST_DEV_B ?? 'rxe_b', ...gid, ...(two ? { cpus: '1' } : {}) },
   };
 }
 

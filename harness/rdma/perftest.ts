@@ -1,7 +1,7 @@
 // perftest (ib_write_lat, ib_read_lat, ib_send_lat, ib_write_bw) between the two RDMA namespaces of
 // a pair, and the parsing of its result table.
 import { spawn } from 'node:child_process';
-import { inNs, type RdmaPair } from './pair.js';
+import { inNs, type RdmaEnd, type RdmaPair } from './pair.js';
 
 export type PerftestTool = 'ib_write_lat' | 'ib_read_lat' | 'ib_send_lat' | 'ib_write_bw';
 
@@ -80,12 +80,13 @@ export interface PerftestOptions {
 export async function runPerftest(pair: RdmaPair, tool: PerftestTool, o: PerftestOptions): Promise<PerftestLatency | PerftestBandwidth> {
   const timeoutMs = o.timeoutMs ?? 60000;
   const common = ['-s', String(o.size), '-n', String(o.iterations), '-p', String(o.port ?? 18515), '-F'];
-  const server = run(inNs(pair.b, [tool, '-d', pair.b.device, ...common]), timeoutMs);
+  const gid = (e: RdmaEnd) => (e.gidIndex === undefined ? [] : ['-x', String(e.gidIndex)]);
+  const server = run(inNs(pair.b, [tool, '-d', pair.b.device, ...gid(pair.b), ...common]), timeoutMs);
   try {
     // the server needs a moment to listen; the client retries its TCP connect for a while itself, but not long
     for (let attempt = 0; ; attempt++) {
       await new Promise((r) => setTimeout(r, attempt ? 1000 : 500));
-      const client = await run(inNs(pair.a, [tool, '-d', pair.a.device, ...common, pair.b.address]), timeoutMs).done;
+      const client = await run(inNs(pair.a, [tool, '-d', pair.a.device, ...gid(pair.a), ...common, pair.b.address]), timeoutMs).done;
       if (client.code === 0) return parsePerftest(client.output);
       if (attempt >= 20 || !/Couldn't connect|Unable to open file descriptor/.test(client.output)) {
         throw new Error(`${tool} -s ${o.size} exited with ${client.code}: ${client.output.trim().slice(-600)}`);
