@@ -47,7 +47,8 @@ test('verbs and the rdma: link in the SoftRoCE guest', { skip: unavailable ?? fa
     assert.match(String(outside.error), /remote (access|invalid request) error/);
     const gone = got.remoteGone!;
     assert.match(String(gone.error), named(gone, 'RDMA_WRITE', 1));
-    assert.match(String(gone.error), /transport retry counter exceeded|remote|flush/i);
+    // rxe's retries need not give up on a vanished QP; the lifeline's end flushes the request
+    assert.match(String(gone.error), /Flushed Error.*\(the peer's connection to QP 0x[0-9a-f]+ closed|transport retry counter exceeded/);
     for (const s of [rkey, outside, gone]) {
       assert.ok(s.before === undefined || s.before.mrs >= 1, JSON.stringify(s.before));
       assert.deepEqual(s.after, { mrs: 0, qps: 0 }, `the error's teardown freed the registrations and the QP: ${JSON.stringify(s)}`);

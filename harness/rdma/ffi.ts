@@ -22,6 +22,7 @@ export interface Shim {
   fxh_local_info(c: Ptr, out: Buffer): number;
   fxh_ready(c: Ptr, peer: Buffer, err: Buffer, errlen: number): number;
   fxh_watch(c: Ptr, err: Buffer, errlen: number): number;
+  fxh_qp_error(c: Ptr): number;
   fxh_dev_name(c: Ptr): string;
   fxh_qpn(c: Ptr): number;
   fxh_conn_close(c: Ptr): void;
@@ -56,6 +57,7 @@ function declare(lib: ReturnType<typeof koffi.load>): Shim {
     fxh_local_info: f('int fxh_local_info(fxh_conn *c, uint8_t *out)'),
     fxh_ready: f('int fxh_ready(fxh_conn *c, const uint8_t *peer, char *err, int errlen)'),
     fxh_watch: f('int fxh_watch(fxh_conn *c, char *err, int errlen)'),
+    fxh_qp_error: f('int fxh_qp_error(fxh_conn *c)'),
     fxh_dev_name: f('const char *fxh_dev_name(fxh_conn *c)'),
     fxh_qpn: f('uint32_t fxh_qpn(fxh_conn *c)'),
     fxh_conn_close: f('void fxh_conn_close(fxh_conn *c)'),

@@ -12,10 +12,10 @@ import { decodeFrame, type Frame, type FrameBytes, type ProtocolError } from '..
 import type { Listener } from '../platform/transport.js';
 import { RdmaError, VerbsListener, connectVerbs, type Completion, type Mr, type VerbsConn } from './verbs.js';
 
-const SLOT = 64 * 1024;
-const RECVS = 32;
+const SLOT = Number(process.env.FXH_RDMA_SLOT ?? 64 * 1024);
+const RECVS = Number(process.env.FXH_RDMA_RECVS ?? 32);
 const SENDS = 32;
-const DEPTH = 128; // SENDS + reads in flight must fit
+const DEPTH = Math.max(128, RECVS); // SENDS + reads in flight must fit
 const READS_IN_FLIGHT = 64;
 const READ_PIECE = 4 << 20;
 const HIGH_WATER = 8 << 20;
@@ -272,8 +272,7 @@ class RdmaLink implements Link {
   }
 
   private onRevoke(token: number, id: string): void {
-    const cached = this.lookups.get(id);
-    if (cached) void cached.then((r) => r.token === token && this.lookups.get(id) === cached && this.lookups.delete(id), () => {});
+    this.lookups.delete(id); // at worst a newer lookup of the same id is asked again
     this.revokedWaiting.set(token, id);
     this.ackRevokes();
   }

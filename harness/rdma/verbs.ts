@@ -77,6 +77,8 @@ export class VerbsConn {
   private readonly pollBuf = new BigUint64Array(32 * 4);
   private watched = false;
   private goneCbs: ((why: string) => void)[] = [];
+  /** why the peer is gone, once its lifeline ended */
+  gone: string | null = null;
   /** the handshake's TCP connection, kept as the lifeline */
   socket: net.Socket | null = null;
 
@@ -156,7 +158,7 @@ export class VerbsConn {
   async op(op: Op, mr: Mr, offset: number, length: number, raddr = 0n, rkey = 0, timeoutMs = 5000): Promise<void> {
     const err = errBuf();
     const r = await callAsync(S().fxh_op, this.handle, OP[op], mr.slot, offset, length, raddr, rkey, timeoutMs, err, err.length);
-    if (r !== 0) throw new RdmaError(errText(err));
+    if (r !== 0) throw new RdmaError(`${errText(err)}${this.gone ? ` (${this.gone})` : ''}`);
   }
 
   /** Event-driven completions: `onCq` whenever the completion channel fires (then poll). */
@@ -184,8 +186,10 @@ export class VerbsConn {
     socket.on('error', () => {});
     socket.on('close', () => {
       if (this.closed) return;
-      const why = `the peer's connection to QP 0x${this.qpn.toString(16)} closed (its process ended or closed the link)`;
-      for (const cb of this.goneCbs.splice(0)) cb(why);
+      this.gone = `the peer's connection to QP 0x${this.qpn.toString(16)} closed (its process ended or closed the link)`;
+      // a vanished peer's QP does not answer; rxe's retries may never give up: flush what is outstanding
+      S().fxh_qp_error(this.ptr);
+      for (const cb of this.goneCbs.splice(0)) cb(this.gone);
     });
   }
 

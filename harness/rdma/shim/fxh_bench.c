@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 
 #define ERR(...) (fxh_err(err, errlen, __VA_ARGS__), -1)
@@ -22,7 +23,7 @@ struct wait_ctx {
   uint64_t deadline;
   char *err;
   int errlen;
-  int ops[4]; // wr_id -> opcode for the error message; wr_id = op index here
+  const char *waiting; // what is waited for, for the deadline's message
 };
 
 static int wc_error(struct wait_ctx *w, struct ibv_wc *wc) {
@@ -46,14 +47,14 @@ static int next_wc(struct wait_ctx *w, struct ibv_wc *wc) {
       n = ibv_poll_cq(w->c->cq, 1, wc); // a completion that arrived before the arm
       if (n == 1) return wc->status == IBV_WC_SUCCESS ? 0 : wc_error(w, wc);
       int64_t left = (int64_t)(w->deadline - fxh_now_ns()) / 1000000;
-      if (left <= 0) return ERR("QP 0x%x: no completion before the deadline", w->c->qpn);
+      if (left <= 0) return ERR("QP 0x%x: %s: no completion before the deadline", w->c->qpn, w->waiting ? w->waiting : "waiting");
       struct pollfd p = {.fd = w->c->cc->fd, .events = POLLIN};
       if (poll(&p, 1, (int)left) <= 0) continue;
       struct ibv_cq *cq;
       void *ctx;
       if (ibv_get_cq_event(w->c->cc, &cq, &ctx) == 0) ibv_ack_cq_events(cq, 1);
     } else if (fxh_now_ns() > w->deadline) {
-      return ERR("QP 0x%x: no completion before the deadline", w->c->qpn);
+      return ERR("QP 0x%x: %s: no completion before the deadline", w->c->qpn, w->waiting ? w->waiting : "waiting");
     }
   }
 }
@@ -193,8 +194,11 @@ int fxh_bench(struct fxh_conn *c, int kind, int server, int slot, uint32_t size,
 // One operation, posted and waited for (busy): the tests' and the JS-driven path's building block.
 int fxh_op(struct fxh_conn *c, int op, int slot, uint64_t offset, uint32_t len, uint64_t raddr, uint32_t rkey, int timeout_ms, char *err, int errlen) {
   struct wait_ctx w = {.c = c, .event = 0, .deadline = fxh_now_ns() + (uint64_t)timeout_ms * 1000000ull, .err = err, .errlen = errlen};
+  char what[64];
+  snprintf(what, sizeof what, "work request %s (wr_id %d)", OPN[op], op);
+  w.waiting = what;
   int r = fxh_post(c, op, (uint64_t)op, slot, offset, len, raddr, rkey, 1);
-  if (r) return ERR("QP 0x%x: posting %s: %s", c->qpn, OPN[op], strerror(r));
+  if (r) return ERR("QP 0x%x: posting %s: %s", c->qpn, what, strerror(r));
   struct ibv_wc wc;
   return next_wc(&w, &wc);
 }

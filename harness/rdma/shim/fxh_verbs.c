@@ -253,6 +253,12 @@ int fxh_watch(struct fxh_conn *c, char *err, int errlen) {
   return ibv_req_notify_cq(c->cq, 0) ? ERR("ibv_req_notify_cq: %s", strerror(errno)) : 0;
 }
 
+// the peer is gone (its lifeline ended): every outstanding and later work request completes with a flush
+int fxh_qp_error(struct fxh_conn *c) {
+  struct ibv_qp_attr a = {.qp_state = IBV_QPS_ERR};
+  return ibv_modify_qp(c->qp, &a, IBV_QP_STATE);
+}
+
 const char *fxh_dev_name(struct fxh_conn *c) {
   return c->dev;
 }
