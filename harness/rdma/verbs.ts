@@ -205,7 +205,6 @@ export class VerbsConn {
 }
 
 const INFO = 24; // qpn, psn, gid
-const dbg = (...a: unknown[]) => process.env.FXH_RDMA_DEBUG && console.error('rdma-debug', ...a);
 const MAX_PDATA = 200;
 
 function hello(conn: Ptr, pdata: Buffer): Buffer {
@@ -302,7 +301,6 @@ export async function connectVerbs(ip: string, port: number, setup: (c: VerbsCon
   try {
     conn = openConn(s.localAddress!.replace(/^::ffff:/, ''), opts.depth ?? 64);
     s.write(hello(conn.handle, setup(conn)));
-    dbg('connect: sent hello');
     const peer = await readHello(s, `connecting to rdma:${ip}:${port}`, timeoutMs);
     conn.peerData = peer.pdata;
     await finish(conn, s, peer.info, `connecting to rdma:${ip}:${port}`, timeoutMs);
@@ -354,9 +352,7 @@ export class VerbsListener {
     const what = `accepting on rdma:${this.ip}:${this.port}`;
     let conn: VerbsConn | undefined;
     try {
-      dbg('serve: connection');
       const peer = await readHello(s, what, timeoutMs);
-      dbg('serve: hello', peer.info.length, peer.pdata.length);
       conn = openConn(this.ip, this.opts.depth ?? 64);
       conn.peerData = peer.pdata;
       const c = conn;
@@ -368,7 +364,6 @@ export class VerbsListener {
           accepted = true;
           try {
             s.write(hello(c.handle, pdata));
-            dbg('serve: sent hello');
             await finish(c, s, peer.info, what, timeoutMs);
             return c;
           } catch (e) {
@@ -379,8 +374,7 @@ export class VerbsListener {
         },
       });
       if (!accepted) throw new RdmaError('refused');
-    } catch (e) {
-      dbg('serve: failed', e);
+    } catch {
       conn?.close();
       s.destroy();
     }

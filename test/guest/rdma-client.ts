@@ -132,18 +132,23 @@ await step('remoteGone', async () => {
 });
 victim.kill('SIGKILL');
 
-function invoke(link: Awaited<ReturnType<typeof connectLink>>, pending: Map<number, (f: ResponseFrame) => void>, id: number, fn: string, payload: Uint8Array): Promise<ResponseFrame> {
-  return new Promise((resolve) => {
-    pending.set(id, resolve);
+type Pending = Map<number, { resolve: (f: ResponseFrame) => void; reject: (e: Error) => void }>;
+
+function invoke(link: Awaited<ReturnType<typeof connectLink>>, pending: Pending, id: number, fn: string, payload: Uint8Array): Promise<ResponseFrame> {
+  return new Promise((resolve, reject) => {
+    pending.set(id, { resolve, reject });
     link.send(invokeFrame({ id, mode: 'warm', variant: 'test', fn, timeoutMs: 10_000, payload }));
   });
 }
 
 await step('link', async () => {
   const link = await retrying(() => connectLink(`rdma:${ip}:${port + 3}`));
-  const pending = new Map<number, (f: ResponseFrame) => void>();
+  const pending: Pending = new Map();
   link.onFrames((frames) => {
-    for (const f of frames) if (!(f instanceof Error) && f.type === 'response') pending.get(f.id)?.(f);
+    for (const f of frames) if (!(f instanceof Error) && f.type === 'response') pending.get(f.id)?.resolve(f);
+  });
+  link.onClose((why) => {
+    for (const p of pending.values()) p.reject(new Error(`the link ended before the answer: ${why ? why.message : 'closed'}`));
   });
   const r: Record<string, unknown> = { peer: link.peer };
   // frames of one chunk, of several chunks, and of many (a separate payload)
