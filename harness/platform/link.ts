@@ -43,6 +43,7 @@ export interface LinkTransport {
 /** Byte ranges a node exposes to one-sided reads, by id. The bytes are read in place, never copied. */
 export class RegionTable {
   private readonly regions = new Map<string, Uint8Array>();
+  private readonly unregisterCbs = new Set<(id: string) => void>();
 
   register(id: string, bytes: Uint8Array): void {
     if (Buffer.byteLength(id) > 255) throw new Error(`a region id must be at most 255 bytes: "${id.slice(0, 40)}…"`);
@@ -55,7 +56,20 @@ export class RegionTable {
   }
 
   unregister(id: string): boolean {
-    return this.regions.delete(id);
+    const had = this.regions.delete(id);
+    if (had) for (const cb of this.unregisterCbs) cb(id);
+    return had;
+  }
+
+  /** the whole region, for a transport that exposes it in place (RDMA registers it for one-sided reads) */
+  get(id: string): Uint8Array | undefined {
+    return this.regions.get(id);
+  }
+
+  /** `cb` after each unregister (a transport revokes the peer's access); returns the way to stop */
+  onUnregister(cb: (id: string) => void): () => void {
+    this.unregisterCbs.add(cb);
+    return () => this.unregisterCbs.delete(cb);
   }
 
   /** the bytes, or the reason they cannot be read */

@@ -42,8 +42,7 @@ const APT = {
   'rdma-core': 'RDMA userspace (rdma link add for SoftRoCE devices), run inside the guest from the host root',
   'ibverbs-providers': "libibverbs' drivers, among them rxe (SoftRoCE)",
   'ibverbs-utils': 'ibv_devinfo: the RDMA device check',
-  'libibverbs-dev': "the verbs shim's headers and library",
-  'librdmacm-dev': "rdma_cm's headers and library",
+  'libibverbs-dev': "the verbs shim's headers and library (harness/rdma/shim, built into build/rdma)",
   perftest: 'ib_write_lat, ib_read_lat, ib_send_lat, ib_write_bw: the reference beside the harness\'s own RDMA numbers',
 };
 
@@ -109,6 +108,18 @@ step('eBPF programs', () => {
   const build = path.join(root, 'bpf', 'build.mjs');
   if (!fs.existsSync(build)) return 'none yet';
   sh(process.execPath, [build]);
+});
+
+step('RDMA verbs shim', () => {
+  // loaded through koffi (harness/rdma/ffi.ts); ibv_post_send and friends are inline, hence C
+  const dir = path.join(root, 'harness', 'rdma', 'shim');
+  const out = path.join(root, 'build', 'rdma', 'libfxh_verbs.so');
+  if (!fs.existsSync('/usr/include/infiniband/verbs.h')) return 'skipped: libibverbs-dev missing (the RDMA parts say so when they run)';
+  const sources = fs.readdirSync(dir).filter((f) => /\.[ch]$/.test(f)).map((f) => path.join(dir, f));
+  if (fs.existsSync(out) && sources.every((f) => fs.statSync(f).mtimeMs <= fs.statSync(out).mtimeMs)) return 'up to date';
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  sh('clang', ['-O2', '-g', '-Wall', '-Wextra', '-Werror', '-shared', '-fPIC', '-o', out, ...sources.filter((f) => f.endsWith('.c')), '-libverbs']);
+  return 'built';
 });
 
 step('guest image (SoftRoCE)', () => {
