@@ -1,0 +1,15 @@
+// The control block a ThreadedInstance and its threads share (Int32Array indices).
+export const FN_NAMES = ['k_reduce', 'k_histogram', 'k_matmul', 'k_spmv'] as const;
+export const CTL = { gen: 0, remaining: 1, failed: 2, slots: 8 } as const;
+export const SLOT = { fn: 0, nargs: 1, args: 2, size: 12 } as const;
+export const ERROR_BYTES = 512;
+
+export interface ThreadInit {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  control: SharedArrayBuffer;
+  errors: SharedArrayBuffer;
+  index: number;
+  stackGlobal: string | null;
+  stackTop: number;
+}
