@@ -1,4 +1,4 @@
-// The control block a ThreadedInstance and its threads share (Int32Array indices).
+// The control block a ThreadedInstance (or EbpfParallel) and its threads share (Int32Array indices).
 export const FN_NAMES = ['k_reduce', 'k_histogram', 'k_matmul', 'k_spmv'] as const;
 export const CTL = { gen: 0, remaining: 1, failed: 2, slots: 8 } as const;
 export const SLOT = { fn: 0, nargs: 1, args: 2, size: 12 } as const;
@@ -13,3 +13,16 @@ export interface ThreadInit {
   stackGlobal: string | null;
   stackTop: number;
 }
+
+export interface EbpfThreadInit {
+  progFd: number;
+  cpu: number;
+  index: number;
+  control: SharedArrayBuffer;
+  errors: SharedArrayBuffer;
+  /** per thread: 64 job bytes, then the kernel's duration (float64 ns) */
+  jobs: SharedArrayBuffer;
+}
+export const JOB_BYTES = 64;
+export const JOB_STRIDE = 72;
+
