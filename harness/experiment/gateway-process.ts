@@ -22,6 +22,8 @@ export interface GatewayLaunch {
   http?: boolean;
   /** the client -> gateway and gateway -> executor connections: unix sockets (default) or TCP on 127.0.0.1 */
   transport?: 'unix' | 'tcp';
+  /** executors per variant (gateway --pool; default 1) */
+  pool?: number;
 }
 
 export async function startGateway(opts: GatewayLaunch): Promise<GatewayHandle> {
@@ -29,6 +31,7 @@ export async function startGateway(opts: GatewayLaunch): Promise<GatewayHandle> 
   const binary = opts.transport === 'tcp' ? 'tcp:127.0.0.1:0' : `unix:${path.join(dir, 'gateway.sock')}`;
   const args = [gatewayMain, '--binary', binary, '--memory-mib', String(opts.memoryLimitMiB), '--executor-transport', opts.transport ?? 'unix'];
   if (opts.http) args.push('--http', '127.0.0.1:0');
+  if (opts.pool && opts.pool > 1) args.push('--pool', String(opts.pool));
   const p = await startProcess<{ binary: string; http: string | null }>({ cmd: process.execPath, args, label: 'gateway', cpus: opts.cpus, stderr: 'inherit' }).catch((e: Error) => {
     fs.rmSync(dir, { recursive: true, force: true });
     throw e;

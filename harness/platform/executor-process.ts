@@ -18,6 +18,8 @@ export interface ExecutorSpec {
   runDir: string;
   /** how the gateway reaches the executor: a unix socket in runDir (default) or TCP on 127.0.0.1 */
   transport?: 'unix' | 'tcp';
+  /** its index in the variant's executor pool (0: the first; others get folders of their own) */
+  member?: number;
 }
 
 interface Running {
@@ -52,10 +54,11 @@ export class ExecutorProcess {
 
   private async start(): Promise<Running> {
     const gen = ++this.generation;
-    const dir = path.join(this.spec.runDir, `${this.spec.variant}-${gen}`);
+    const name = `${this.spec.variant}${this.spec.member ? `.${this.spec.member}` : ''}-${gen}`;
+    const dir = path.join(this.spec.runDir, name);
     fs.mkdirSync(dir, { recursive: true });
     const listen = this.spec.transport === 'tcp' ? 'tcp:127.0.0.1:0' : `unix:${path.join(dir, 'executor.sock')}`;
-    const node = await launchNode({ name: `${this.spec.variant}-${gen}`, kind: 'local' }, { variants: [this.spec.variant], memoryLimitMiB: this.spec.memoryLimitMiB, listen, workDir: dir }).catch((e: Error) => {
+    const node = await launchNode({ name, kind: 'local' }, { variants: [this.spec.variant], memoryLimitMiB: this.spec.memoryLimitMiB, listen, workDir: dir }).catch((e: Error) => {
       throw new Error(`executor for ${this.spec.variant}: ${e.message}`);
     });
     try {
