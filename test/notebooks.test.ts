@@ -218,6 +218,17 @@ const CASES: Record<string, Case[]> = {
       assert.match(p, /2 child node\(s\): 600 verified forks\/s from one parent/);
     },
   }],
+  'parallel.ipynb': [{
+    label: 'scalar in the Not So Fast band, SIMD within 20%',
+    build: (d) => fx.parallelFolder(d, { native: 1000, wasm: 1500, 'wasm-simd': 1100, 'wasm-threads': 1200 }),
+    check: (p) => {
+      assert.match(p, /WASM\/native geometric mean, wasm: 1\.50× \(inside the "Not So Fast" band\)/);
+      assert.match(p, /WASM\/native geometric mean, wasm-simd: 1\.10× \(within the 20% of "Leaps and bounds"\)/);
+      assert.match(p, /native reduce size 1024: 1\.82× at 2 threads over one \(efficiency 0\.91\)/);
+      assert.match(p, /eBPF kernels loaded, verified and timed: reduce/);
+      assert.match(p, /WASM cold, pool 2, N = 16: job 12\.0 ms, straggler 10\.0 ms/);
+    },
+  }],
   'density.ipynb': [{ label: 'three variants', build: (d) => fx.densityFolder(d) }],
   'cold-breakdown.ipynb': [{
     label: 'container, wasm and native traced',
