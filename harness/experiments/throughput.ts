@@ -1,5 +1,5 @@
 // Throughput under closed-loop load through the binary gateway, swept over concurrency.
-import type { Experiment } from '../experiment/context.js';
+import type { Experiment, RunContext } from '../experiment/context.js';
 import { positiveIntFlag, positiveInts } from '../experiment/args.js';
 import { closedLoop } from '../experiment/closed-loop.js';
 import { gatewayCall } from '../experiment/measure-call.js';
@@ -9,8 +9,10 @@ import { progress } from '../measure/progress.js';
 import { shuffle } from '../measure/random.js';
 import { throughputFigures } from '../figures/throughput.js';
 import { drawFigures } from '../figures/draw.js';
+import type { ProtocolClient } from '../platform/client.js';
 
 const CONNECTIONS = 8;
+type Cell = ReturnType<RunContext['cells']>[number];
 
 export const throughput: Experiment = {
   name: 'throughput',
@@ -19,6 +21,7 @@ export const throughput: Experiment = {
   flags: {
     concurrency: { type: 'string', help: 'throughput: comma-separated concurrency levels (default 1,2,4,...,64; quick 1,4,16,64)' },
     'duration-ms': { type: 'string', help: 'throughput: measured time per point (default 5000; quick 1000)' },
+    pools: { type: 'string', help: 'throughput: executors per variant in the gateway, swept (default 1,2,4; quick 1,2); params pool=N. More than one only helps if the gateway may use more CPUs (--gateway-cpus)' },
   },
   async run(ctx) {
     const { args } = ctx;
@@ -27,37 +30,49 @@ export const throughput: Experiment = {
     const cpus = ctx.gatewayCpus();
     // default: throughput of the smallest function unless the user chose
     const cells = ctx.cells(['warm'], args.functions ? ctx.functions : [ctx.catalog.get('noop')]);
-    const gw = await ctx.gateway({ cpus });
-    const clients = await Promise.all(Array.from({ length: CONNECTIONS }, () => gw.connect()));
-    ctx.notes.push(`throughput: load generator unpinned, ${CONNECTIONS} connections to the gateway`);
-    const points = shuffle(cells.flatMap((c) => levels.map((concurrency) => ({ ...c, concurrency }))), ctx.rng);
-    const bar = progress({ label: 'throughput', total: points.length });
+    const pools = positiveInts(args, 'pools', args.quick ? [1, 2] : [1, 2, 4]);
+    ctx.notes.push(`throughput: load generator unpinned, ${CONNECTIONS} connections to the gateway; executor pools of ${pools.join(', ')} per variant (one gateway each, calls to the member with the fewest in flight)`);
+    const bar = progress({ label: 'throughput', total: cells.length * levels.length * pools.length });
     const failed = new Set<string>();
-    for (const p of points) {
+    for (const pool of pools) {
       if (ctx.interrupted) return;
-      const key = `${p.variant.name}/${p.fn.name}`;
-      if (failed.has(key)) continue;
-      const input = p.fn.workload.input(args.seed, args.scale);
-      const params = `concurrency=${p.concurrency};scale=${args.scale};gateway_cpus=${cpus ?? 'any'}`;
+      const gw = await ctx.gateway({ cpus, pool });
       try {
-        const r = await closedLoop({
-          concurrency: p.concurrency, durationMs, warmupMs: Math.min(500, durationMs / 4), windowMs: 100, reservoir: 2000, rng: ctx.rng,
-          call: async (w) => void (await gatewayCall(clients[w % CONNECTIONS]!, p.variant.name, p.fn, 'warm', input, args.timeoutMs)),
-        });
-        const base = { variant: p.variant.name, function: p.fn.name, mode: 'warm', path: 'gateway', params };
-        ctx.record([
-          ...r.windowsPerSec.map((v, i) => ({ ...base, metric: 'throughput', iteration: i, value: v, unit: 'req/s' })),
-          ...r.latencySampleNs.map((v, i) => ({ ...base, metric: 'latency', iteration: i, value: v / 1000, unit: 'us' })),
-        ]);
-      } catch (e) {
-        if (e instanceof FatalMeasurementError) throw e;
-        if (ctx.interrupted) return;
-        failed.add(key);
-        ctx.fail({ variant: p.variant.name, function: p.fn.name, mode: 'warm', path: 'gateway', params, reason: `${e instanceof InvokeError ? e.kind + ': ' : ''}${(e as Error).message}` });
+        const clients = await Promise.all(Array.from({ length: CONNECTIONS }, () => gw.connect()));
+        const points = shuffle(cells.flatMap((c) => levels.map((concurrency) => ({ ...c, concurrency }))), ctx.rng);
+        await sweep(points, pool, clients);
+      } finally {
+        await gw.stop();
       }
-      bar.tick();
     }
     bar.done();
+
+    async function sweep(points: (Cell & { concurrency: number })[], pool: number, clients: ProtocolClient[]): Promise<void> {
+      for (const p of points) {
+        if (ctx.interrupted) return;
+        const key = `${p.variant.name}/${p.fn.name}/${pool}`;
+        if (failed.has(key)) continue;
+        const input = p.fn.workload.input(args.seed, args.scale);
+        const params = `concurrency=${p.concurrency};scale=${args.scale};gateway_cpus=${cpus ?? 'any'};pool=${pool}`;
+        try {
+          const r = await closedLoop({
+            concurrency: p.concurrency, durationMs, warmupMs: Math.min(500, durationMs / 4), windowMs: 100, reservoir: 2000, rng: ctx.rng,
+            call: async (w) => void (await gatewayCall(clients[w % CONNECTIONS]!, p.variant.name, p.fn, 'warm', input, args.timeoutMs)),
+          });
+          const base = { variant: p.variant.name, function: p.fn.name, mode: 'warm', path: 'gateway', params };
+          ctx.record([
+            ...r.windowsPerSec.map((v, i) => ({ ...base, metric: 'throughput', iteration: i, value: v, unit: 'req/s' })),
+            ...r.latencySampleNs.map((v, i) => ({ ...base, metric: 'latency', iteration: i, value: v / 1000, unit: 'us' })),
+          ]);
+        } catch (e) {
+          if (e instanceof FatalMeasurementError) throw e;
+          if (ctx.interrupted) return;
+          failed.add(key);
+          ctx.fail({ variant: p.variant.name, function: p.fn.name, mode: 'warm', path: 'gateway', params, reason: `${e instanceof InvokeError ? e.kind + ': ' : ''}${(e as Error).message}` });
+        }
+        bar.tick();
+      }
+    }
   },
   async figures(data, dir) {
     return drawFigures(throughputFigures(data.summary), dir);
