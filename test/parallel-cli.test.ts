@@ -34,6 +34,7 @@ test('quick mode end to end: every implementation of every kernel, oversubscript
     for (const v of ['native', 'wasm-threads', 'ebpf']) {
       assert.ok(time.some((x) => x.variant === v && x.function === k && x.params === `threads=${cores + 1};size=${size};oversubscribed=true`), `${v}/${k} oversubscribed`);
     }
+    assert.ok(time.some((x) => x.variant === 'wasm-threads' && x.mode === 'thread-spawn' && x.function === k && x.params === `threads=${cores + 1};size=${size};oversubscribed=true`), `wasm-threads thread-spawn/${k}`);
     // wasm and wasm-simd are one thread only
     assert.ok(!time.some((x) => (x.variant === 'wasm' || x.variant === 'wasm-simd') && x.function === k && !x.params.startsWith('threads=1;')));
   }

@@ -11,6 +11,7 @@ import { runNative } from '../harness/parallel/native.js';
 import { WasmSingle } from '../harness/parallel/wasm-single.js';
 import { ThreadedInstance, ThreadTrapError } from '../harness/parallel/wasm-threads.js';
 import { EbpfParallel } from '../harness/parallel/ebpf.js';
+import { SpawnInstance } from '../harness/parallel/thread-spawn.js';
 import { kernelModule, kernelsWasm } from '../harness/parallel/wasm-module.js';
 import { capMemory, WASM_PAGE } from '../harness/variants/wasm/module-edit.js';
 import { defaultThreads, paramsOf, parseSizes } from '../harness/experiments/parallel.js';
@@ -36,6 +37,14 @@ test('every implementation of every kernel gives the oracle\'s output, on every 
           assert.equal(firstDifference(c.want, ti.output()), 'identical', `wasm-threads ${what} threads ${threads}`);
         } finally {
           await ti.close();
+        }
+        const si = await SpawnInstance.create(c, threads, CAP);
+        try {
+          si.run();
+          si.run();
+          assert.equal(firstDifference(c.want, si.output()), 'identical', `wasm-threads (thread-spawn) ${what} threads ${threads}`);
+        } finally {
+          await si.close();
         }
         if (bpf.ok) {
           const e = await EbpfParallel.create(c, threads);
@@ -90,6 +99,28 @@ test('a thread that traps takes its instance down, not the other instances', asy
   } finally {
     await a.close();
     await b.close();
+  }
+});
+
+test('thread-spawn: a spawned thread that traps downs its instance; a pool with no idle worker refuses the spawn, named', async () => {
+  const c = makeCase('histogram', 9001, 7);
+  const a = await SpawnInstance.create(c, 3, CAP);
+  const b = await SpawnInstance.create(c, 3, CAP);
+  try {
+    a.setArg(2, 0, 0x7ffffff0); // thread 2's byte array lies past the end of the memory
+    assert.throws(() => a.run(), (e: Error) => e instanceof ThreadTrapError && /spawned thread \(pool slot \d\) trapped: RuntimeError: memory access out of bounds/.test(e.message));
+    assert.throws(() => a.run(), /instance is down/);
+    b.run();
+    assert.equal(firstDifference(c.want, b.output()), 'identical');
+  } finally {
+    await a.close();
+    await b.close();
+  }
+  const small = await SpawnInstance.create(c, 3, CAP, 1);
+  try {
+    assert.throws(() => small.run(), /thread-spawn refused 1 request\(s\): the pool of 1 worker\(s\) had no idle one/);
+  } finally {
+    await small.close();
   }
 });
 

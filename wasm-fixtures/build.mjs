@@ -224,10 +224,12 @@ for (const [flavour, extra] of [
   ['scalar', []],
   ['simd', ['-msimd128']],
   ['threads', ['-msimd128', '-matomics', '-Wl,--shared-memory', '-Wl,--max-memory=4294967296']],
+  // the same, driven from inside the module through the host's wasi thread-spawn import (spawn.c)
+  ['spawn', ['-msimd128', '-matomics', '-Wl,--shared-memory', '-Wl,--max-memory=4294967296', join(PAR, 'spawn.c')]],
 ]) {
   const out = join(BUILD, 'parallel', `kernels-${flavour}.wasm`);
   targets.push({
-    label: relative(BUILD, out), out, wasm: true, tools: ['clang', 'wasm-ld', ...stageTools], inputs: PAR_SRC,
+    label: relative(BUILD, out), out, wasm: true, tools: ['clang', 'wasm-ld', ...stageTools], inputs: [...PAR_SRC, join(PAR, 'spawn.c')],
     build: (tmp) => run(CLANG, [...PAR_WASM, ...extra, '-o', tmp]),
   });
 }

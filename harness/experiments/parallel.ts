@@ -13,6 +13,7 @@ import { runNative } from '../parallel/native.js';
 import { WasmSingle } from '../parallel/wasm-single.js';
 import { ThreadedInstance } from '../parallel/wasm-threads.js';
 import { EbpfParallel } from '../parallel/ebpf.js';
+import { SpawnInstance } from '../parallel/thread-spawn.js';
 import { shuffle } from '../measure/random.js';
 import { drawFigures } from '../figures/draw.js';
 import { parallelFigures } from '../figures/parallel.js';
@@ -73,7 +74,7 @@ export const parallel: Experiment = {
     const reps = ctx.reps(7, 30);
     const warmup = ctx.warmup(1, 3);
     ctx.notes.push(`parallel: ${cores} CPU(s); thread counts ${threads.join(',')}${threads.some((t) => t > cores) ? ` (above ${cores}: oversubscribed, params oversubscribed=true)` : ''}`);
-    ctx.notes.push('parallel: WASM threads are explicit worker_threads over one shared WebAssembly.Memory running a bare wasm32 build (-matomics, --shared-memory): Debian 12\'s wasi-libc has no wasm32-wasi-threads sysroot (its libpthread.a is an 8-byte stub), so there is no thread-spawn import to implement a C pthreads path against');
+    ctx.notes.push('parallel: WASM threads run a bare wasm32 build (-matomics, --shared-memory) over one shared WebAssembly.Memory, because Debian 12\'s wasi-libc has no wasm32-wasi-threads sysroot (its libpthread.a is an 8-byte stub): no C pthreads path. Two ways: mode warm = the host starts the slices on its worker threads; mode thread-spawn = the module spawns its threads through the host\'s wasi thread-spawn import (served from a pool of pre-started workers, entry wasi_thread_start) and joins them with memory.atomic.wait32');
     ctx.notes.push('parallel: times are one parallel run each, from releasing the threads (already started, input in place) to the last one finishing; native times itself inside its process (pthread barriers), WASM threads and eBPF in this process (Atomics.wait); wasm and wasm-simd are one instance on this thread');
     const bpf = variants.includes('ebpf') ? bpfCapability() : { ok: true as const };
     if (!bpf.ok) ctx.skip('ebpf', '*', 'warm', bpf.reason);
@@ -86,12 +87,15 @@ export const parallel: Experiment = {
           if (ctx.interrupted) return;
           if (v === 'ebpf' && !bpf.ok) continue;
           const ts = v === 'wasm' || v === 'wasm-simd' ? [1] : threads;
-          for (const t of ts) {
-            try {
-              await measure(ctx, v, c, t, cores, reps, warmup);
-            } catch (e) {
-              if (e instanceof FatalMeasurementError) throw e;
-              ctx.fail({ variant: v, function: kernel, mode: 'warm', path: 'local', reason: `${paramsOf(t, size, cores)}: ${(e as Error).message}` });
+          // wasm-threads twice: host-driven workers (mode warm) and the module spawning its own (mode thread-spawn)
+          for (const spawn of v === 'wasm-threads' ? [false, true] : [false]) {
+            for (const t of ts) {
+              try {
+                await measure(ctx, v, c, t, cores, reps, warmup, spawn);
+              } catch (e) {
+                if (e instanceof FatalMeasurementError) throw e;
+                ctx.fail({ variant: v, function: kernel, mode: spawn ? 'thread-spawn' : 'warm', path: 'local', reason: `${paramsOf(t, size, cores)}: ${(e as Error).message}` });
+              }
             }
           }
         }
@@ -115,9 +119,9 @@ function verify(v: string, c: Case, t: number, got: Uint8Array | number): void {
   }
 }
 
-async function measure(ctx: RunContext, v: PVariant, c: Case, t: number, cores: number, reps: number, warmup: number): Promise<void> {
+async function measure(ctx: RunContext, v: PVariant, c: Case, t: number, cores: number, reps: number, warmup: number, spawn = false): Promise<void> {
   const { kernel, size } = c.input;
-  const base = { variant: v, function: kernel, mode: 'warm', path: 'local', metric: 'time', params: paramsOf(t, size, cores), unit: 'us' };
+  const base = { variant: v, function: kernel, mode: spawn ? 'thread-spawn' : 'warm', path: 'local', metric: 'time', params: paramsOf(t, size, cores), unit: 'us' };
   const record = (ns: number[]) => ctx.record(ns.map((x, i) => ({ ...base, iteration: i, value: x / 1000 })));
   if (v === 'native') {
     const r = await runNative(kernel, size, t, warmup + reps, ctx.args.seed ?? 1, ctx.args.timeoutMs ?? 120_000);
@@ -133,7 +137,7 @@ async function measure(ctx: RunContext, v: PVariant, c: Case, t: number, cores: 
     verify(v, c, t, w.output());
     return record(ns.slice(warmup));
   }
-  const inst = v === 'wasm-threads' ? await ThreadedInstance.create(c, t, CAP_PAGES) : await EbpfParallel.create(c, t, cores);
+  const inst = v === 'wasm-threads' ? await (spawn ? SpawnInstance.create(c, t, CAP_PAGES) : ThreadedInstance.create(c, t, CAP_PAGES)) : await EbpfParallel.create(c, t, cores);
   try {
     const timeout = ctx.args.timeoutMs ?? 60_000;
     inst.run(timeout);

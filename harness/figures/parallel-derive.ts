@@ -30,6 +30,12 @@ export interface ParallelPoint {
   vsNative: number;
 }
 
+/** the implementation a row measured: its variant, and for wasm-threads driven by the module's own
+ *  thread-spawn calls (mode thread-spawn) "wasm-threads (thread-spawn)" */
+export function seriesOf(r: Pick<SummaryRow, 'variant' | 'mode'>): string {
+  return r.mode === 'thread-spawn' ? `${r.variant} (thread-spawn)` : r.variant;
+}
+
 export function parallelPoints(rows: readonly SummaryRow[]): ParallelPoint[] {
   const cells = okRows(rows, ['time']).filter((r) => r.experiment === 'parallel' || r.experiment === '');
   const key = (v: string, k: string, size: number, t: number) => `${v}|${k}|${size}|${t}`;
@@ -38,17 +44,18 @@ export function parallelPoints(rows: readonly SummaryRow[]): ParallelPoint[] {
     const p = parseParams(r.params);
     const size = Number(p.size);
     const threads = Number(p.threads);
-    med.set(key(r.variant, r.function, size, threads), r.p50);
-    return { r, size, threads, oversubscribed: p.oversubscribed === 'true' };
+    const variant = seriesOf(r);
+    med.set(key(variant, r.function, size, threads), r.p50);
+    return { r, variant, size, threads, oversubscribed: p.oversubscribed === 'true' };
   });
   return parsed
     .filter((x) => Number.isFinite(x.size) && Number.isFinite(x.threads))
-    .map(({ r, size, threads, oversubscribed }) => {
-      const one = med.get(key(r.variant, r.function, size, 1));
+    .map(({ r, variant, size, threads, oversubscribed }) => {
+      const one = med.get(key(variant, r.function, size, 1));
       const nat = med.get(key('native', r.function, size, threads));
       const speedup = one !== undefined ? one / r.p50 : NaN;
       return {
-        kernel: r.function, variant: r.variant, size, threads, oversubscribed,
+        kernel: r.function, variant, size, threads, oversubscribed,
         us: r.p50, lo: r.ci95_median_lo, hi: r.ci95_median_hi,
         speedup, efficiency: speedup / threads, vsNative: nat !== undefined ? r.p50 / nat : NaN,
       };

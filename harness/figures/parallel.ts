@@ -8,7 +8,7 @@ import { cellNotes, unique } from './common.js';
 import { PUBLISHED_RATIOS, parallelPoints, wasmNativeRatios } from './parallel-derive.js';
 import { fanoutFigure } from './parallel-fanout.js';
 
-const COLORS: Record<string, string> = { native: '#e8830c', wasm: '#8db8ee', 'wasm-simd': '#3b7dd8', 'wasm-threads': '#0b2a52', ebpf: '#2fa35a' };
+const COLORS: Record<string, string> = { native: '#e8830c', wasm: '#8db8ee', 'wasm-simd': '#3b7dd8', 'wasm-threads': '#0b2a52', 'wasm-threads (thread-spawn)': '#7b52c7', ebpf: '#2fa35a' };
 const colorScale = (domain: string[]) => ({ domain, range: domain.map((d) => COLORS[d] ?? '#888') });
 
 function parallelRows(rows: readonly SummaryRow[]): SummaryRow[] {

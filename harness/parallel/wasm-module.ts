@@ -6,7 +6,7 @@ import { repoRoot } from '../paths.js';
 import { capMemory, WASM_PAGE } from '../variants/wasm/module-edit.js';
 import { exportState } from '../variants/wasm/module-globals.js';
 
-export type Flavour = 'scalar' | 'simd' | 'threads';
+export type Flavour = 'scalar' | 'simd' | 'threads' | 'spawn';
 export const kernelsDir = path.join(repoRoot, 'wasm-fixtures', 'build', 'parallel');
 export const nativeRunner = path.join(kernelsDir, 'parallel-native');
 

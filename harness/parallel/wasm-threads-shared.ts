@@ -26,3 +26,16 @@ export interface EbpfThreadInit {
 export const JOB_BYTES = 64;
 export const JOB_STRIDE = 72;
 
+
+/** per pooled thread of a SpawnInstance (Int32Array indices from its slot) */
+export const SPAWN_SLOT = { gen: 0, busy: 1, tid: 2, arg: 3, size: 4 } as const;
+
+export interface SpawnThreadInit {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  control: SharedArrayBuffer;
+  errors: SharedArrayBuffer;
+  index: number;
+  stackGlobal: string | null;
+  stackTop: number;
+}
