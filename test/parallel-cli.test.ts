@@ -21,7 +21,7 @@ function run(args: string[]) {
 
 test('quick mode end to end: every implementation of every kernel, oversubscription flagged, fan-out over a pool of 2', () => {
   const out = path.join(scratch, 'quick');
-  const r = run(['--out', out, '--sizes', 'reduce:5003,histogram:9001,matmul:17,spmv:301', '--threads', `1,${cores + 1}`,
+  const r = run(['--out', out, '--kernel-sizes', 'reduce:5003,histogram:9001,matmul:17,spmv:301', '--threads', `1,${cores + 1}`,
     '--fanout-n', '1,3', '--fanout-pools', '2', '--fanout-substrates', 'wasm-cold,native', '--fanout-bytes', '4096']);
   assert.equal(r.status, 0, r.stderr);
   const rows = readSummaryCsv(path.join(out, 'summary.csv'));
@@ -51,7 +51,7 @@ test('quick mode end to end: every implementation of every kernel, oversubscript
 
 test('a fan-out invocation that fails fails the job with the reason; its answered parts are kept, marked incomplete', () => {
   const out = path.join(scratch, 'failing');
-  const r = run(['--out', out, '--kernels', 'reduce', '--sizes', 'reduce:100', '--threads', '1', '--parallel-variants', 'native',
+  const r = run(['--out', out, '--kernels', 'reduce', '--kernel-sizes', 'reduce:100', '--threads', '1', '--parallel-variants', 'native',
     '--fanout-n', '3', '--fanout-pools', '2', '--fanout-substrates', 'wasm-cold', '--fanout-bytes', '3000', '--fanout-fail-at', '1']);
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, /FAILED wasm\/histogram\/cold\/gateway-fanout: .*invocation 1 of 3 failed \(function-error\).*2 of 3 parts answered, kept with incomplete=true/);

@@ -28,13 +28,13 @@ const FULL_SIZES: Record<Kernel, number[]> = { reduce: [1 << 16, 1 << 20, 1 << 2
 /** wasm memory cap of the kernels' instances: 1 GiB */
 const CAP_PAGES = 16384;
 
-/** "reduce:65536/1048576,matmul:64" → per-kernel sizes */
+/** "reduce:65536/1048576,matmul:64" → per-kernel sizes (--kernel-sizes: fork.mjs owns --sizes in the suite) */
 export function parseSizes(spec: string | undefined, quick: boolean): Record<Kernel, number[]> {
   const out = { ...(quick ? QUICK_SIZES : FULL_SIZES) };
   if (!spec) return out;
   for (const part of spec.split(',')) {
     const [k, list] = part.split(':');
-    if (!k || !list || !isKernel(k)) throw new Error(`--sizes: "${part}" is not kernel:size[/size…] with a kernel of ${KERNELS.join(', ')}`);
+    if (!k || !list || !isKernel(k)) throw new Error(`--kernel-sizes: "${part}" is not kernel:size[/size…] with a kernel of ${KERNELS.join(', ')}`);
     out[k] = list.split('/').map(Number);
     for (const s of out[k]) checkSize(k, s);
   }
@@ -57,7 +57,7 @@ export const parallel: Experiment = {
   notebook: 'parallel.ipynb',
   flags: {
     kernels: { type: 'string', help: `parallel: kernels to run (default all: ${KERNELS.join(', ')})` },
-    sizes: { type: 'string', help: 'parallel: per-kernel sizes, e.g. "reduce:65536/1048576,matmul:64" (reduce: uint32 elements, histogram: bytes, matmul: n, spmv: rows)' },
+    'kernel-sizes': { type: 'string', help: 'parallel: per-kernel sizes, e.g. "reduce:65536/1048576,matmul:64" (reduce: uint32 elements, histogram: bytes, matmul: n, spmv: rows)' },
     threads: { type: 'string', help: 'parallel: thread counts (default quick 1,cores,2×cores; full 1…cores,2×cores,4×cores); above the cores is flagged oversubscribed' },
     'parallel-variants': { type: 'string', help: `parallel: implementations (default all: ${PARALLEL_VARIANTS.join(', ')})` },
     ...FANOUT_FLAGS,
@@ -69,7 +69,7 @@ export const parallel: Experiment = {
     for (const k of kernels) if (!isKernel(k)) throw new Error(`--kernels: "${k}" is not one of ${KERNELS.join(', ')}`);
     const variants = String(args.extra['parallel-variants'] ?? PARALLEL_VARIANTS.join(',')).split(',') as PVariant[];
     for (const v of variants) if (!PARALLEL_VARIANTS.includes(v)) throw new Error(`--parallel-variants: "${v}" is not one of ${PARALLEL_VARIANTS.join(', ')}`);
-    const sizes = parseSizes(args.extra.sizes as string | undefined, args.quick);
+    const sizes = parseSizes(args.extra['kernel-sizes'] as string | undefined, args.quick);
     const threads = positiveInts(args, 'threads', defaultThreads(cores, args.quick));
     const reps = ctx.reps(7, 30);
     const warmup = ctx.warmup(1, 3);
