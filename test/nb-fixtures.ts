@@ -223,3 +223,27 @@ export function rdmaFolder(dir: string, o: { rpc: { tcp: number; rdma: number };
   }
   writeFolder(dir, 'rdma', raw);
 }
+
+// ---------------------------------------------------------------- parallel
+
+/** every kernel at size 1024 with the given one-thread medians (µs) per implementation; 2 threads at 0.55× (wasm-threads 0.6×); ebpf for reduce only */
+export function parallelFolder(dir: string, oneThread: Record<'native' | 'wasm' | 'wasm-simd' | 'wasm-threads', number>): void {
+  const c = E('parallel');
+  const raw: RawRow[] = [];
+  for (const k of ['reduce', 'histogram', 'matmul', 'spmv']) {
+    for (const [v, us] of Object.entries(oneThread)) {
+      raw.push(...samples(c(v, k, 'warm', 'local', 'time', 'threads=1;size=1024'), us));
+      if (v === 'native' || v === 'wasm-threads') {
+        raw.push(...samples(c(v, k, 'warm', 'local', 'time', 'threads=2;size=1024'), us * (v === 'native' ? 0.55 : 0.6)));
+        raw.push(...samples(c(v, k, 'warm', 'local', 'time', 'threads=4;size=1024;oversubscribed=true'), us * 0.7));
+      }
+    }
+  }
+  raw.push(...samples(c('ebpf', 'reduce', 'warm', 'local', 'time', 'threads=1;size=1024'), 5000));
+  for (const n of [1, 16]) {
+    const p = `n=${n};pool=2;corpus_bytes=262144`;
+    raw.push(...samples(c('wasm', 'histogram', 'cold', 'gateway-fanout', 'job_time', p), 750 * n, 5));
+    raw.push(...samples(c('wasm', 'histogram', 'cold', 'gateway-fanout', 'straggler', p), 625 * n, 5));
+  }
+  writeFolder(dir, 'parallel', raw, { cpu: { model: 'test', logicalCores: 2 } });
+}

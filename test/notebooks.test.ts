@@ -231,6 +231,17 @@ const CASES: Record<string, Case[]> = {
     build: (d) => fx.rdmaFolder(d, { rpc: { tcp: 400, rdma: 500 }, write: { harness: 30, perftest: 10 } }),
     check: (p) => assert.match(p, /: 3\.00×; target within 2×: not met/),
   }],
+  'parallel.ipynb': [{
+    label: 'scalar in the Not So Fast band, SIMD within 20%',
+    build: (d) => fx.parallelFolder(d, { native: 1000, wasm: 1500, 'wasm-simd': 1100, 'wasm-threads': 1200 }),
+    check: (p) => {
+      assert.match(p, /WASM\/native geometric mean, wasm: 1\.50× \(inside the "Not So Fast" band\)/);
+      assert.match(p, /WASM\/native geometric mean, wasm-simd: 1\.10× \(within the 20% of "Leaps and bounds"\)/);
+      assert.match(p, /native reduce size 1024: 1\.82× at 2 threads over one \(efficiency 0\.91\)/);
+      assert.match(p, /eBPF kernels loaded, verified and timed: reduce/);
+      assert.match(p, /WASM cold, pool 2, N = 16: job 12\.0 ms, straggler 10\.0 ms/);
+    },
+  }],
   'density.ipynb': [{ label: 'three variants', build: (d) => fx.densityFolder(d) }],
   'cold-breakdown.ipynb': [{
     label: 'container, wasm and native traced',
