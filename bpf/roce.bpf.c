@@ -11,7 +11,7 @@
  * Per QP, keyed by (destination address, destination QPN) - QPNs are per device, so two devices
  * may use the same number - it counts packets, operations (first or only packet of a message)
  * and payload bytes by opcode class; for requests (the PSN stream the QP receives) PSNs skipped
- * (loss upstream) and PSNs repeated or going back (retransmissions); for AETH-carrying responses
+ * (loss upstream) and the times the stream went back (retransmissions); for AETH-carrying responses
  * the ACKs, NAKs by code and RNR NAKs the QP receives; and the request-to-ACK time: a request
  * asking for an ACK is stamped on arrival (by requester, responder, PSN of its last packet), and
  * the ACK, read response or atomic ACK coming back with that PSN closes it, attributed to the
@@ -35,7 +35,7 @@ struct roce_qp_stats {
   __u64 ack_req;
   __u64 psn_missing;  /* PSNs skipped in the request stream */
   __u64 gap_events;   /* times the stream jumped forward */
-  __u64 psn_behind;   /* request packets whose PSN was not new (retransmitted, duplicated) */
+  __u64 psn_behind;   /* times the request stream went back (a go-back-N resend, a duplicate) */
   __u64 acks;         /* AETH syndromes 000: ACK */
   __u64 naks[NAK_CODES]; /* AETH 011, code 0 PSN sequence error .. 4 invalid RD request */
   __u64 rnr_naks;     /* AETH 001 */

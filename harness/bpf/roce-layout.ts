@@ -35,7 +35,7 @@ export interface QpCounters {
   /** PSNs skipped in the request stream this QP received */
   psnMissing: number;
   gapEvents: number;
-  /** request packets with a PSN already passed (retransmissions, duplicates) */
+  /** times the request stream went back to a PSN already passed (go-back-N resends, duplicates) */
   psnBehind: number;
   acks: number;
   naks: Record<(typeof NAK_CODES)[number], number>;
