@@ -1,0 +1,90 @@
+// The guest half of the rdma-ebpf experiment: runs INSIDE the SoftRoCE guest (as root), measures,
+// and writes one JSON file the host half (rdma-ebpf.ts) turns into rows, proofs and figures.
+//
+//   node build/harness/experiments/rdma-ebpf-guest.js --plan plan.json --out result.json
+//
+// Phases, all between rxe_a (client) and rxe_b (server) over one veth (rdma-ebpf-net.ts):
+//   proof     one perftest per operation with the telemetry on both veth ends, lossless
+//   loss      the loss program in front of the telemetry, dropping every Nth request packet to
+//             the server: a bandwidth run (many packets in flight: a drop shows as a PSN gap and a
+//             NAK) and a latency run (one in flight: a drop costs a retransmission timeout),
+//             each beside a lossless run of the same size
+//   overhead  write latency in blocks, programs attached and detached in a seeded shuffled order
+import fs from 'node:fs';
+import { attachRoce, type RoceSession } from '../bpf/roce-attach.js';
+import type { RoceCounters } from '../bpf/roce.js';
+import type { LossRule } from '../bpf/roce-layout.js';
+import type { DroppedPacket } from '../bpf/roce-loss.js';
+import { createRng, shuffle } from '../measure/random.js';
+import { NET, setupRxePair } from './rdma-ebpf-net.js';
+import { perftest, type PerftestKind, type PerftestRun } from './rdma-ebpf-perftest.js';
+
+export interface GuestPlan {
+  seed: number;
+  /** proof phase: [kind, iterations, size] */
+  proof: [PerftestKind, number, number][];
+  loss: { everyN: number; bw: [number, number]; lat: [number, number]; latEveryN: number } | null;
+  overhead: { blocks: number; iters: number; size: number } | null;
+  pathMtu: number;
+}
+
+export interface GuestPhase {
+  phase: 'proof' | 'loss' | 'loss-baseline' | 'overhead';
+  attached: boolean;
+  block?: number;
+  rule?: LossRule;
+  run: Omit<PerftestRun, 'clientOutput' | 'serverOutput'> & { clientTail: string; serverTail: string };
+  counters?: RoceCounters;
+  loss?: { selected: number; dropped: number; drops: DroppedPacket[] };
+  /** the session's attachment lines */
+  attachments?: string[];
+}
+
+export interface GuestResult {
+  kernel: string;
+  notes: string[];
+  phases: GuestPhase[];
+  error?: string;
+}
+
+let port = 18515;
+
+async function once(p: GuestResult, phase: GuestPhase['phase'], kind: PerftestKind, iters: number, size: number, o: { attach: boolean; rule?: LossRule; block?: number; pathMtu: number; unsorted?: boolean }): Promise<void> {
+  let s: RoceSession | null = null;
+  try {
+    if (o.attach) s = attachRoce([{ netdev: NET.netdevA }, { netdev: NET.netdevB }], { pathMtu: o.pathMtu, loss: o.rule ? [o.rule] : undefined });
+    const r = await perftest(kind, iters, size, { port: port++, unsorted: o.unsorted });
+    const { clientOutput, serverOutput, ...rest } = r;
+    const ph: GuestPhase = { phase, attached: o.attach, block: o.block, rule: o.rule, run: { ...rest, clientTail: clientOutput.slice(-3000), serverTail: serverOutput.slice(-1500) } };
+    if (s) {
+      ph.counters = s.telemetry.counters();
+      ph.attachments = s.attachments;
+      if (s.loss) ph.loss = { ...s.loss.ruleStats(0), drops: s.loss.drops() };
+    }
+    p.phases.push(ph);
+    process.stderr.write(`rdma-ebpf guest: ${phase} ${kind} n=${iters} s=${size} attached=${o.attach} exit ${r.clientExit}/${r.serverExit} in ${r.wallMs} ms\n`);
+  } finally {
+    s?.detach();
+  }
+}
+
+/** Runs the plan, adding to `out` as it goes (so a failure keeps what was measured). */
+export async function runGuestPlan(plan: GuestPlan, out: GuestResult): Promise<void> {
+  out.kernel = fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+  out.notes.push(...setupRxePair());
+  const pathMtu = plan.pathMtu;
+  for (const [kind, n, size] of plan.proof) await once(out, 'proof', kind, n, size, { attach: true, pathMtu });
+  if (plan.loss) {
+    const rule: LossRule = { kind: 'nth', qpn: 'any', address: NET.addrB, requestsOnly: true, everyN: plan.loss.everyN };
+    await once(out, 'loss-baseline', 'write_bw', plan.loss.bw[0], plan.loss.bw[1], { attach: true, pathMtu });
+    await once(out, 'loss', 'write_bw', plan.loss.bw[0], plan.loss.bw[1], { attach: true, rule, pathMtu });
+    await once(out, 'loss-baseline', 'write_lat', plan.loss.lat[0], plan.loss.lat[1], { attach: true, pathMtu, unsorted: true });
+    await once(out, 'loss', 'write_lat', plan.loss.lat[0], plan.loss.lat[1], { attach: true, rule: { ...rule, everyN: plan.loss.latEveryN }, pathMtu, unsorted: true });
+  }
+  if (plan.overhead) {
+    const rng = createRng(plan.seed);
+    const order = shuffle(Array.from({ length: plan.overhead.blocks * 2 }, (_, i) => i % 2 === 0), rng);
+    let block = 0;
+    for (const attach of order) await once(out, 'overhead', 'write_lat', plan.overhead.iters, plan.overhead.size, { attach, pathMtu, block: block++, unsorted: true });
+  }
+}
