@@ -124,6 +124,28 @@ describe('RoCEv2 telemetry on a real veth', { skip }, () => {
     assert.ok(nothingAttached());
   });
 
+  test('generic XDP and the do-nothing program attach as well; generic mode counts the same', async () => {
+    const c = await withRoceTelemetry(
+      TARGETS,
+      (s) => {
+        assert.match(s.attachments.join('\n'), /XDP generic bpf_link/);
+        assert.match(ip('-n', NS_B, '-d', 'link', 'show', 'rb0'), /xdpgeneric/);
+        sendFrom(NS_A, B, [0, 1, 2].map((p) => write(p)));
+        return s.telemetry.counters();
+      },
+      { xdpMode: 'generic' },
+    );
+    assert.equal(c.qps.find((q) => q.address === B)?.bytes.write, 300);
+    assert.ok(nothingAttached());
+    await withRoceTelemetry(TARGETS[1]!, (s) => {
+      assert.match(s.attachments[0]!, /^fxh_roce_pass -> /);
+      sendFrom(NS_A, B, [write(0)]);
+      assert.equal(s.telemetry.counters().global.seen, 0, 'the do-nothing program counts nothing');
+    }, { program: 'pass' });
+    assert.throws(() => attachRoce(TARGETS, { program: 'pass', loss: [] }), /exclude each other/);
+    assert.ok(nothingAttached());
+  });
+
   test('a failing body, a missing netdev or namespace, a busy netdev: a clear error and nothing left', async () => {
     await assert.rejects(
       withRoceTelemetry(TARGETS, () => {

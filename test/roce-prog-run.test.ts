@@ -101,6 +101,13 @@ describe('RoCEv2 telemetry and loss under BPF_PROG_RUN', { skip }, () => {
     assert.equal(q.gapEvents, 1);
     assert.equal(q.psnBehind, 1); // the stream went back once (to 12); 13.. then follow in order
     assert.equal(q.pkts.write, 9);
+    // 12 and 13 arrive for the first time late (they fill the hole); 14 and 15 come again
+    assert.equal(q.ops.write, 7);
+    assert.equal(q.bytes.write, 7 * 8);
+    assert.equal(q.retransmitted, 2);
+    run({ opcode: OP.WRITE_ONLY, dqpn: 20, psn: 16, payload: 8 }); // a plain duplicate
+    assert.equal(qp(B, 20).retransmitted, 3);
+    assert.equal(qp(B, 20).ops.write, 7);
     for (const psn of [0xfffffe, 0xffffff, 0, 1, 3]) run({ opcode: OP.SEND_ONLY, dqpn: 21, psn, payload: 1 });
     q = qp(B, 21);
     assert.equal(q.psnMissing, 1); // only 2
@@ -268,6 +275,8 @@ describe('RoCEv2 telemetry and loss under BPF_PROG_RUN', { skip }, () => {
       assert.equal(send({ opcode: OP.SEND_ONLY, dqpn: 72, psn: 0xfffffe, payload: 4 }), XDP.PASS);
       assert.deepEqual(loss.ruleStats(1), { selected: 7, dropped: 4 });
       assert.equal(qp(B, 72).psnBehind, 1);
+      assert.equal(qp(B, 72).ops.send, 3, 'the late first arrival counts');
+      assert.equal(qp(B, 72).retransmitted, 0);
     });
 
     test('requestsOnly spares ACKs, an address limits the rule, any QP selects all, and a rule can be cleared', () => {

@@ -9,8 +9,11 @@
 // their last fd closes, so also when this process is SIGKILLed; detach() and the libbpf registry's
 // exit and signal hooks close them earlier. One object is attached to every target, so a request
 // seen on one end and its ACK seen on the other meet in the same maps.
-import { type AttachHandle } from './libbpf.js';
+import fs from 'node:fs';
+import { type AttachHandle, type BpfProgram } from './libbpf.js';
 import { LibbpfError } from './libbpf/errors.js';
+import { L, check } from './libbpf/ffi.js';
+import { Handle } from './libbpf/registry.js';
 import { ifindexHere, inNetns } from './netns-enter.js';
 import { loadRoceLoss, type RoceLoss } from './roce-loss.js';
 import { loadRoceTelemetry, type RoceTelemetry, type TelemetryOptions } from './roce.js';
@@ -26,6 +29,24 @@ export interface RoceOptions extends TelemetryOptions {
   /** loss rules (slots 0..n-1): the loss program goes in front of the telemetry on every target */
   loss?: LossRule[];
   lossObject?: string;
+  /** native (default): the driver's XDP hook (veth then receives through NAPI); generic: the
+   *  stack's skb-level hook, which leaves the driver's receive path as it was */
+  xdpMode?: 'native' | 'generic';
+  /** 'pass': attach fxh_roce_pass (does nothing) instead, to measure the hook without the telemetry */
+  program?: 'telemetry' | 'pass';
+}
+
+const BPF_XDP = 37;
+const XDP_FLAGS_SKB_MODE = 2;
+
+/** an XDP bpf_link; generic mode needs bpf_link_create's flags, which bpf_program__attach_xdp does not take */
+function attachXdp(prog: BpfProgram, ifindex: number, mode: 'native' | 'generic'): AttachHandle {
+  if (mode === 'native') return prog.attachXdp(ifindex);
+  const opts = Buffer.alloc(16); // struct bpf_link_create_opts { size_t sz; __u32 flags; }
+  opts.writeBigUInt64LE(16n, 0);
+  opts.writeUInt32LE(XDP_FLAGS_SKB_MODE, 8);
+  const fd = check(`bpf_link_create XDP (generic) ${prog.name} ifindex ${ifindex}`, L().bpf_link_create(prog.fd, ifindex, BPF_XDP, opts as never));
+  return new Handle(`xdp generic link fd ${fd}: ${prog.name} -> ifindex ${ifindex}`, 0, () => fs.closeSync(fd));
 }
 
 export interface RoceSession {
@@ -65,18 +86,20 @@ export function attachRoce(targets: NetdevTarget | NetdevTarget[], opts: RoceOpt
       loss = loadRoceLoss({ next: telemetry.prog.fd, object: opts.lossObject });
       opts.loss.forEach((r, i) => loss!.setRule(i, r));
     }
-    const prog = loss?.prog ?? telemetry.prog;
+    const prog = opts.program === 'pass' ? telemetry.object.program('fxh_roce_pass') : (loss?.prog ?? telemetry.prog);
+    if (opts.program === 'pass' && loss) throw new Error(`attachRoce: program 'pass' and loss rules exclude each other`);
+    const mode = opts.xdpMode ?? 'native';
     const attachments: string[] = [];
     for (const t of list) {
       inNetns(t.netns, () => {
         const ifindex = ifindexHere(t.netdev, t.netns ? `netns ${t.netns}` : 'this network namespace');
         try {
-          links.push(prog.attachXdp(ifindex));
+          links.push(attachXdp(prog, ifindex, mode));
         } catch (e) {
           if (e instanceof LibbpfError && e.errno === 16) throw new Error(`${where(t)} already has an XDP program (ip link show ${t.netdev}): ${e.message}`);
           throw new Error(`attaching ${prog.name} to ${where(t)}: ${(e as Error).message}`);
         }
-        attachments.push(`${prog.name}${loss ? ` (then ${telemetry!.prog.name})` : ''} -> ${where(t)} ifindex ${ifindex} (XDP bpf_link)`);
+        attachments.push(`${prog.name}${loss ? ` (then ${telemetry!.prog.name})` : ''} -> ${where(t)} ifindex ${ifindex} (XDP ${mode} bpf_link)`);
       });
     }
     let detached = false;

@@ -16,7 +16,7 @@ export const MALFORMED: readonly RoceGlobalName[] = ['trunc_eth', 'trunc_ip', 'i
 export const NAK_CODES = ['psn_seq_error', 'invalid_request', 'remote_access_error', 'remote_op_error', 'invalid_rd_request'] as const;
 
 export const QP_KEY_SIZE = 20;
-export const QP_STATS_SIZE = 464;
+export const QP_STATS_SIZE = 488;
 export const RTT_BUCKETS = 16;
 const N = ROCE_CLASSES.length;
 
@@ -26,10 +26,11 @@ export interface QpCounters {
   /** destination address of the packets (IPv4 dotted, or IPv6) and destination QPN: the QP they reach */
   address: string;
   qpn: number;
+  /** every packet, retransmissions included */
   pkts: ByClass;
-  /** operations: first or only packets of a message */
+  /** operations: first or only packets of a message, first arrivals only */
   ops: ByClass;
-  /** payload bytes (after extension headers, without pad and ICRC) */
+  /** payload bytes (after extension headers, without pad and ICRC) of first arrivals */
   bytes: ByClass;
   ackReq: number;
   /** PSNs skipped in the request stream this QP received */
@@ -37,6 +38,8 @@ export interface QpCounters {
   gapEvents: number;
   /** times the request stream went back to a PSN already passed (go-back-N resends, duplicates) */
   psnBehind: number;
+  /** request packets whose PSN had already arrived (not in ops and bytes, which count first arrivals) */
+  retransmitted: number;
   acks: number;
   naks: Record<(typeof NAK_CODES)[number], number>;
   rnrNaks: number;
@@ -102,6 +105,7 @@ export function decodeQp(key: Buffer, v: Buffer): QpCounters {
     rtt: { count: u(o + 88), sumNs: u(o + 96), minNs: u(o + 104), maxNs: u(o + 112), hist: Array.from({ length: RTT_BUCKETS }, (_, i) => u(o + 120 + 8 * i)) },
     firstNs: u(o + 120 + 8 * RTT_BUCKETS),
     lastNs: u(o + 128 + 8 * RTT_BUCKETS),
+    retransmitted: u(o + 136 + 8 * RTT_BUCKETS),
   };
 }
 
