@@ -9,7 +9,8 @@
 //             the server: a bandwidth run (many packets in flight: a drop shows as a PSN gap and a
 //             NAK) and a latency run (one in flight: a drop costs a retransmission timeout),
 //             each beside a lossless run of the same size
-//   overhead  write latency in blocks, programs attached and detached in a seeded shuffled order
+//   overhead  write latency in blocks: detached, the telemetry and the do-nothing program in native
+//             and generic XDP mode, rounds of all arms in seeded shuffled orders
 import fs from 'node:fs';
 import { attachRoce, type RoceSession } from '../bpf/roce-attach.js';
 import type { RoceCounters } from '../bpf/roce.js';
@@ -24,13 +25,18 @@ export interface GuestPlan {
   /** proof phase: [kind, iterations, size] */
   proof: [PerftestKind, number, number][];
   loss: { everyN: number; bw: [number, number]; lat: [number, number]; latEveryN: number } | null;
-  overhead: { blocks: number; iters: number; size: number } | null;
+  overhead: { blocks: number; iters: number; size: number; arms: Arm[] } | null;
   pathMtu: number;
+  /** XDP mode of the proof and loss phases */
+  xdpMode: 'native' | 'generic';
 }
+
+/** how the programs sit on the veth: not at all, the telemetry, or the do-nothing program, in either XDP mode */
+export type Arm = 'detached' | 'native' | 'native-pass' | 'generic' | 'generic-pass';
 
 export interface GuestPhase {
   phase: 'proof' | 'loss' | 'loss-baseline' | 'overhead';
-  attached: boolean;
+  arm: Arm;
   block?: number;
   rule?: LossRule;
   run: Omit<PerftestRun, 'clientOutput' | 'serverOutput'> & { clientTail: string; serverTail: string };
@@ -49,20 +55,23 @@ export interface GuestResult {
 
 let port = 18515;
 
-async function once(p: GuestResult, phase: GuestPhase['phase'], kind: PerftestKind, iters: number, size: number, o: { attach: boolean; rule?: LossRule; block?: number; pathMtu: number; unsorted?: boolean }): Promise<void> {
+async function once(p: GuestResult, phase: GuestPhase['phase'], kind: PerftestKind, iters: number, size: number, o: { arm: Arm; rule?: LossRule; block?: number; pathMtu: number; unsorted?: boolean }): Promise<void> {
   let s: RoceSession | null = null;
   try {
-    if (o.attach) s = attachRoce([{ netdev: NET.netdevA }, { netdev: NET.netdevB }], { pathMtu: o.pathMtu, loss: o.rule ? [o.rule] : undefined });
+    if (o.arm !== 'detached') {
+      const [mode, pass] = o.arm.split('-') as ['native' | 'generic', string | undefined];
+      s = attachRoce([{ netdev: NET.netdevA }, { netdev: NET.netdevB }], { pathMtu: o.pathMtu, loss: o.rule ? [o.rule] : undefined, xdpMode: mode, program: pass ? 'pass' : 'telemetry' });
+    }
     const r = await perftest(kind, iters, size, { port: port++, unsorted: o.unsorted });
     const { clientOutput, serverOutput, ...rest } = r;
-    const ph: GuestPhase = { phase, attached: o.attach, block: o.block, rule: o.rule, run: { ...rest, clientTail: clientOutput.slice(-3000), serverTail: serverOutput.slice(-1500) } };
-    if (s) {
+    const ph: GuestPhase = { phase, arm: o.arm, block: o.block, rule: o.rule, run: { ...rest, clientTail: clientOutput.slice(-3000), serverTail: serverOutput.slice(-1500) } };
+    if (s && !o.arm.endsWith('-pass')) {
       ph.counters = s.telemetry.counters();
       ph.attachments = s.attachments;
       if (s.loss) ph.loss = { ...s.loss.ruleStats(0), drops: s.loss.drops() };
     }
     p.phases.push(ph);
-    process.stderr.write(`rdma-ebpf guest: ${phase} ${kind} n=${iters} s=${size} attached=${o.attach} exit ${r.clientExit}/${r.serverExit} in ${r.wallMs} ms\n`);
+    process.stderr.write(`rdma-ebpf guest: ${phase} ${kind} n=${iters} s=${size} arm=${o.arm} exit ${r.clientExit}/${r.serverExit} in ${r.wallMs} ms\n`);
   } finally {
     s?.detach();
   }
@@ -73,18 +82,21 @@ export async function runGuestPlan(plan: GuestPlan, out: GuestResult): Promise<v
   out.kernel = fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
   out.notes.push(...setupRxePair());
   const pathMtu = plan.pathMtu;
-  for (const [kind, n, size] of plan.proof) await once(out, 'proof', kind, n, size, { attach: true, pathMtu });
+  const arm: Arm = plan.xdpMode;
+  for (const [kind, n, size] of plan.proof) await once(out, 'proof', kind, n, size, { arm, pathMtu });
   if (plan.loss) {
     const rule: LossRule = { kind: 'nth', qpn: 'any', address: NET.addrB, requestsOnly: true, everyN: plan.loss.everyN };
-    await once(out, 'loss-baseline', 'write_bw', plan.loss.bw[0], plan.loss.bw[1], { attach: true, pathMtu });
-    await once(out, 'loss', 'write_bw', plan.loss.bw[0], plan.loss.bw[1], { attach: true, rule, pathMtu });
-    await once(out, 'loss-baseline', 'write_lat', plan.loss.lat[0], plan.loss.lat[1], { attach: true, pathMtu, unsorted: true });
-    await once(out, 'loss', 'write_lat', plan.loss.lat[0], plan.loss.lat[1], { attach: true, rule: { ...rule, everyN: plan.loss.latEveryN }, pathMtu, unsorted: true });
+    await once(out, 'loss-baseline', 'write_bw', plan.loss.bw[0], plan.loss.bw[1], { arm, pathMtu });
+    await once(out, 'loss', 'write_bw', plan.loss.bw[0], plan.loss.bw[1], { arm, rule, pathMtu });
+    await once(out, 'loss-baseline', 'write_lat', plan.loss.lat[0], plan.loss.lat[1], { arm, pathMtu, unsorted: true });
+    await once(out, 'loss', 'write_lat', plan.loss.lat[0], plan.loss.lat[1], { arm, rule: { ...rule, everyN: plan.loss.latEveryN }, pathMtu, unsorted: true });
   }
   if (plan.overhead) {
     const rng = createRng(plan.seed);
-    const order = shuffle(Array.from({ length: plan.overhead.blocks * 2 }, (_, i) => i % 2 === 0), rng);
+    const arms = plan.overhead.arms;
+    // rounds of every arm once, each round in its own shuffled order
+    const order = Array.from({ length: plan.overhead.blocks }, () => shuffle(arms, rng)).flat();
     let block = 0;
-    for (const attach of order) await once(out, 'overhead', 'write_lat', plan.overhead.iters, plan.overhead.size, { attach, pathMtu, block: block++, unsorted: true });
+    for (const a of order) await once(out, 'overhead', 'write_lat', plan.overhead.iters, plan.overhead.size, { arm: a, pathMtu, block: block++, unsorted: true });
   }
 }
