@@ -59,7 +59,7 @@ test('proof lines say equal only when the per-QP counters match what was posted,
 test('loss lines set the drops against PSN gaps and NAKs; overhead lines compare arms', () => {
   const rule = { kind: 'nth' as const, qpn: 'any' as const, everyN: 50 };
   const lossy = phase({ phase: 'loss', rule, run: { kind: 'write_bw', iters: 1000, size: 1024, bwMBps: 1.5 }, loss: { selected: 1040, dropped: 20, drops: [] } }, [
-    qp(ADDR.server, 18, { ops: { write: 1000 }, psnMissing: 20, gapEvents: 20, psnBehind: 20 }),
+    qp(ADDR.server, 18, { ops: { write: 1000 }, psnMissing: 20, gapEvents: 20, psnBehind: 20, retransmitted: 20 }),
     qp(ADDR.client, 17, { naks: { psn_seq_error: 20, invalid_request: 0, remote_access_error: 0, remote_op_error: 0, invalid_rd_request: 0 } }),
   ]);
   const twin = phase({ phase: 'loss-baseline', run: { kind: 'write_bw', iters: 1000, size: 1024, bwMBps: 2 } }, [qp(ADDR.server, 18, { ops: { write: 1000 } })]);
@@ -70,7 +70,12 @@ test('loss lines set the drops against PSN gaps and NAKs; overhead lines compare
     const lines = rdmaEbpfReport({ raw: rows, summary: [], skips: [] }, dir);
     const loss = lines.filter((l) => l.startsWith('loss'));
     assert.match(loss[0]!, /every 50th request to the server: dropped 20; PSNs missing 20 in 20 gaps \(equal\); NAKs \(PSN sequence error\) 20 \(one per gap\)/);
-    assert.match(loss[0]!, /client exit 0, 1000 first transmissions seen of 1000 posted/);
+    assert.match(loss[0]!, /completed: client exit 0/);
+    const acct = lines.find((l) => /loss accounting/.test(l))!;
+    assert.match(acct, /beyond those posted 40 = dropped 20 \+ retransmissions the telemetry saw 20 \(equal\); every dropped PSN arrived later \(equal: 1000 of 1000\)/);
+    // one resend fewer than the drops need: not equal
+    const off = rows.map((r) => (r.metric === 'loss_selected' ? { ...r, value: 1039 } : r));
+    assert.match(rdmaEbpfReport({ raw: off, summary: [], skips: [] }, dir).find((l) => /loss accounting/.test(l))!, /39 = dropped 20 \+ retransmissions the telemetry saw 20 \(DIFFER\)/);
     assert.match(loss[1]!, /1\.50 MB\/s with loss vs 2\.00 MB\/s lossless \(-25\.0%\)/);
     const o = lines.filter((l) => l.startsWith('overhead'));
     assert.equal(o.length, 1, 'only the generic-vs-detached pair has both sides');

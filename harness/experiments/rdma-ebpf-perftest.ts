@@ -2,6 +2,7 @@
 // on rxe_a, its output parsed: the QPNs both ends used (so the eBPF counters can be looked up by
 // QP), the latency summary or bandwidth, and per-iteration latencies (-U) where perftest has them.
 import { spawn } from 'node:child_process';
+import os from 'node:os';
 import { NET } from './rdma-ebpf-net.js';
 
 export type PerftestKind = 'write_lat' | 'send_lat' | 'read_lat' | 'write_bw' | 'send_bw';
@@ -67,11 +68,14 @@ export async function perftest(kind: PerftestKind, iters: number, size: number, 
   const port = String(opts.port ?? 18515);
   const common = ['-n', String(iters), '-s', String(size), '-p', port, ...(opts.unsorted && kind.endsWith('_lat') ? ['-U'] : [])];
   const t0 = Date.now();
-  const server = run([bin, '-d', NET.devB, ...common], timeoutMs);
+  // both ends busy-poll: on one vCPU each would wait for the other's time slice (milliseconds), so
+  // with two or more CPUs each gets its own
+  const pin = (cpu: number) => (os.availableParallelism() >= 2 ? ['taskset', '-c', String(cpu)] : []);
+  const server = run([...pin(1), bin, '-d', NET.devB, ...common], timeoutMs);
   let client: { code: number | null; out: string } = { code: null, out: '' };
   try {
     for (let attempt = 0; attempt < 40; attempt++) {
-      client = await run([bin, '-d', NET.devA, ...common, NET.addrB], timeoutMs - (Date.now() - t0)).done;
+      client = await run([...pin(0), bin, '-d', NET.devA, ...common, NET.addrB], timeoutMs - (Date.now() - t0)).done;
       if (client.code === 0 || !/Couldn't connect|Unable to open file descriptor for socket connection/i.test(client.out)) break;
       await new Promise((r) => setTimeout(r, 250));
     }

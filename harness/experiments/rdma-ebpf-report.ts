@@ -33,9 +33,10 @@ export function rdmaEbpfReport(data: FigureData, runDir: string): string[] {
     const at = (m: string) => one(fn, m, (r) => r.params === params) ?? NaN;
     const [po, pb, eo, eb, miss] = [at('posted_ops'), at('posted_bytes'), at('ebpf_ops'), at('ebpf_bytes'), at('ebpf_psn_missing')];
     const eq = po === eo && pb === eb;
+    const ack = rows.find((r) => r.function === fn && r.metric === 'ack_time_mean' && r.params.startsWith(params));
     lines.push(
       `proof   ${fn} ${param({ params } as RawRow, 'dir')} ${param({ params } as RawRow, 'class')} (${param({ params } as RawRow, 'iters')} x ${param({ params } as RawRow, 'size')} B): ` +
-        `posted ${po} ops, ${pb} B; eBPF per-QP ${eo} ops, ${eb} B (${eq ? 'equal' : 'DIFFER'}); PSN gaps ${miss}`,
+        `posted ${po} ops, ${pb} B; eBPF per-QP ${eo} ops, ${eb} B (${eq ? 'equal' : 'DIFFER'}); PSN gaps ${miss}${ack ? `; request-to-ACK ${ack.value.toFixed(1)} us mean` : ''}`,
     );
   }
 
@@ -51,7 +52,13 @@ export function rdmaEbpfReport(data: FigureData, runDir: string): string[] {
     lines.push(
       `loss    ${fn} every ${n}th request to the server: dropped ${dropped}; PSNs missing ${missing} in ${gaps} gaps (${missing === dropped ? 'equal' : `${missing - dropped >= 0 ? '+' : ''}${missing - dropped} vs dropped`}); ` +
         `NAKs (PSN sequence error) ${naks} (${naks === gaps ? 'one per gap' : 'differ from gaps'}); go-back-N rewinds ${lossy('psn_rewinds')}; ` +
-        `completed: client exit ${lossy('client_exit')}, ${lossy('ops_completed')} first transmissions seen of ${iters} posted; lossless twin: ${base('psn_missing')} PSNs missing, ${base('naks_psn_seq')} NAKs`,
+        `completed: client exit ${lossy('client_exit')}; lossless twin: ${base('psn_missing')} PSNs missing, ${base('naks_psn_seq')} NAKs` +
+        (missing < dropped ? ` (a drop with no later packet in flight shows no gap: the requester's timeout resends it)` : ''),
+    );
+    const sel = lossy('loss_selected'), postedPkts = lossy('posted_pkts'), retx = lossy('retransmitted_to_server');
+    lines.push(
+      `proof   ${fn} loss accounting: packets the loss program saw beyond those posted ${sel - postedPkts} = dropped ${dropped} + retransmissions the telemetry saw ${retx} ` +
+        `(${sel - postedPkts === dropped + retx ? 'equal' : 'DIFFER'}); every dropped PSN arrived later (${lossy('ops_completed') === iters ? 'equal' : 'DIFFER'}: ${lossy('ops_completed')} of ${iters})`,
     );
     const bw = (ph: string) => one(fn, 'write_bw', (r) => param(r, 'phase') === ph);
     if (bw('loss') !== undefined && bw('loss-baseline') !== undefined) lines.push(`loss    ${fn}: ${bw('loss')!.toFixed(2)} MB/s with loss vs ${bw('loss-baseline')!.toFixed(2)} MB/s lossless (${((bw('loss')! / bw('loss-baseline')! - 1) * 100).toFixed(1)}%)`);

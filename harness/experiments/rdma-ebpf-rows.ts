@@ -8,6 +8,8 @@ import type { PerftestKind } from './rdma-ebpf-perftest.js';
 export const VARIANT = 'perftest';
 export const MODE = 'softroce';
 export const PATH = 'rdma';
+/** the path MTU the guest's rxe devices use over a 1500-byte veth */
+export const MTU = 1024;
 
 /** the QP a direction's packets reach: 'to_server' = client -> server (rxe_b's QP) */
 export type Direction = 'to_server' | 'to_client';
@@ -70,6 +72,9 @@ export function phaseRows(ph: GuestPhase, addr: { client: string; server: string
       rows.push(row('posted_ops', params, p.ops, 'ops'), row('posted_bytes', params, p.bytes, 'B'));
       rows.push(row('ebpf_ops', params, q?.ops[p.cls] ?? 0, 'ops'), row('ebpf_bytes', params, q?.bytes[p.cls] ?? 0, 'B'));
       rows.push(row('ebpf_psn_missing', params, q?.psnMissing ?? 0, 'psn'));
+      // the request-to-ACK time is kept on the requester's QP, which the answers reach
+      const requester = qpOf(ph, p.dir === 'to_server' ? 'to_client' : 'to_server', addr);
+      if (requester?.rtt.count) rows.push(row('ack_time_mean', `${params};acks=${requester.rtt.count}`, requester.rtt.sumNs / requester.rtt.count / 1000, 'us'));
     }
   }
   if (ph.phase === 'loss' || ph.phase === 'loss-baseline') {
@@ -84,6 +89,9 @@ export function phaseRows(ph: GuestPhase, addr: { client: string; server: string
       row('naks_psn_seq', params, client?.naks.psn_seq_error ?? 0, 'pkts'),
       row('ops_completed', params, server?.ops[posted(r.kind, 1, 1)[0]!.cls] ?? 0, 'ops'),
       row('client_exit', params, r.clientExit ?? -1, 'code'),
+      row('loss_selected', params, ph.loss?.selected ?? 0, 'pkts'),
+      row('retransmitted_to_server', params, server?.retransmitted ?? 0, 'pkts'),
+      row('posted_pkts', params, r.iters * Math.max(1, Math.ceil(r.size / MTU)), 'pkts'),
     );
   }
   rows.push(row('malformed', `${base};arm=${ph.arm}`, ph.counters.malformed, 'pkts'), row('retransmitted', `${base};arm=${ph.arm}`, ph.counters.qps.reduce((n, q) => n + q.retransmitted, 0), 'pkts'));
