@@ -9,6 +9,7 @@
 //             the server: a bandwidth run (many packets in flight: a drop shows as a PSN gap and a
 //             NAK) and a latency run (one in flight: a drop costs a retransmission timeout),
 //             each beside a lossless run of the same size
+//   kernel    one write and one send at a time, rxe's stages stamped by kprobes (roce-kern.bpf.c)
 //   overhead  write latency in blocks: detached, the telemetry and the do-nothing program in native
 //             and generic XDP mode, rounds of all arms in seeded shuffled orders
 import fs from 'node:fs';
@@ -18,6 +19,8 @@ import type { LossRule } from '../bpf/roce-layout.js';
 import type { DroppedPacket } from '../bpf/roce-loss.js';
 import { createRng, shuffle } from '../measure/random.js';
 import { NET, setupRxePair } from './rdma-ebpf-net.js';
+import { attachRoceKern, attribute } from '../bpf/roce-kern.js';
+import { TRACEFS, ensureTracefs } from '../bpf/libbpf.js';
 import { perftest, type PerftestKind, type PerftestRun } from './rdma-ebpf-perftest.js';
 
 export interface GuestPlan {
@@ -26,6 +29,8 @@ export interface GuestPlan {
   proof: [PerftestKind, number, number][];
   loss: { everyN: number; bw: [number, number]; lat: [number, number]; latEveryN: number } | null;
   overhead: { blocks: number; iters: number; size: number; arms: Arm[] } | null;
+  /** kernel phase: one operation in flight at a time (bandwidth test, tx depth 1, every WR signalled), rxe stages stamped by kprobes */
+  kernel: { iters: number; size: number; kinds: PerftestKind[] } | null;
   pathMtu: number;
   /** XDP mode of the proof and loss phases */
   xdpMode: 'native' | 'generic';
@@ -35,7 +40,7 @@ export interface GuestPlan {
 export type Arm = 'detached' | 'native' | 'native-pass' | 'generic' | 'generic-pass';
 
 export interface GuestPhase {
-  phase: 'proof' | 'loss' | 'loss-baseline' | 'overhead';
+  phase: 'proof' | 'loss' | 'loss-baseline' | 'overhead' | 'kernel';
   arm: Arm;
   block?: number;
   rule?: LossRule;
@@ -44,10 +49,14 @@ export interface GuestPhase {
   loss?: { selected: number; dropped: number; drops: DroppedPacket[] };
   /** the session's attachment lines */
   attachments?: string[];
+  /** kernel phase: per complete operation the time of each step of OP_PATH (ns) */
+  stages?: { attached: string[]; skipped: { stage: string; fn: string; reason: string }[]; lost: number; events: number; ops: number[][] };
 }
 
 export interface GuestResult {
   kernel: string;
+  /** tracepoint systems of the guest kernel that concern RDMA (rdma_core, rdma_cma, ib_*) */
+  rdmaTracepoints?: string[];
   notes: string[];
   phases: GuestPhase[];
   error?: string;
@@ -90,6 +99,28 @@ export async function runGuestPlan(plan: GuestPlan, out: GuestResult): Promise<v
     await once(out, 'loss', 'write_bw', plan.loss.bw[0], plan.loss.bw[1], { arm, rule, pathMtu });
     await once(out, 'loss-baseline', 'write_lat', plan.loss.lat[0], plan.loss.lat[1], { arm, pathMtu, unsorted: true });
     await once(out, 'loss', 'write_lat', plan.loss.lat[0], plan.loss.lat[1], { arm, rule: { ...rule, everyN: plan.loss.latEveryN }, pathMtu, unsorted: true });
+  }
+  if (plan.kernel) {
+    try {
+      ensureTracefs();
+      out.rdmaTracepoints = fs.readdirSync(`${TRACEFS}/events`).filter((d) => /^(rdma|ib_|rxe|iw)/.test(d));
+    } catch {}
+    const k = attachRoceKern();
+    try {
+      for (const kind of plan.kernel.kinds) {
+        k.start();
+        const r = await perftest(kind, plan.kernel.iters, plan.kernel.size, { port: port++, extra: ['-t', '1', '-Q', '1'] });
+        const ev = k.stop();
+        const { clientOutput, serverOutput, ...rest } = r;
+        out.phases.push({
+          phase: 'kernel', arm: 'detached', run: { ...rest, clientTail: clientOutput.slice(-3000), serverTail: serverOutput.slice(-1500) },
+          stages: { attached: k.attached, skipped: k.skipped, lost: k.lost(), events: ev.length, ops: attribute(ev) },
+        });
+        process.stderr.write(`rdma-ebpf guest: kernel ${kind} n=${plan.kernel.iters} exit ${r.clientExit}/${r.serverExit}, ${ev.length} stamps\n`);
+      }
+    } finally {
+      k.close();
+    }
   }
   if (plan.overhead) {
     const rng = createRng(plan.seed);

@@ -62,11 +62,11 @@ export function parsePerftest(kind: PerftestKind, out: string): Pick<PerftestRun
  * Runs ib_<kind> -n iters -s size: the server first, then the client, retried while the server is
  * not listening yet. The port differs per run, so a server left by a timed-out run cannot answer.
  */
-export async function perftest(kind: PerftestKind, iters: number, size: number, opts: { timeoutMs?: number; port?: number; unsorted?: boolean } = {}): Promise<PerftestRun> {
+export async function perftest(kind: PerftestKind, iters: number, size: number, opts: { timeoutMs?: number; port?: number; unsorted?: boolean; extra?: string[] } = {}): Promise<PerftestRun> {
   const bin = `ib_${kind}`;
   const timeoutMs = opts.timeoutMs ?? 120_000;
   const port = String(opts.port ?? 18515);
-  const common = ['-n', String(iters), '-s', String(size), '-p', port, ...(opts.unsorted && kind.endsWith('_lat') ? ['-U'] : [])];
+  const common = ['-n', String(iters), '-s', String(size), '-p', port, ...(opts.unsorted && kind.endsWith('_lat') ? ['-U'] : []), ...(opts.extra ?? [])];
   const t0 = Date.now();
   // both ends busy-poll: on one vCPU each would wait for the other's time slice (milliseconds), so
   // with two or more CPUs each gets its own

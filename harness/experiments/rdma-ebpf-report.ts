@@ -85,6 +85,13 @@ export function rdmaEbpfReport(data: FigureData, runDir: string): string[] {
     }
   }
   if (cmp.length) writeComparisonCsv(path.join(runDir, 'rdma-ebpf-overhead.csv'), cmp, { overwrite: true });
+  // kernel: median time of each step of one operation's path through rxe
+  for (const fn of [...new Set(rows.filter((r) => r.metric === 'stage_time').map((r) => r.function))]) {
+    const st = rows.filter((r) => r.function === fn && r.metric === 'stage_time');
+    const steps = [...new Set(st.map((r) => param(r, 'step')))];
+    const total = rows.filter((r) => r.function === fn && r.metric === 'kernel_path_time').map((r) => r.value);
+    lines.push(`kernel  ${fn} (one in flight, ${total.length} operations): post to completion ${median(total).toFixed(1)} us median; ` + steps.map((s) => `${s} ${median(st.filter((r) => param(r, 'step') === s).map((r) => r.value)).toFixed(1)}`).join(', ') + ' us');
+  }
   const malformed = rows.filter((r) => r.metric === 'malformed').reduce((s, r) => s + r.value, 0);
   if (rows.length) lines.push(`malformed RoCEv2 packets seen in all phases: ${malformed}`);
   for (const s of data.skips.filter((s) => s.experiment === 'rdma-ebpf')) lines.push(`skipped ${s.variant}: ${s.reason}`);

@@ -4,6 +4,7 @@ import type { RawRow } from '../results/schema.js';
 import type { QpCounters, RoceClass } from '../bpf/roce-layout.js';
 import type { GuestPhase } from './rdma-ebpf-guest.js';
 import type { PerftestKind } from './rdma-ebpf-perftest.js';
+import { OP_STEPS } from '../bpf/roce-kern.js';
 
 export const VARIANT = 'perftest';
 export const MODE = 'softroce';
@@ -63,7 +64,13 @@ export function phaseRows(ph: GuestPhase, addr: { client: string; server: string
     if (r.samplesUs.length) r.samplesUs.forEach((v, i) => rows.push(row(lat, attachedParams, v, 'us', (ph.block ?? 0) * r.samplesUs.length + i)));
     else if (r.typicalUs !== undefined && Number.isFinite(r.typicalUs)) rows.push(row(`${lat}_typical`, attachedParams, r.typicalUs, 'us', ph.block ?? 0));
   }
-  if (r.bwMBps !== undefined && Number.isFinite(r.bwMBps)) rows.push(row('write_bw', attachedParams, r.bwMBps, 'MB/s'));
+  if (r.bwMBps !== undefined && Number.isFinite(r.bwMBps) && ph.phase !== 'kernel') rows.push(row('write_bw', attachedParams, r.bwMBps, 'MB/s'));
+  if (ph.stages) {
+    ph.stages.ops.forEach((steps, i) => {
+      steps.forEach((ns, j) => rows.push(row('stage_time', `${base};step=${OP_STEPS[j] ?? j}`, ns / 1000, 'us', i)));
+      rows.push(row('kernel_path_time', base, steps.reduce((a, b) => a + b, 0) / 1000, 'us', i));
+    });
+  }
   if (!ph.counters) return rows;
   if (ph.phase === 'proof' || ph.phase === 'loss-baseline') {
     for (const p of posted(r.kind, r.iters, r.size)) {

@@ -68,6 +68,7 @@ export function planFor(quick: boolean, o: { iters?: number; lossEvery?: number;
     xdpMode: o.xdpMode ?? 'generic',
     proof: [['write_lat', n, 64], ['send_lat', n, 64], ['read_lat', Math.max(5, n >> 1), 64], ['write_bw', n, 4096]],
     loss: { everyN: o.lossEvery ?? 50, bw: [quick ? 1000 : 10000, 1024], lat: [n, 64], latEveryN: o.lossEvery ?? 50 },
+    kernel: { iters: quick ? 200 : 2000, size: 64, kinds: ['write_bw', 'send_bw'] },
     overhead: { blocks: o.blocks ?? (quick ? 2 : 8), iters: quick ? 300 : 2000, size: 64, arms: ['detached', 'generic', 'generic-pass', 'native', 'native-pass'] },
   };
 }
@@ -128,7 +129,13 @@ export const rdmaEbpf: Experiment = {
       ctx.record(phaseRows(ph, addr, substrate));
     }
     if (result.error) ctx.fail({ variant: VARIANT, function: '*', mode: MODE, path: 'rdma', reason: `the guest half failed: ${result.error.split('\n')[0]}` });
-    ctx.notes.push('rdma-ebpf: not measured here: the kernel side (rdma_core/rdma_cma tracepoints, rxe kprobes) and a time-attribution figure; delays (XDP cannot hold packets)');
+    if (result.rdmaTracepoints) ctx.notes.push(`rdma-ebpf: RDMA tracepoint systems in the guest kernel: ${result.rdmaTracepoints.join(', ') || 'none'} (they do not fire for user-space verbs over rxe: the kernel phase uses kprobes on rxe)`);
+    for (const ph of result.phases.filter((p) => p.stages)) {
+      const st = ph.stages!;
+      ctx.notes.push(`rdma-ebpf: kernel ${ph.run.kind}: ${st.attached.length} kprobes (${st.attached.join('; ')}), ${st.events} stamps, ${st.lost} lost, ${st.ops.length} complete operations`);
+      for (const sk of st.skipped) ctx.skip(VARIANT, ph.run.kind, MODE, `kprobe stage ${sk.stage} (${sk.fn}) not attached: ${sk.reason}`);
+    }
+    ctx.notes.push('rdma-ebpf: not injected: delays (XDP cannot hold packets)');
   },
   report(data, runDir) {
     return rdmaEbpfReport(data, runDir);
