@@ -12,7 +12,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import type { Experiment, RunContext } from '../experiment/context.js';
+import type { Experiment, FigureData, RunContext } from '../experiment/context.js';
+import { drawFigures } from '../figures/draw.js';
+import { rdmaEbpfFigures } from '../figures/rdma-ebpf.js';
 import { UsageError, positiveIntFlag } from '../experiment/args.js';
 import { buildDir, repoRoot } from '../paths.js';
 import { NET } from './rdma-ebpf-net.js';
@@ -136,6 +138,9 @@ export const rdmaEbpf: Experiment = {
       for (const sk of st.skipped) ctx.skip(VARIANT, ph.run.kind, MODE, `kprobe stage ${sk.stage} (${sk.fn}) not attached: ${sk.reason}`);
     }
     ctx.notes.push('rdma-ebpf: not injected: delays (XDP cannot hold packets)');
+  },
+  async figures(data: FigureData, dir: string) {
+    return drawFigures(rdmaEbpfFigures(data.summary), dir);
   },
   report(data, runDir) {
     return rdmaEbpfReport(data, runDir);
