@@ -47,7 +47,7 @@ const ARMS: Record<string, string> = {
 export function overheadFigure(rows: readonly SummaryRow[]): Figure {
   const lat = okRows(rows, ['write_latency']).filter((r) => r.experiment === 'rdma-ebpf' && param(r, 'phase') === 'overhead');
   const points = lat.map((r) => ({ arm: ARMS[param(r, 'arm')] ?? param(r, 'arm'), p50: r.p50, lo: r.ci95_median_lo, hi: r.ci95_median_hi, p99: r.p99 }));
-  const notes = cellNotes(rows.filter((r) => r.experiment === 'rdma-ebpf'), ['write_latency']);
+  const notes = cellNotes(rows.filter((r) => r.experiment === 'rdma-ebpf' && param(r, 'phase') === 'overhead'), ['write_latency']);
   if (!points.length) notes.unshift('No overhead blocks were measured.');
   notes.push(EMULATED);
   return {
