@@ -28,7 +28,8 @@ export interface GuestPlan {
   /** proof phase: [kind, iterations, size] */
   proof: [PerftestKind, number, number][];
   loss: { everyN: number; bw: [number, number]; lat: [number, number]; latEveryN: number } | null;
-  overhead: { blocks: number; iters: number; size: number; arms: Arm[] } | null;
+  /** kind: the perftest latency test; events: both ends sleep on CQ events instead of busy-polling (send_lat only) */
+  overhead: { blocks: number; iters: number; size: number; arms: Arm[]; kind: PerftestKind; events: boolean } | null;
   /** kernel phase: one operation in flight at a time (bandwidth test, tx depth 1, every WR signalled), rxe stages stamped by kprobes */
   kernel: { iters: number; size: number; kinds: PerftestKind[] } | null;
   pathMtu: number;
@@ -64,14 +65,14 @@ export interface GuestResult {
 
 let port = 18515;
 
-async function once(p: GuestResult, phase: GuestPhase['phase'], kind: PerftestKind, iters: number, size: number, o: { arm: Arm; rule?: LossRule; block?: number; pathMtu: number; unsorted?: boolean }): Promise<void> {
+async function once(p: GuestResult, phase: GuestPhase['phase'], kind: PerftestKind, iters: number, size: number, o: { arm: Arm; rule?: LossRule; block?: number; pathMtu: number; unsorted?: boolean; extra?: string[] }): Promise<void> {
   let s: RoceSession | null = null;
   try {
     if (o.arm !== 'detached') {
       const [mode, pass] = o.arm.split('-') as ['native' | 'generic', string | undefined];
       s = attachRoce([{ netdev: NET.netdevA }, { netdev: NET.netdevB }], { pathMtu: o.pathMtu, loss: o.rule ? [o.rule] : undefined, xdpMode: mode, program: pass ? 'pass' : 'telemetry' });
     }
-    const r = await perftest(kind, iters, size, { port: port++, unsorted: o.unsorted });
+    const r = await perftest(kind, iters, size, { port: port++, unsorted: o.unsorted, extra: o.extra });
     const { clientOutput, serverOutput, ...rest } = r;
     const ph: GuestPhase = { phase, arm: o.arm, block: o.block, rule: o.rule, run: { ...rest, clientTail: clientOutput.slice(-3000), serverTail: serverOutput.slice(-1500) } };
     if (s && !o.arm.endsWith('-pass')) {
@@ -128,6 +129,7 @@ export async function runGuestPlan(plan: GuestPlan, out: GuestResult): Promise<v
     // rounds of every arm once, each round in its own shuffled order
     const order = Array.from({ length: plan.overhead.blocks }, () => shuffle(arms, rng)).flat();
     let block = 0;
-    for (const a of order) await once(out, 'overhead', 'write_lat', plan.overhead.iters, plan.overhead.size, { arm: a, pathMtu, block: block++, unsorted: true });
+    const { kind, iters, size, events } = plan.overhead;
+    for (const a of order) await once(out, 'overhead', kind, iters, size, { arm: a, pathMtu, block: block++, unsorted: true, extra: events ? ['-e'] : [] });
   }
 }

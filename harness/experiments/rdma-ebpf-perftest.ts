@@ -66,7 +66,9 @@ export async function perftest(kind: PerftestKind, iters: number, size: number, 
   const bin = `ib_${kind}`;
   const timeoutMs = opts.timeoutMs ?? 120_000;
   const port = String(opts.port ?? 18515);
-  const common = ['-n', String(iters), '-s', String(size), '-p', port, ...(opts.unsorted && kind.endsWith('_lat') ? ['-U'] : []), ...(opts.extra ?? [])];
+  // -F: under emulation perftest's cycle-counter calibration sometimes fails its r^2 check, and
+  // without -F a bandwidth test then exits 1 after a complete transfer ("Can't produce a report")
+  const common = ['-n', String(iters), '-s', String(size), '-p', port, ...(opts.unsorted && kind.endsWith('_lat') ? ['-U'] : []), ...(kind.endsWith('_bw') ? ['-F'] : []), ...(opts.extra ?? [])];
   const t0 = Date.now();
   // both ends busy-poll: on one vCPU each would wait for the other's time slice (milliseconds), so
   // with two or more CPUs each gets its own

@@ -76,11 +76,11 @@ export function rdmaEbpfReport(data: FigureData, runDir: string): string[] {
   const mode = over[0]?.mode ?? '';
   const cmp = [];
   for (const [arm, vs, what] of OVERHEAD_PAIRS) {
-    for (const c of compareMedians({ rows: over, metric: 'write_latency', path: 'rdma', numerator: { variant: `${VARIANT}+${arm}`, mode }, denominator: { variant: `${VARIANT}+${vs}`, mode }, rng: createRng(17) })) {
+    for (const c of compareMedians({ rows: over, metric: over[0]?.metric ?? 'write_latency', path: 'rdma', numerator: { variant: `${VARIANT}+${arm}`, mode }, denominator: { variant: `${VARIANT}+${vs}`, mode }, rng: createRng(17) })) {
       if (!Number.isFinite(c.ratio)) continue;
       cmp.push(c);
       lines.push(
-        `overhead write_lat ${param({ params: c.params } as RawRow, 'size')} B, ${arm} vs ${vs} (${what}): ${c.median_numerator.toFixed(2)} vs ${c.median_denominator.toFixed(2)} us, ratio ${c.ratio.toFixed(3)} (95% CI ${c.ratio_ci95_lo.toFixed(3)}..${c.ratio_ci95_hi.toFixed(3)}; ${c.n_numerator}/${c.n_denominator} samples)`,
+        `overhead ${c.function} ${param({ params: c.params } as RawRow, 'size')} B, ${arm} vs ${vs} (${what}): ${c.median_numerator.toFixed(2)} vs ${c.median_denominator.toFixed(2)} us, ratio ${c.ratio.toFixed(3)} (95% CI ${c.ratio_ci95_lo.toFixed(3)}..${c.ratio_ci95_hi.toFixed(3)}; ${c.n_numerator}/${c.n_denominator} samples)`,
       );
     }
   }

@@ -45,21 +45,22 @@ const ARMS: Record<string, string> = {
 };
 
 export function overheadFigure(rows: readonly SummaryRow[]): Figure {
-  const lat = okRows(rows, ['write_latency']).filter((r) => r.experiment === 'rdma-ebpf' && param(r, 'phase') === 'overhead');
+  const lat = okRows(rows, ['write_latency', 'send_latency']).filter((r) => r.experiment === 'rdma-ebpf' && param(r, 'phase') === 'overhead');
+  const test = unique(lat.map((r) => `ib_${r.function}`)).join(', ') || 'perftest';
   const points = lat.map((r) => ({ arm: ARMS[param(r, 'arm')] ?? param(r, 'arm'), p50: r.p50, lo: r.ci95_median_lo, hi: r.ci95_median_hi, p99: r.p99 }));
-  const notes = cellNotes(rows.filter((r) => r.experiment === 'rdma-ebpf' && param(r, 'phase') === 'overhead'), ['write_latency']);
+  const notes = cellNotes(rows.filter((r) => r.experiment === 'rdma-ebpf' && param(r, 'phase') === 'overhead'), ['write_latency', 'send_latency']);
   if (!points.length) notes.unshift('No overhead blocks were measured.');
   notes.push(EMULATED);
   return {
     name: 'rdma-ebpf-overhead',
-    title: 'RDMA write latency with the RoCEv2 XDP programs attached and detached',
-    subtitle: 'ib_write_lat 64 B between two rxe devices over one veth; blocks of each arm in shuffled rounds; dot: median with its 95% CI (bar), tick: p99. The do-nothing program separates the XDP hook from the telemetry.',
+    title: 'RDMA latency with the RoCEv2 XDP programs attached and detached',
+    subtitle: `${test} 64 B between two rxe devices over one veth; blocks of each arm in shuffled rounds; dot: median with its 95% CI (bar), tick: p99. The do-nothing program separates the XDP hook from the telemetry.`,
     notes,
     legend: false,
     plot: {
       height: 240,
       marginLeft: 170,
-      x: { type: 'log', label: 'write latency (µs, log) →', grid: true },
+      x: { type: 'log', label: 'latency (µs, log) →', grid: true },
       y: { label: null, domain: Object.values(ARMS).filter((a) => points.some((p) => p.arm === a)) },
       marks: [
         Plot.ruleY(points, { y: 'arm', x1: 'lo', x2: 'hi', strokeWidth: 3, stroke: '#1f6fb4' }),
