@@ -79,7 +79,21 @@ test('loss lines set the drops against PSN gaps and NAKs; overhead lines compare
     assert.match(loss[1]!, /1\.50 MB\/s with loss vs 2\.00 MB\/s lossless \(-25\.0%\)/);
     const o = lines.filter((l) => l.startsWith('overhead'));
     assert.equal(o.length, 1, 'only the generic-vs-detached pair has both sides');
-    assert.match(o[0]!, /generic vs detached .*: 21\.00 vs 11\.00 us, ratio 1\.909/);
+    assert.match(o[0]!, /generic vs detached .*: 21\.00 vs 11\.00 us median; CI needs at least 2 blocks a side \(1\/1\)/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the overhead CI is taken over block medians once there are two blocks a side', () => {
+  const over = (arm: GuestPhase['arm'], us: number[], block: number) => phase({ phase: 'overhead', arm, block, run: { samplesUs: us } }, []);
+  const blocks = [over('detached', [10, 10, 10], 0), over('generic', [20, 20, 20], 1), over('generic', [22, 22, 22], 2), over('detached', [11, 11, 11], 3)];
+  const rows = blocks.flatMap((p) => phaseRows(p, ADDR, 'test')).map((r): RawRow => ({ experiment: 'rdma-ebpf', ...r }));
+  assert.deepEqual(rows.filter((r) => r.metric === 'write_latency_block_median').map((r) => [r.value, r.iteration]), [[10, 0], [20, 1], [22, 2], [11, 3]]);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `fxh-${process.pid}-rdmarep-`));
+  try {
+    const line = rdmaEbpfReport({ raw: rows, summary: [], skips: [] }, dir).find((l) => l.startsWith('overhead'))!;
+    assert.match(line, /ratio of block medians 2\.000 \(95% CI \d\.\d+\.\.\d\.\d+ over 2\/2 blocks\)/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

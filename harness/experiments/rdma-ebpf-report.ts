@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { FigureData } from '../experiment/context.js';
 import { createRng } from '../measure/random.js';
-import { median, quantile } from '../measure/stats.js';
+import { median, quantile, runsRatioCI95 } from '../measure/stats.js';
 import { compareMedians, writeComparisonCsv } from '../results/comparison.js';
 import type { RawRow } from '../results/schema.js';
 import { VARIANT } from './rdma-ebpf-rows.js';
@@ -71,7 +71,7 @@ export function rdmaEbpfReport(data: FigureData, runDir: string): string[] {
 
   // overhead: each arm against detached, the same cells otherwise
   const over = rows
-    .filter((r) => param(r, 'phase') === 'overhead' && /_latency$/.test(r.metric))
+    .filter((r) => param(r, 'phase') === 'overhead' && /_latency$/.test(r.metric) && !r.metric.endsWith('_block_median'))
     .map((r) => ({ ...r, variant: `${VARIANT}+${param(r, 'arm')}`, params: without(r.params, 'arm', 'phase') }));
   const mode = over[0]?.mode ?? '';
   const cmp = [];
@@ -79,8 +79,14 @@ export function rdmaEbpfReport(data: FigureData, runDir: string): string[] {
     for (const c of compareMedians({ rows: over, metric: over[0]?.metric ?? 'write_latency', path: 'rdma', numerator: { variant: `${VARIANT}+${arm}`, mode }, denominator: { variant: `${VARIANT}+${vs}`, mode }, rng: createRng(17) })) {
       if (!Number.isFinite(c.ratio)) continue;
       cmp.push(c);
+      const blocks = (a: string) => rows.filter((r) => r.function === c.function && param(r, 'phase') === 'overhead' && param(r, 'arm') === a && r.metric.endsWith('_block_median')).map((r) => r.value);
+      const [nb, db] = [blocks(arm), blocks(vs)];
+      const w = runsRatioCI95(nb, db);
+      const ci = Number.isFinite(w.ratio)
+        ? `ratio of block medians ${w.ratio.toFixed(3)} (95% CI ${w.lo.toFixed(3)}..${w.hi.toFixed(3)} over ${nb.length}/${db.length} blocks)`
+        : `CI needs at least 2 blocks a side (${nb.length}/${db.length})`;
       lines.push(
-        `overhead ${c.function} ${param({ params: c.params } as RawRow, 'size')} B, ${arm} vs ${vs} (${what}): ${c.median_numerator.toFixed(2)} vs ${c.median_denominator.toFixed(2)} us, ratio ${c.ratio.toFixed(3)} (95% CI ${c.ratio_ci95_lo.toFixed(3)}..${c.ratio_ci95_hi.toFixed(3)}; ${c.n_numerator}/${c.n_denominator} samples)`,
+        `overhead ${c.function} ${param({ params: c.params } as RawRow, 'size')} B, ${arm} vs ${vs} (${what}): ${c.median_numerator.toFixed(2)} vs ${c.median_denominator.toFixed(2)} us median; ${ci}; pooled samples' bootstrap ${c.ratio_ci95_lo.toFixed(3)}..${c.ratio_ci95_hi.toFixed(3)} (too narrow when blocks drift)`,
       );
     }
   }

@@ -71,7 +71,7 @@ export function planFor(quick: boolean, o: { iters?: number; lossEvery?: number;
     proof: [['write_lat', n, 64], ['send_lat', n, 64], ['read_lat', Math.max(5, n >> 1), 64], ['write_bw', n, 4096]],
     loss: { everyN: o.lossEvery ?? 50, bw: [quick ? 1000 : 10000, 1024], lat: [n, 64], latEveryN: o.lossEvery ?? 50 },
     kernel: { iters: quick ? 200 : 2000, size: 64, kinds: ['write_bw', 'send_bw'] },
-    overhead: { blocks: o.blocks ?? (quick ? 2 : 8), iters: quick ? 300 : 2000, size: 64, arms: ['detached', 'generic', 'generic-pass', 'native', 'native-pass'], kind: 'send_lat', events: true },
+    overhead: { blocks: o.blocks ?? (quick ? 2 : 8), iters: quick ? 300 : 2000, size: 64, arms: ['detached', 'generic', 'generic-pass', 'native', 'native-pass'], kind: 'write_lat', events: false },
   };
 }
 
