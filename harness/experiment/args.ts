@@ -27,6 +27,7 @@ export const COMMON_FLAGS = {
   block: { type: 'string', help: 'recorded calls per visit of a cell in the interleaved gateway rounds; each visit starts with one unrecorded call (default 5)' },
   nodes: { type: 'string', help: 'the node inventory: a JSON file, or inline JSON: [{"name":"n1","kind":"local|netns|ssh",...}] (README, "Nodes"); recorded in env.json' },
   'no-notebooks': { type: 'boolean', help: 'do not execute the notebooks into the results folder' },
+  transport: { type: 'string', help: 'the links of the gateway path (client -> gateway -> executor), comma-separated: unix (default), tcp, rdma; each is its own path (gateway, gateway-tcp, gateway-rdma). rdma with no RDMA device here runs the whole experiment inside a SoftRoCE guest (README, "RDMA")' },
   help: { type: 'boolean', help: 'print this help' },
 } as const satisfies Record<string, FlagSpec>;
 
@@ -49,6 +50,8 @@ export interface CommonArgs {
   runs?: number;
   /** --nodes: the inventory, checked */
   nodes?: NodeSpec[];
+  /** --transport: link schemes of the gateway path, in order */
+  transports: string[];
   help: boolean;
   /** the experiment's own flags, raw */
   extra: Record<string, string | boolean | undefined>;
@@ -126,10 +129,20 @@ export function parseCommonArgs(args: string[], own: Record<string, FlagSpec> = 
     block: positiveInt('block', values.block as string | undefined),
     runs: positiveInt('runs', values.runs as string | undefined),
     nodes,
+    transports: parseTransports(values.transport as string | undefined),
     help: Boolean(values.help),
     extra,
     argv: args,
   };
+}
+
+const TRANSPORTS = ['unix', 'tcp', 'rdma'];
+
+function parseTransports(v: string | undefined): string[] {
+  const ts = list(v) ?? ['unix'];
+  const bad = ts.filter((t) => !TRANSPORTS.includes(t));
+  if (bad.length || !ts.length) throw new UsageError(`--transport takes ${TRANSPORTS.join(', ')} (comma-separated), not "${v}"`);
+  return [...new Set(ts)];
 }
 
 export function helpText(title: string, summary: string, own: Record<string, FlagSpec> = {}): string {

@@ -1,10 +1,10 @@
 // Starts the gateway as its own process (as in a deployment) and connects protocol clients to it.
 import fs from 'node:fs';
-import path from 'node:path';
 import { gatewayMain } from '../paths.js';
 import { ProtocolClient } from '../platform/client.js';
 import { startProcess } from '../platform/nodes/process.js';
 import { scratchDir } from '../platform/scratch.js';
+import { linkPlaces, type LinkPlaces } from './link-places.js';
 
 export interface GatewayHandle {
   binary: string;
@@ -20,14 +20,20 @@ export interface GatewayLaunch {
   /** pin the gateway and its executors to these CPUs (taskset), e.g. "1" */
   cpus?: string;
   http?: boolean;
-  /** the client -> gateway and gateway -> executor connections: unix sockets (default) or TCP on 127.0.0.1 */
-  transport?: 'unix' | 'tcp';
+  /** the client -> gateway and gateway -> executor links: unix (default), tcp or rdma (link-places.ts) */
+  transport?: string;
 }
 
 export async function startGateway(opts: GatewayLaunch): Promise<GatewayHandle> {
   const dir = scratchDir('gateway');
-  const binary = opts.transport === 'tcp' ? 'tcp:127.0.0.1:0' : `unix:${path.join(dir, 'gateway.sock')}`;
-  const args = [gatewayMain, '--binary', binary, '--memory-mib', String(opts.memoryLimitMiB), '--executor-transport', opts.transport ?? 'unix'];
+  let places: LinkPlaces;
+  try {
+    places = linkPlaces(opts.transport ?? 'unix', dir);
+  } catch (e) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  const args = [gatewayMain, '--binary', places.binary, '--memory-mib', String(opts.memoryLimitMiB), '--executor-transport', places.executors];
   if (opts.http) args.push('--http', '127.0.0.1:0');
   const p = await startProcess<{ binary: string; http: string | null }>({ cmd: process.execPath, args, label: 'gateway', cpus: opts.cpus, stderr: 'inherit' }).catch((e: Error) => {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -12,6 +12,8 @@ import { gatewayCall } from './measure-call.js';
 import { CellInterrupted, measureDirectCell } from './direct-cell.js';
 import { withAffinity } from './affinity.js';
 import type { ProtocolClient } from '../platform/client.js';
+import type { GatewayHandle } from './gateway-process.js';
+import { gatewayPath, substrateParam } from './link-places.js';
 
 export interface LatencyPlan {
   modes: readonly Mode[];
@@ -37,7 +39,7 @@ const JIT_WARMUP_MAX_MS = 3000;
 
 export async function measureLatency(ctx: RunContext, plan: LatencyPlan): Promise<void> {
   const clientCpus = ctx.clientCpus();
-  await withAffinity(clientCpus, () => measure(ctx, plan, `scale=${ctx.args.scale};gateway_cpus=${ctx.gatewayCpus() ?? 'any'};client_cpus=${clientCpus ?? 'any'}`));
+  await withAffinity(clientCpus, () => measure(ctx, plan, `scale=${ctx.args.scale};gateway_cpus=${ctx.gatewayCpus() ?? 'any'};client_cpus=${clientCpus ?? 'any'}${substrateParam()}`));
 }
 
 async function measure(ctx: RunContext, plan: LatencyPlan, params: string): Promise<void> {
@@ -74,8 +76,19 @@ async function measure(ctx: RunContext, plan: LatencyPlan, params: string): Prom
     for (const c of cells) c.failed = false;
   }
 
-  if (plan.paths.includes('gateway') && !ctx.interrupted) {
-    const gw = await ctx.gateway();
+  if (!plan.paths.includes('gateway')) return;
+  for (const transport of ctx.args.transports) {
+    if (ctx.interrupted) return;
+    for (const c of cells) c.failed = false;
+    const path = gatewayPath(transport);
+    let gw: GatewayHandle;
+    try {
+      gw = await ctx.gateway({ transport });
+    } catch (e) {
+      // a transport that cannot start here (no RDMA device, no addresses) fails its cells, not the run
+      for (const c of cells) failCell(c, path, e);
+      continue;
+    }
     const client = await gw.connect();
     const live = () => cells.filter((c) => !c.failed);
     await warmUpGateway(ctx, client, cells);
@@ -86,7 +99,7 @@ async function measure(ctx: RunContext, plan: LatencyPlan, params: string): Prom
     const block = ctx.blockSize();
     const perCell = plan.warmup + plan.reps;
     const rounds = Math.ceil(perCell / block);
-    const bar = progress({ label: `${ctx.experiment} gateway`, total: rounds * (block + 1) * cells.length });
+    const bar = progress({ label: `${ctx.experiment} ${path}`, total: rounds * (block + 1) * cells.length });
     const settleMs = ctx.settleMs();
     const done = new Map<Cell, number>();
     for (const mode of shuffle(plan.modes.filter((m) => cells.some((c) => c.mode === m)), ctx.rng)) {
@@ -101,10 +114,10 @@ async function measure(ctx: RunContext, plan: LatencyPlan, params: string): Prom
             try {
               const ns = await gatewayCall(client, c.variant.name, c.fn, c.mode, c.input, args.timeoutMs);
               if (k === 0) continue; // the block's absorbing call
-              if (n >= plan.warmup) batch.push(row(c, 'gateway', n - plan.warmup, ns));
+              if (n >= plan.warmup) batch.push(row(c, path, n - plan.warmup, ns));
               done.set(c, n + 1);
             } catch (e) {
-              failCell(c, 'gateway', e);
+              failCell(c, path, e);
             }
             bar.tick();
           }
@@ -113,6 +126,8 @@ async function measure(ctx: RunContext, plan: LatencyPlan, params: string): Prom
       }
     }
     bar.done();
+    // each transport's gateway and executors go before the next one's start
+    if (ctx.args.transports.length > 1) await gw.stop();
   }
 }
 

@@ -21,6 +21,8 @@ import { sweepStaleNetworks } from '../platform/nodes/fabric.js';
 import { inventoryRecord } from '../platform/nodes/inventory.js';
 import { killProcessesNaming } from '../platform/proc-sweep.js';
 import { runNotes } from '../platform/run-notes.js';
+import { guestUnavailable } from '../rdma/guest.js';
+import { needsGuest, runInGuestAndExit } from './in-guest.js';
 
 export interface SuiteOptions {
   /** names the results folder and the help text */
@@ -48,6 +50,16 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
     process.stdout.write(helpText(`zx experiments/${o.name}.mjs`, o.summary, own));
     process.exit(0);
   }
+  // RDMA asked for and none here: into the SoftRoCE guest, or on without it, saying why
+  const guestWhy = needsGuest(args);
+  let rdmaSkipped: string | null = null;
+  if (guestWhy) {
+    const unavailable = guestUnavailable();
+    if (!unavailable) return runInGuestAndExit({ name: o.name, scriptUrl: o.scriptUrl, notebooks: o.experiments.flatMap((e) => (e.notebook ? [e.notebook] : [])) }, args, guestWhy);
+    rdmaSkipped = `the gateway-rdma path: ${guestWhy}, and no SoftRoCE guest can boot here (${unavailable})`;
+    args.transports = args.transports.filter((t) => t !== 'rdma');
+    process.stderr.write(`skipping ${rdmaSkipped}\n`);
+  }
   let catalog: Catalog, functions: FunctionEntry[], variants: VariantSet;
   try {
     catalog = await loadCatalog();
@@ -69,6 +81,7 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
   // written per batch (a killed run keeps every row), synced at the end: see RawWriterOptions.sync
   const writer = openRawWriter(path.join(run.dir, 'raw.csv'), { sync: false });
   const ctx = new RunContext(args, run.dir, catalog, functions, variants, writer, createRng(runSeed(args.seed, 1)));
+  if (rdmaSkipped) for (const e of o.experiments) ctx.skips.push({ experiment: e.name, variant: '*', function: '*', mode: '*', reason: rdmaSkipped });
   for (const line of [...cleanupStaleScratch(), ...sweepStaleNetworks()]) {
     ctx.notes.push(`start-up cleanup: ${line}`);
     process.stderr.write(`start-up cleanup: ${line}\n`);

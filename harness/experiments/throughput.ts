@@ -1,5 +1,6 @@
 // Throughput under closed-loop load through the binary gateway, swept over concurrency.
-import type { Experiment } from '../experiment/context.js';
+import type { Experiment, RunContext } from '../experiment/context.js';
+import { gatewayPath, substrateParam } from '../experiment/link-places.js';
 import { positiveIntFlag, positiveInts } from '../experiment/args.js';
 import { closedLoop } from '../experiment/closed-loop.js';
 import { gatewayCall } from '../experiment/measure-call.js';
@@ -24,42 +25,54 @@ export const throughput: Experiment = {
     const { args } = ctx;
     const levels = positiveInts(args, 'concurrency', args.quick ? [1, 4, 16, 64] : [1, 2, 4, 8, 16, 32, 64]);
     const durationMs = positiveIntFlag(args, 'duration-ms', args.quick ? 1000 : 5000);
-    const cpus = ctx.gatewayCpus();
     // default: throughput of the smallest function unless the user chose
     const cells = ctx.cells(['warm'], args.functions ? ctx.functions : [ctx.catalog.get('noop')]);
-    const gw = await ctx.gateway({ cpus });
-    const clients = await Promise.all(Array.from({ length: CONNECTIONS }, () => gw.connect()));
-    ctx.notes.push(`throughput: load generator unpinned, ${CONNECTIONS} connections to the gateway`);
-    const points = shuffle(cells.flatMap((c) => levels.map((concurrency) => ({ ...c, concurrency }))), ctx.rng);
-    const bar = progress({ label: 'throughput', total: points.length });
-    const failed = new Set<string>();
-    for (const p of points) {
+    for (const transport of args.transports) {
       if (ctx.interrupted) return;
-      const key = `${p.variant.name}/${p.fn.name}`;
-      if (failed.has(key)) continue;
-      const input = p.fn.workload.input(args.seed, args.scale);
-      const params = `concurrency=${p.concurrency};scale=${args.scale};gateway_cpus=${cpus ?? 'any'}`;
-      try {
-        const r = await closedLoop({
-          concurrency: p.concurrency, durationMs, warmupMs: Math.min(500, durationMs / 4), windowMs: 100, reservoir: 2000, rng: ctx.rng,
-          call: async (w) => void (await gatewayCall(clients[w % CONNECTIONS]!, p.variant.name, p.fn, 'warm', input, args.timeoutMs)),
-        });
-        const base = { variant: p.variant.name, function: p.fn.name, mode: 'warm', path: 'gateway', params };
-        ctx.record([
-          ...r.windowsPerSec.map((v, i) => ({ ...base, metric: 'throughput', iteration: i, value: v, unit: 'req/s' })),
-          ...r.latencySampleNs.map((v, i) => ({ ...base, metric: 'latency', iteration: i, value: v / 1000, unit: 'us' })),
-        ]);
-      } catch (e) {
-        if (e instanceof FatalMeasurementError) throw e;
-        if (ctx.interrupted) return;
-        failed.add(key);
-        ctx.fail({ variant: p.variant.name, function: p.fn.name, mode: 'warm', path: 'gateway', params, reason: `${e instanceof InvokeError ? e.kind + ': ' : ''}${(e as Error).message}` });
-      }
-      bar.tick();
+      await measureTransport(ctx, cells, levels, durationMs, transport);
     }
-    bar.done();
   },
   async figures(data, dir) {
     return drawFigures(throughputFigures(data.summary), dir);
   },
 };
+
+/** the concurrency sweep through a gateway whose links are `transport`'s */
+async function measureTransport(ctx: RunContext, cells: ReturnType<RunContext['cells']>, levels: number[], durationMs: number, transport: string): Promise<void> {
+  const { args } = ctx;
+  const cpus = ctx.gatewayCpus();
+  const path = gatewayPath(transport);
+  const gw = await ctx.gateway({ cpus, transport });
+  const clients = await Promise.all(Array.from({ length: CONNECTIONS }, () => gw.connect()));
+  const note = `throughput: load generator unpinned, ${CONNECTIONS} connections to the gateway`;
+  if (!ctx.notes.includes(note)) ctx.notes.push(note);
+  const points = shuffle(cells.flatMap((c) => levels.map((concurrency) => ({ ...c, concurrency }))), ctx.rng);
+  const bar = progress({ label: `throughput ${path}`, total: points.length });
+  const failed = new Set<string>();
+  for (const p of points) {
+    if (ctx.interrupted) return;
+    const key = `${p.variant.name}/${p.fn.name}`;
+    if (failed.has(key)) continue;
+    const input = p.fn.workload.input(args.seed, args.scale);
+    const params = `concurrency=${p.concurrency};scale=${args.scale};gateway_cpus=${cpus ?? 'any'}${substrateParam()}`;
+    try {
+      const r = await closedLoop({
+        concurrency: p.concurrency, durationMs, warmupMs: Math.min(500, durationMs / 4), windowMs: 100, reservoir: 2000, rng: ctx.rng,
+        call: async (w) => void (await gatewayCall(clients[w % CONNECTIONS]!, p.variant.name, p.fn, 'warm', input, args.timeoutMs)),
+      });
+      const base = { variant: p.variant.name, function: p.fn.name, mode: 'warm', path, params };
+      ctx.record([
+        ...r.windowsPerSec.map((v, i) => ({ ...base, metric: 'throughput', iteration: i, value: v, unit: 'req/s' })),
+        ...r.latencySampleNs.map((v, i) => ({ ...base, metric: 'latency', iteration: i, value: v / 1000, unit: 'us' })),
+      ]);
+    } catch (e) {
+      if (e instanceof FatalMeasurementError) throw e;
+      if (ctx.interrupted) return;
+      failed.add(key);
+      ctx.fail({ variant: p.variant.name, function: p.fn.name, mode: 'warm', path, params, reason: `${e instanceof InvokeError ? e.kind + ': ' : ''}${(e as Error).message}` });
+    }
+    bar.tick();
+  }
+  bar.done();
+  if (args.transports.length > 1) await gw.stop();
+}

@@ -22,7 +22,8 @@ function withConcurrency(rows: readonly SummaryRow[], metric: string): { points:
   for (const r of okRows(rows, [metric])) {
     const c = paramNumber(r.params, 'concurrency');
     if (c === undefined) missing.push(r);
-    else points.push({ ...r, series: seriesLabel(r), concurrency: c });
+    // one series per transport when several were measured (--transport): the default path stays unnamed
+    else points.push({ ...r, series: r.path && r.path !== 'gateway' ? `${seriesLabel(r)} · ${r.path}` : seriesLabel(r), concurrency: c });
   }
   points.sort((a, b) => a.concurrency - b.concurrency);
   return { points, missing };

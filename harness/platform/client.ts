@@ -1,8 +1,6 @@
 // A protocol client: many invocations in flight on one connection, matched by id.
-import type net from 'node:net';
-import { connect } from './transport.js';
+import { connectLink, type Link } from './link.js';
 import { SEPARATE_PAYLOAD_BYTES, chainFrame, encodePing, encodeSplice, invokeFrame, parseChainAnswer, type FrameBytes, type ResponseFrame, type StageTiming, type Status } from './protocol.js';
-import { onFrames, writeFrame } from './frame-stream.js';
 import type { Mode } from './variant.js';
 
 export interface InvokeCall {
@@ -39,8 +37,8 @@ export class ProtocolClient {
   /** set once the gateway has joined this connection to an executor in the kernel */
   private splicedTo: { variant: string; timeoutMs: number } | null = null;
 
-  private constructor(private socket: net.Socket) {
-    onFrames(socket, (frames) => {
+  private constructor(private readonly link: Link) {
+    link.onFrames((frames) => {
       for (const f of frames) {
         if (f instanceof Error || f.type !== 'response') continue;
         const p = this.pending.get(f.id);
@@ -51,12 +49,12 @@ export class ProtocolClient {
         p.resolve(f.payload.length < SEPARATE_PAYLOAD_BYTES ? { ...f, payload: Uint8Array.prototype.slice.call(f.payload) } : f);
       }
     });
-    socket.on('error', (e) => this.fail(e));
-    socket.on('close', () => this.fail(new Error('connection closed')));
+    link.onClose((why) => this.fail(why ?? new Error('connection closed')));
   }
 
+  /** over any link transport: the endpoint's scheme (unix:, tcp:, rdma: …) chooses it */
   static async connect(endpoint: string): Promise<ProtocolClient> {
-    return new ProtocolClient(await connect(endpoint));
+    return new ProtocolClient(await connectLink(endpoint));
   }
 
   private fail(e: Error) {
@@ -76,7 +74,7 @@ export class ProtocolClient {
     return new Promise<ResponseFrame>((resolve, reject) => {
       const bytes = frame(id); // a frame that cannot be encoded leaves nothing pending
       this.pending.set(id, { resolve, reject });
-      writeFrame(this.socket, bytes);
+      this.link.send(bytes);
     });
   }
 
@@ -146,7 +144,6 @@ export class ProtocolClient {
   }
 
   close(): void {
-    this.socket.end();
-    this.socket.destroy();
+    this.link.close();
   }
 }

@@ -16,8 +16,9 @@ export interface ExecutorSpec {
   memoryLimitMiB: number;
   /** where socket files and the variant's scratch space go */
   runDir: string;
-  /** how the gateway reaches the executor: a unix socket in runDir (default) or TCP on 127.0.0.1 */
-  transport?: 'unix' | 'tcp';
+  /** how the gateway reaches the executor: a unix socket in runDir (default), TCP on 127.0.0.1, or
+   *  an endpoint to listen on, of any link scheme (e.g. rdma:10.77.0.1:0) */
+  transport?: string;
 }
 
 interface Running {
@@ -54,7 +55,8 @@ export class ExecutorProcess {
     const gen = ++this.generation;
     const dir = path.join(this.spec.runDir, `${this.spec.variant}-${gen}`);
     fs.mkdirSync(dir, { recursive: true });
-    const listen = this.spec.transport === 'tcp' ? 'tcp:127.0.0.1:0' : `unix:${path.join(dir, 'executor.sock')}`;
+    const t = this.spec.transport ?? 'unix';
+    const listen = t === 'unix' ? `unix:${path.join(dir, 'executor.sock')}` : t === 'tcp' ? 'tcp:127.0.0.1:0' : t;
     const node = await launchNode({ name: `${this.spec.variant}-${gen}`, kind: 'local' }, { variants: [this.spec.variant], memoryLimitMiB: this.spec.memoryLimitMiB, listen, workDir: dir }).catch((e: Error) => {
       throw new Error(`executor for ${this.spec.variant}: ${e.message}`);
     });

@@ -1,4 +1,4 @@
-// Standalone gateway process: `node gateway-main.js [--binary ENDPOINT] [--http HOST:PORT] [--memory-mib N] [--executor-transport unix|tcp] [--splice-map-fd FD --sockhash-fd FD]`.
+// Standalone gateway process: `node gateway-main.js [--binary ENDPOINT] [--http HOST:PORT] [--memory-mib N] [--executor-transport unix|tcp|SCHEME:HOST:PORT] [--splice-map-fd FD --sockhash-fd FD]`.
 // --executor-transport: how it reaches executors whose variant does not say (default unix).
 // --splice-map-fd/--sockhash-fd: inherited fds of the sockmap programs' fxh_splice and fxh_sockhash
 // maps; the gateway then splices binary clients that ask for it (harness/bpf/arm.ts starts it so).
@@ -47,12 +47,12 @@ if ((spliceFd === undefined) !== (sockhashFd === undefined)) {
 // loaded only when asked: a gateway without splicing never loads libbpf
 const splicer = spliceFd === undefined ? undefined : (await import('../bpf/splice-map.js')).spliceMapSplicer(spliceFd, sockhashFd!);
 const executorTransport = values['executor-transport'];
-if (executorTransport !== 'unix' && executorTransport !== 'tcp') {
-  console.error(`--executor-transport is unix or tcp, not "${executorTransport}"`);
+if (executorTransport !== 'unix' && executorTransport !== 'tcp' && !/^[a-z]+:.+:\d+$/.test(executorTransport)) {
+  console.error(`--executor-transport is unix, tcp or an endpoint to listen on (scheme:host:port), not "${executorTransport}"`);
   process.exit(2);
 }
 if (!values.binary && !values.http) {
-  console.error('usage: gateway-main [--binary unix:/path|tcp:host:port] [--http host:port] [--memory-mib N] [--timeout-ms N] [--executor-transport unix|tcp] [--lifeline stdin|none|connect:ENDPOINT]');
+  console.error('usage: gateway-main [--binary unix:/path|tcp:host:port] [--http host:port] [--memory-mib N] [--timeout-ms N] [--executor-transport unix|tcp|SCHEME:HOST:PORT] [--lifeline stdin|none|connect:ENDPOINT]');
   process.exit(2);
 }
 const gw = await Gateway.start({

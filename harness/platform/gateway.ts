@@ -10,9 +10,9 @@ import { loadVariantPlugins } from './registry.js';
 import type { VariantPlugin } from './variant.js';
 import { ExecutorProcess, makeRunDir } from './executor-process.js';
 import { chainAnswerFrame, encodeResponse, errorResponse, responseFrame, type ChainFrame, type FrameBytes, type StageTiming, type Status } from './protocol.js';
-import { onFrames, writeFrame } from './frame-stream.js';
+import { listenLinks, type Link } from './link.js';
 import type { Splicer } from './splice.js';
-import { listen, type Listener } from './transport.js';
+import type { Listener } from './transport.js';
 import type { InvokeCall, InvokeReply } from './client.js';
 import { MODES, type Mode } from './variant.js';
 
@@ -26,8 +26,9 @@ export interface GatewayOptions {
   defaultTimeoutMs?: number;
   /** joins client and executor connections in the kernel; without one, splice frames are refused */
   splicer?: Splicer;
-  /** how executors are reached when their variant does not require a transport (default unix) */
-  executorTransport?: 'unix' | 'tcp';
+  /** how executors are reached when their variant does not require a transport: unix (default),
+   *  tcp, or an endpoint of any link scheme for them to listen on (e.g. rdma:10.77.0.1:0) */
+  executorTransport?: string;
 }
 
 /** how long past a spliced connection's timeout bound the executor may take to answer a ping */
@@ -60,7 +61,7 @@ export class Gateway {
     const plugins = await loadVariantPlugins();
     const gw = new Gateway(opts, [...plugins.keys()], plugins);
     if (opts.binary) {
-      const l = await listen(opts.binary, (s) => gw.serveBinary(s));
+      const l = await listenLinks(opts.binary, (link) => gw.serveBinary(link));
       gw.listeners.push(l);
       gw.binaryEndpoint = l.endpoint;
     }
@@ -88,31 +89,29 @@ export class Gateway {
     }
   }
 
-  private serveBinary(socket: net.Socket): void {
-    onFrames(socket, (frames) => {
+  private serveBinary(link: Link): void {
+    link.onFrames((frames) => {
       for (const f of frames) {
         if (f instanceof Error) {
-          socket.write(errorResponse(0, 'bad-request', f.message));
+          link.send(errorResponse(0, 'bad-request', f.message));
           continue;
         }
         if (f.type === 'splice') {
-          void this.splice(socket, f.id, f.variant, f.timeoutMs);
+          if (link.socket) void this.splice(link.socket, f.id, f.variant, f.timeoutMs);
+          else link.send(errorResponse(f.id, 'unavailable', `a ${link.peer.split(':')[0]} connection cannot be spliced: splicing joins two TCP sockets in the kernel`));
           continue;
         }
         if (f.type === 'chain') {
-          void this.chain(f).then((bytes) => socket.writable && writeFrame(socket, bytes));
+          void this.chain(f).then((bytes) => link.send(bytes));
           continue;
         }
         if (f.type !== 'invoke') continue;
         const id = f.id;
         // the payload is a view into a buffer the reader no longer touches: it goes on uncopied
         const call: InvokeCall = { variant: f.variant, fn: f.fn, mode: f.mode, timeoutMs: f.timeoutMs, input: f.payload };
-        void this.route(call).then((r) => {
-          if (socket.writable) writeFrame(socket, responseFrame({ id, status: r.status, serverNs: r.serverNs, payload: r.output }));
-        });
+        void this.route(call).then((r) => link.send(responseFrame({ id, status: r.status, serverNs: r.serverNs, payload: r.output })));
       }
     });
-    socket.on('error', () => socket.destroy());
   }
 
   /**

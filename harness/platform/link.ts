@@ -3,8 +3,11 @@
 // of the peer's registered regions. Over TCP and unix sockets a region read is a request the
 // owner's transport code answers from its RegionTable (no application callback per read); over RDMA
 // it becomes a one-sided READ the owner's CPU does not see. Endpoints select the implementation by
-// scheme ("tcp:", "unix:", later "rdma:"); a new transport registers its scheme here.
+// scheme ("tcp:", "unix:", "rdma:"); a new transport is a module in harness/transports/ (see below).
+import fs from 'node:fs';
 import type net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { FrameReader, writeFrame } from './frame-stream.js';
 import { MAX_FRAME_BYTES, ProtocolError, decodeFrame, type Frame, type FrameBytes } from './protocol.js';
 import { encodeRegionRead, regionDataFrame } from './agent-frames.js';
@@ -22,6 +25,8 @@ export interface Link {
   /** `length` bytes at `offset` of the peer's region `id` */
   readRegion(id: string, offset: number, length: number): Promise<Uint8Array>;
   close(): void;
+  /** the stream socket under a socket link, for joining it to another in the kernel (sockmap); absent on other transports */
+  readonly socket?: net.Socket;
 }
 
 export interface LinkOptions {
@@ -126,6 +131,7 @@ export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions =
 
   return {
     peer,
+    socket,
     send: (frame) => (socket.writable ? writeFrame(socket, frame) : false),
     onFrames(cb) {
       onFramesCb = cb;
@@ -176,19 +182,37 @@ export function linkSchemes(): string[] {
   return [...linkTransports.keys()];
 }
 
-function pick(endpoint: string): { t: LinkTransport; address: string } {
+// Link transports beyond unix and tcp are plug-ins: every module in harness/transports/ whose default
+// export is a LinkTransport, loaded the first time an endpoint names a scheme not yet registered.
+const pluginDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'transports');
+let plugins: Promise<void> | null = null;
+
+function loadLinkPlugins(): Promise<void> {
+  plugins ??= (async () => {
+    const files = fs.existsSync(pluginDir) ? fs.readdirSync(pluginDir).filter((f) => f.endsWith('.js')).sort() : [];
+    for (const f of files) {
+      const t = ((await import(pathToFileURL(path.join(pluginDir, f)).href)) as { default?: Partial<LinkTransport> }).default;
+      if (t && typeof t.scheme === 'string' && typeof t.listen === 'function' && typeof t.connect === 'function' && !linkTransports.has(t.scheme)) registerLinkTransport(t as LinkTransport);
+    }
+  })();
+  return plugins;
+}
+
+async function pick(endpoint: string): Promise<{ t: LinkTransport; address: string }> {
   const i = endpoint.indexOf(':');
-  const t = i < 0 ? undefined : linkTransports.get(endpoint.slice(0, i));
+  const scheme = i < 0 ? '' : endpoint.slice(0, i);
+  if (!linkTransports.has(scheme)) await loadLinkPlugins();
+  const t = linkTransports.get(scheme);
   if (!t) throw new Error(`unknown transport in endpoint "${endpoint}"; valid schemes: ${linkSchemes().join(', ')}`);
   return { t, address: endpoint.slice(i + 1) };
 }
 
-export function listenLinks(endpoint: string, onLink: (l: Link) => void, opts?: LinkOptions): Promise<Listener> {
-  const { t, address } = pick(endpoint);
+export async function listenLinks(endpoint: string, onLink: (l: Link) => void, opts?: LinkOptions): Promise<Listener> {
+  const { t, address } = await pick(endpoint);
   return t.listen(address, onLink, opts);
 }
 
-export function connectLink(endpoint: string, opts?: LinkOptions): Promise<Link> {
-  const { t, address } = pick(endpoint);
+export async function connectLink(endpoint: string, opts?: LinkOptions): Promise<Link> {
+  const { t, address } = await pick(endpoint);
   return t.connect(address, opts);
 }

@@ -36,6 +36,15 @@ const APT = {
   iproute2: 'ip netns and veths: the netns node kind and the namespace fabric its nodes share',
   'openssh-client': 'ssh: the ssh node kind starts node agents on other hosts',
   'openssh-server': 'sshd: the ssh node kind is tested against an sshd started inside a network namespace of the test (never as a system service)',
+  'qemu-system-x86': 'boots the throwaway guest whose stock Debian kernel provides SoftRoCE (rdma_rxe), which the host kernel cannot',
+  cpio: "packs the guest's initramfs",
+  kmod: "depmod/modprobe resolve the guest kernel's module dependencies (nothing is loaded on the host)",
+  'rdma-core': 'RDMA userspace (rdma link add for SoftRoCE devices), run inside the guest from the host root',
+  'ibverbs-providers': "libibverbs' drivers, among them rxe (SoftRoCE)",
+  'ibverbs-utils': 'ibv_devinfo: the RDMA device check',
+  'libibverbs-dev': "the verbs shim's headers and library",
+  'librdmacm-dev': "rdma_cm's headers and library",
+  perftest: 'ib_write_lat, ib_read_lat, ib_send_lat, ib_write_bw: the reference beside the harness\'s own RDMA numbers',
 };
 
 function sh(cmd, args, opts = {}) {
@@ -100,6 +109,13 @@ step('eBPF programs', () => {
   const build = path.join(root, 'bpf', 'build.mjs');
   if (!fs.existsSync(build)) return 'none yet';
   sh(process.execPath, [build]);
+});
+
+step('guest image (SoftRoCE)', () => {
+  // Debian's stock kernel (apt-get download, unpacked under build/guest) and a busybox initramfs
+  const r = spawnSync(process.execPath, [path.join(root, 'harness', 'setup', 'guest-image.mjs')], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (r.status !== 0) throw new Error(`guest-image.mjs exited with ${r.status ?? r.signal}`);
+  return r.stdout.trim();
 });
 
 step('jupyter tslab kernel', () => {

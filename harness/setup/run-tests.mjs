@@ -84,7 +84,7 @@ function daemonLeftovers() {
   return out;
 }
 
-/** processes running the platform's entry points from this checkout's build, and our test sshds */
+/** processes running the platform's entry points from this checkout's build, our test sshds and QEMU guests */
 function platformProcesses() {
   const out = [];
   const mark = path.join(root, 'build', 'harness') + path.sep;
@@ -97,6 +97,7 @@ function platformProcesses() {
     }
     if (cmd.includes(mark) && /(agent-main|gateway-main|node-main|process-main)\.js/.test(cmd)) out.push(`process ${pid}: ${cmd.slice(0, 160)}`);
     if (/sshd/.test(cmd) && cmd.includes('/fxh-sshd-')) out.push(`process ${pid}: ${cmd.slice(0, 160)}`);
+    if (/qemu-system/.test(cmd) && cmd.includes('-name fxh-guest')) out.push(`guest ${pid}: ${cmd.slice(0, 160)}`);
   }
   return out;
 }
