@@ -9,6 +9,7 @@ import { ROCE_CLASSES, NAK_CODES, type QpCounters } from '../harness/bpf/roce-la
 import type { GuestPhase } from '../harness/experiments/rdma-ebpf-guest.js';
 import { phaseRows, posted } from '../harness/experiments/rdma-ebpf-rows.js';
 import { rdmaEbpfReport } from '../harness/experiments/rdma-ebpf-report.js';
+import { guestRxePair } from '../harness/experiments/rdma-ebpf-net.js';
 import type { RawRow } from '../harness/results/schema.js';
 
 const ADDR = { client: '10.77.0.1', server: '10.77.0.2' };
@@ -97,4 +98,13 @@ test('the overhead CI is taken over block medians once there are two blocks a si
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the guest half finds its rxe pair from the guest environment and rdma link, or says what is missing', () => {
+  const env = { FXH_GUEST_DEV_A: 'rxe_a', FXH_GUEST_DEV_B: 'rxe_b', FXH_GUEST_ADDR_A: '10.77.0.1', FXH_GUEST_ADDR_B: '10.77.0.2' };
+  const links = 'link rxe_a/1 state ACTIVE physical_state LINK_UP netdev fxa0 \nlink rxe_b/1 state ACTIVE physical_state LINK_UP netdev fxb0 \n';
+  assert.deepEqual(guestRxePair(env, links), { devA: 'rxe_a', devB: 'rxe_b', netdevA: 'fxa0', netdevB: 'fxb0', addrA: '10.77.0.1', addrB: '10.77.0.2' });
+  assert.throws(() => guestRxePair({}, links), /FXH_GUEST_DEV_A\/B and FXH_GUEST_ADDR_A\/B are not set/);
+  assert.throws(() => guestRxePair(env, links.split('\n')[0]!), /rdma link shows no rxe_b/);
+  assert.throws(() => guestRxePair(env, links.replace('rxe_b/1 state ACTIVE', 'rxe_b/1 state DOWN')), /rxe_b is DOWN, not ACTIVE/);
 });

@@ -3,7 +3,7 @@
 //
 //   node build/harness/experiments/rdma-ebpf-guest.js --plan plan.json --out result.json
 //
-// Phases, all between rxe_a (client) and rxe_b (server) over one veth (rdma-ebpf-net.ts):
+// Phases, all between the guest's two rxe devices (A client, B server) over one veth (rdma-ebpf-net.ts):
 //   proof     one perftest per operation with the telemetry on both veth ends, lossless
 //   loss      the loss program in front of the telemetry, dropping every Nth request packet to
 //             the server: a bandwidth run (many packets in flight: a drop shows as a PSN gap and a
@@ -18,7 +18,7 @@ import type { RoceCounters } from '../bpf/roce.js';
 import type { LossRule } from '../bpf/roce-layout.js';
 import type { DroppedPacket } from '../bpf/roce-loss.js';
 import { createRng, shuffle } from '../measure/random.js';
-import { NET, setupRxePair } from './rdma-ebpf-net.js';
+import { guestRxePair, type RxePair } from './rdma-ebpf-net.js';
 import { attachRoceKern, attribute } from '../bpf/roce-kern.js';
 import { TRACEFS, ensureTracefs } from '../bpf/libbpf.js';
 import { perftest, type PerftestKind, type PerftestRun } from './rdma-ebpf-perftest.js';
@@ -56,6 +56,8 @@ export interface GuestPhase {
 
 export interface GuestResult {
   kernel: string;
+  /** the two rxe devices and their netdevs and addresses */
+  pair?: RxePair;
   /** tracepoint systems of the guest kernel that concern RDMA (rdma_core, rdma_cma, ib_*) */
   rdmaTracepoints?: string[];
   notes: string[];
@@ -65,14 +67,14 @@ export interface GuestResult {
 
 let port = 18515;
 
-async function once(p: GuestResult, phase: GuestPhase['phase'], kind: PerftestKind, iters: number, size: number, o: { arm: Arm; rule?: LossRule; block?: number; pathMtu: number; unsorted?: boolean; extra?: string[] }): Promise<void> {
+async function once(pair: RxePair, p: GuestResult, phase: GuestPhase['phase'], kind: PerftestKind, iters: number, size: number, o: { arm: Arm; rule?: LossRule; block?: number; pathMtu: number; unsorted?: boolean; extra?: string[] }): Promise<void> {
   let s: RoceSession | null = null;
   try {
     if (o.arm !== 'detached') {
       const [mode, pass] = o.arm.split('-') as ['native' | 'generic', string | undefined];
-      s = attachRoce([{ netdev: NET.netdevA }, { netdev: NET.netdevB }], { pathMtu: o.pathMtu, loss: o.rule ? [o.rule] : undefined, xdpMode: mode, program: pass ? 'pass' : 'telemetry' });
+      s = attachRoce([{ netdev: pair.netdevA }, { netdev: pair.netdevB }], { pathMtu: o.pathMtu, loss: o.rule ? [o.rule] : undefined, xdpMode: mode, program: pass ? 'pass' : 'telemetry' });
     }
-    const r = await perftest(kind, iters, size, { port: port++, unsorted: o.unsorted, extra: o.extra });
+    const r = await perftest(pair, kind, iters, size, { port: port++, unsorted: o.unsorted, extra: o.extra });
     const { clientOutput, serverOutput, ...rest } = r;
     const ph: GuestPhase = { phase, arm: o.arm, block: o.block, rule: o.rule, run: { ...rest, clientTail: clientOutput.slice(-3000), serverTail: serverOutput.slice(-1500) } };
     if (s && !o.arm.endsWith('-pass')) {
@@ -90,16 +92,18 @@ async function once(p: GuestResult, phase: GuestPhase['phase'], kind: PerftestKi
 /** Runs the plan, adding to `out` as it goes (so a failure keeps what was measured). */
 export async function runGuestPlan(plan: GuestPlan, out: GuestResult): Promise<void> {
   out.kernel = fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
-  out.notes.push(...setupRxePair());
+  const pair = guestRxePair();
+  out.pair = pair;
+  out.notes.push(`guest network: ${pair.devA} on ${pair.netdevA} (${pair.addrA}) and ${pair.devB} on ${pair.netdevB} (${pair.addrB}), the guest's own set-up (harness/rdma/guest-net.sh)`);
   const pathMtu = plan.pathMtu;
   const arm: Arm = plan.xdpMode;
-  for (const [kind, n, size] of plan.proof) await once(out, 'proof', kind, n, size, { arm, pathMtu });
+  for (const [kind, n, size] of plan.proof) await once(pair, out, 'proof', kind, n, size, { arm, pathMtu });
   if (plan.loss) {
-    const rule: LossRule = { kind: 'nth', qpn: 'any', address: NET.addrB, requestsOnly: true, everyN: plan.loss.everyN };
-    await once(out, 'loss-baseline', 'write_bw', plan.loss.bw[0], plan.loss.bw[1], { arm, pathMtu });
-    await once(out, 'loss', 'write_bw', plan.loss.bw[0], plan.loss.bw[1], { arm, rule, pathMtu });
-    await once(out, 'loss-baseline', 'write_lat', plan.loss.lat[0], plan.loss.lat[1], { arm, pathMtu, unsorted: true });
-    await once(out, 'loss', 'write_lat', plan.loss.lat[0], plan.loss.lat[1], { arm, rule: { ...rule, everyN: plan.loss.latEveryN }, pathMtu, unsorted: true });
+    const rule: LossRule = { kind: 'nth', qpn: 'any', address: pair.addrB, requestsOnly: true, everyN: plan.loss.everyN };
+    await once(pair, out, 'loss-baseline', 'write_bw', plan.loss.bw[0], plan.loss.bw[1], { arm, pathMtu });
+    await once(pair, out, 'loss', 'write_bw', plan.loss.bw[0], plan.loss.bw[1], { arm, rule, pathMtu });
+    await once(pair, out, 'loss-baseline', 'write_lat', plan.loss.lat[0], plan.loss.lat[1], { arm, pathMtu, unsorted: true });
+    await once(pair, out, 'loss', 'write_lat', plan.loss.lat[0], plan.loss.lat[1], { arm, rule: { ...rule, everyN: plan.loss.latEveryN }, pathMtu, unsorted: true });
   }
   if (plan.kernel) {
     try {
@@ -110,7 +114,7 @@ export async function runGuestPlan(plan: GuestPlan, out: GuestResult): Promise<v
     try {
       for (const kind of plan.kernel.kinds) {
         k.start();
-        const r = await perftest(kind, plan.kernel.iters, plan.kernel.size, { port: port++, extra: ['-t', '1', '-Q', '1'] });
+        const r = await perftest(pair, kind, plan.kernel.iters, plan.kernel.size, { port: port++, extra: ['-t', '1', '-Q', '1'] });
         const ev = k.stop();
         const { clientOutput, serverOutput, ...rest } = r;
         out.phases.push({
@@ -130,6 +134,6 @@ export async function runGuestPlan(plan: GuestPlan, out: GuestResult): Promise<v
     const order = Array.from({ length: plan.overhead.blocks }, () => shuffle(arms, rng)).flat();
     let block = 0;
     const { kind, iters, size, events } = plan.overhead;
-    for (const a of order) await once(out, 'overhead', kind, iters, size, { arm: a, pathMtu, block: block++, unsorted: true, extra: events ? ['-e'] : [] });
+    for (const a of order) await once(pair, out, 'overhead', kind, iters, size, { arm: a, pathMtu, block: block++, unsorted: true, extra: events ? ['-e'] : [] });
   }
 }

@@ -1,9 +1,9 @@
-// One perftest run between the guest's two rxe devices (rdma-ebpf-net.ts): server on rxe_b, client
-// on rxe_a, its output parsed: the QPNs both ends used (so the eBPF counters can be looked up by
+// One perftest run between the guest's two rxe devices (rdma-ebpf-net.ts): server on the B device,
+// client on A, its output parsed: the QPNs both ends used (so the eBPF counters can be looked up by
 // QP), the latency summary or bandwidth, and per-iteration latencies (-U) where perftest has them.
 import { spawn } from 'node:child_process';
 import os from 'node:os';
-import { NET } from './rdma-ebpf-net.js';
+import type { RxePair } from './rdma-ebpf-net.js';
 
 export type PerftestKind = 'write_lat' | 'send_lat' | 'read_lat' | 'write_bw' | 'send_bw';
 
@@ -62,7 +62,7 @@ export function parsePerftest(kind: PerftestKind, out: string): Pick<PerftestRun
  * Runs ib_<kind> -n iters -s size: the server first, then the client, retried while the server is
  * not listening yet. The port differs per run, so a server left by a timed-out run cannot answer.
  */
-export async function perftest(kind: PerftestKind, iters: number, size: number, opts: { timeoutMs?: number; port?: number; unsorted?: boolean; extra?: string[] } = {}): Promise<PerftestRun> {
+export async function perftest(pair: RxePair, kind: PerftestKind, iters: number, size: number, opts: { timeoutMs?: number; port?: number; unsorted?: boolean; extra?: string[] } = {}): Promise<PerftestRun> {
   const bin = `ib_${kind}`;
   const timeoutMs = opts.timeoutMs ?? 120_000;
   const port = String(opts.port ?? 18515);
@@ -73,11 +73,11 @@ export async function perftest(kind: PerftestKind, iters: number, size: number, 
   // both ends busy-poll: on one vCPU each would wait for the other's time slice (milliseconds), so
   // with two or more CPUs each gets its own
   const pin = (cpu: number) => (os.availableParallelism() >= 2 ? ['taskset', '-c', String(cpu)] : []);
-  const server = run([...pin(1), bin, '-d', NET.devB, ...common], timeoutMs);
+  const server = run([...pin(1), bin, '-d', pair.devB, ...common], timeoutMs);
   let client: { code: number | null; out: string } = { code: null, out: '' };
   try {
     for (let attempt = 0; attempt < 40; attempt++) {
-      client = await run([...pin(0), bin, '-d', NET.devA, ...common, NET.addrB], timeoutMs - (Date.now() - t0)).done;
+      client = await run([...pin(0), bin, '-d', pair.devA, ...common, pair.addrB], timeoutMs - (Date.now() - t0)).done;
       if (client.code === 0 || !/Couldn't connect|Unable to open file descriptor for socket connection/i.test(client.out)) break;
       await new Promise((r) => setTimeout(r, 250));
     }

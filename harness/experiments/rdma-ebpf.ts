@@ -1,6 +1,6 @@
 // RDMA in eBPF: RoCEv2 per-QP telemetry and loss injection (bpf/roce.bpf.c, roce-loss.bpf.c) on
-// the SoftRoCE traffic of a throwaway QEMU guest (harness/rdma/guest.ts), which is where RDMA runs
-// here: this host's kernel has no rxe. The host half boots the guest once with the guest half
+// the SoftRoCE traffic of a throwaway QEMU guest (harness/rdma/guest.ts, with its network: two rxe
+// devices on one veth), which is where RDMA runs here: this host's kernel has no rxe. The host half boots the guest once with the guest half
 // (rdma-ebpf-guest.ts) as its command, reads the JSON it leaves in the run folder and records:
 //   proof     per perftest operation, what perftest posted against what the per-QP counters saw
 //             (ops and payload bytes per direction): `proof ... (equal)` lines in the report;
@@ -11,55 +11,25 @@
 // Numbers come from an emulated CPU (TCG): compare them only with each other.
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
-import type { Experiment, FigureData, RunContext } from '../experiment/context.js';
+import type { Experiment, FigureData } from '../experiment/context.js';
 import { drawFigures } from '../figures/draw.js';
 import { rdmaEbpfFigures } from '../figures/rdma-ebpf.js';
 import { UsageError, positiveIntFlag } from '../experiment/args.js';
 import { buildDir, repoRoot } from '../paths.js';
-import { NET } from './rdma-ebpf-net.js';
+import { GuestError, guestUnavailable, runInGuest, type GuestRunResult } from '../rdma/guest.js';
 import type { GuestPlan, GuestResult } from './rdma-ebpf-guest.js';
 import { MODE, VARIANT, phaseRows } from './rdma-ebpf-rows.js';
 import { rdmaEbpfReport } from './rdma-ebpf-report.js';
 
 const GUEST_MAIN = path.join(buildDir, 'harness', 'experiments', 'rdma-ebpf-guest-main.js');
 
-/** the guest launcher: main's harness/rdma/guest-cli.js, or FXH_GUEST_CLI */
-function guestCli(): string {
-  return process.env.FXH_GUEST_CLI ?? path.join(buildDir, 'harness', 'rdma', 'guest-cli.js');
-}
-
 /** null when a guest can run the experiment here, else why not */
-async function unavailable(): Promise<string | null> {
-  if (process.getuid?.() !== 0) return 'needs root (the guest attaches eBPF programs and creates rxe devices as root; QEMU runs as this user)';
-  const cli = guestCli();
-  if (!fs.existsSync(cli)) return `no SoftRoCE guest launcher at ${path.relative(repoRoot, cli)} (harness/rdma/guest.ts, built by the bootstrap)`;
-  try {
-    const g = (await import(path.join(path.dirname(cli), 'guest.js'))) as { guestUnavailable?: () => string | null };
-    const why = g.guestUnavailable?.();
-    if (why) return why;
-  } catch {}
+function unavailable(): string | null {
+  if (process.getuid?.() !== 0) return 'needs root (the guest attaches eBPF programs and creates rxe devices as root)';
+  const why = guestUnavailable();
+  if (why) return why;
   if (!fs.existsSync(path.join(repoRoot, 'bpf', 'build', 'roce.bpf.o'))) return 'bpf/build/roce.bpf.o is not built (node bpf/build.mjs)';
   return null;
-}
-
-function runGuest(ctx: RunContext, outDir: string, command: string[], timeoutMs: number): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [guestCli(), '--no-network', '--timeout-ms', String(timeoutMs), '--out', outDir, '--', ...command], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    p.stdout.on('data', (d) => (output += d));
-    p.stderr.on('data', (d) => {
-      output += d;
-      process.stderr.write(d);
-    });
-    const stop = setInterval(() => {
-      if (ctx.interrupted) p.kill('SIGINT'); // guest-cli aborts QEMU on SIGINT
-    }, 200);
-    p.on('close', (code) => {
-      clearInterval(stop);
-      resolve({ code, output });
-    });
-  });
 }
 
 export function planFor(quick: boolean, o: { iters?: number; lossEvery?: number; blocks?: number; seed: number; xdpMode?: 'native' | 'generic' }): GuestPlan {
@@ -91,7 +61,7 @@ export const rdmaEbpf: Experiment = {
     'xdp-mode': { type: 'string', help: 'rdma-ebpf: XDP mode of the proof and loss phases: generic (default) or native' },
   },
   async run(ctx) {
-    const why = await unavailable();
+    const why = unavailable();
     if (why) {
       ctx.skip(VARIANT, '*', MODE, why);
       return;
@@ -110,22 +80,35 @@ export const rdmaEbpf: Experiment = {
     const resultFile = path.join(dir, 'rdma-ebpf-guest.json');
     fs.writeFileSync(planFile, JSON.stringify(plan, null, 2));
     const timeoutMs = a.quick ? 20 * 60_000 : 90 * 60_000;
-    const g = await runGuest(ctx, dir, [process.execPath, GUEST_MAIN, '--plan', planFile, '--out', resultFile], timeoutMs);
-    const accel = /guest-cli: (\w+), kernel (\S+)/.exec(g.output);
-    const substrate = `guest-rxe-${accel?.[1] ?? 'unknown'}`;
-    ctx.notes.push(`rdma-ebpf: SoftRoCE guest (${accel ? `${accel[1]}, kernel ${accel[2]}` : 'see guest/console.log'}); plan ${JSON.stringify(plan)}`);
+    const ac = new AbortController();
+    const stop = setInterval(() => ctx.interrupted && ac.abort(), 200);
+    let g: GuestRunResult | null = null;
+    let bootError = '';
+    try {
+      g = await runInGuest({ command: [process.execPath, GUEST_MAIN, '--plan', planFile, '--out', resultFile], outDir: dir, timeoutMs, signal: ac.signal });
+    } catch (e) {
+      bootError = e instanceof GuestError ? `${e.message} (console log ${e.consoleLogPath})` : (e as Error).message;
+    } finally {
+      clearInterval(stop);
+    }
+    const substrate = `guest-rxe-${g?.accel ?? 'unknown'}`;
+    ctx.notes.push(`rdma-ebpf: SoftRoCE guest (${g ? `${g.accel}, kernel ${g.kernel}, booted in ${(g.bootMs / 1000).toFixed(1)} s, console log ${path.relative(ctx.dir, g.consoleLogPath)}` : bootError}); plan ${JSON.stringify(plan)}`);
     let result: GuestResult | null = null;
     try {
       result = JSON.parse(fs.readFileSync(resultFile, 'utf8')) as GuestResult;
     } catch {}
     if (!result) {
-      ctx.fail({ variant: VARIANT, function: '*', mode: MODE, path: 'rdma', reason: `the guest left no results (exit ${g.code}): ${g.output.trim().split('\n').slice(-5).join(' | ')}` });
+      ctx.fail({ variant: VARIANT, function: '*', mode: MODE, path: 'rdma', reason: `the guest left no results (${g ? `exit ${g.exitCode}: ${g.output.trim().split('\n').slice(-5).join(' | ')}` : bootError})` });
       return;
     }
     ctx.notes.push(...result.notes.map((n) => `rdma-ebpf: ${n}`));
     const attachments = result.phases.find((p) => p.attachments)?.attachments;
     if (attachments) ctx.notes.push(`rdma-ebpf: ${attachments.join('; ')}`);
-    const addr = { client: NET.addrA, server: NET.addrB };
+    if (!result.pair) {
+      ctx.fail({ variant: VARIANT, function: '*', mode: MODE, path: 'rdma', reason: `the guest half failed before it measured: ${result.error?.split('\n')[0] ?? 'no device pair'}` });
+      return;
+    }
+    const addr = { client: result.pair.addrA, server: result.pair.addrB };
     for (const ph of result.phases) {
       if (ph.run.clientExit !== 0) ctx.fail({ variant: VARIANT, function: ph.run.kind, mode: MODE, path: 'rdma', params: `phase=${ph.phase}`, reason: `perftest client exit ${ph.run.clientExit}: ${ph.run.clientTail.trim().split('\n').slice(-3).join(' | ')}` });
       ctx.record(phaseRows(ph, addr, substrate));
