@@ -120,8 +120,11 @@ async function verbs(): Promise<void> {
     const params = `size=${r.size};poll=${r.poll};substrate=${substrate}`;
     const base = { variant: r.source, function: fn, mode: 'verbs', path: 'rdma', metric: r.metric, params };
     if (r.error) emit({ fail: { phase: `verbs ${r.source} ${r.metric} size=${r.size} poll=${r.poll}`, path: 'rdma', reason: r.error } });
-    else if (r.samplesNs) r.samplesNs.forEach((ns, i) => emit({ ...base, iteration: i, value: ns / 1000, unit: 'us' }));
-    else if (r.bytesPerSec !== undefined) emit({ ...base, iteration: 0, value: r.bytesPerSec / 1e6, unit: 'MB/s' });
+    else if (r.bytesPerSec !== undefined) {
+      // bandwidth over the measured messages, and the gaps between completions as its samples
+      emit({ ...base, iteration: 0, value: r.bytesPerSec / 1e6, unit: 'MB/s' });
+      r.samplesNs?.forEach((ns, i) => emit({ ...base, metric: 'write_gap', iteration: i, value: ns / 1000, unit: 'us' }));
+    } else if (r.samplesNs) r.samplesNs.forEach((ns, i) => emit({ ...base, iteration: i, value: ns / 1000, unit: 'us' }));
     else if (r.perftest?.kind === 'latency') emit({ ...base, params: `${params};stat=t_typical`, iteration: 0, value: r.perftest.tTypicalUs, unit: 'us' });
     else if (r.perftest?.kind === 'bandwidth') emit({ ...base, params: `${params};stat=bw_avg`, iteration: 0, value: r.perftest.bwAvgMBps, unit: 'MB/s' });
   }
