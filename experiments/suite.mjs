@@ -10,11 +10,12 @@ import { coldBreakdown } from '../build/harness/experiments/cold-breakdown.js';
 import { chains } from '../build/harness/experiments/chains.js';
 import { fork_ } from '../build/harness/experiments/fork.js';
 import { parallel } from '../build/harness/experiments/parallel.js';
+import { rdma } from '../build/harness/experiments/rdma.js';
 
 await runSuite({
   name: 'suite',
-  summary: 'cold start, warm latency, throughput and density of every variant and function, into one results folder',
-  experiments: [coldStart, warm, throughput, density, sockmap, coldBreakdown, chains, fork_, parallel],
+  summary: 'cold start, warm latency, throughput and density of every variant and function, forks, parallel kernels and RDMA (in the SoftRoCE guest where there is no RDMA here), into one results folder',
+  experiments: [coldStart, warm, throughput, density, sockmap, coldBreakdown, chains, fork_, parallel, rdma],
   scriptUrl: import.meta.url,
   fullRuns: 3,
 });

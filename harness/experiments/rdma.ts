@@ -24,13 +24,13 @@ export const rdma: Experiment = {
   summary: 'RDMA against TCP on one substrate: invocation round trips and throughput by payload size, remote fork by one-sided reads; the verbs against perftest',
   notebook: 'rdma.ipynb',
   flags: {
-    sizes: { type: 'string', help: 'rdma: payload sizes in bytes (default 64,4096,65536; quick 64,4096)' },
-    'fork-reps': { type: 'string', help: 'rdma: measured remote forks per copy mode and transport (default 20; quick 5)' },
+    payloads: { type: 'string', help: 'rdma: payload sizes in bytes (default 64,4096,65536; quick 64,4096); in the suite shared with chains' },
+    'fork-reps': { type: 'string', help: 'rdma: measured remote forks per copy mode and transport (default 20; quick 8)' },
   },
   async run(ctx) {
     const { args } = ctx;
-    const sizes = positiveInts(args, 'sizes', args.quick ? [64, 4096] : [64, 4096, 65536]);
-    const flags = ['--transports', 'tcp,rdma', '--sizes', sizes.join(','), '--reps', String(ctx.reps(50, 500)), '--fork-reps', String(positiveIntFlag(args, 'fork-reps', args.quick ? 5 : 20)), '--duration-ms', args.quick ? '500' : '2000', '--timeout-ms', String(args.timeoutMs)];
+    const sizes = positiveInts(args, 'payloads', args.quick ? [64, 4096] : [64, 4096, 65536]);
+    const flags = ['--transports', 'tcp,rdma', '--sizes', sizes.join(','), '--reps', String(ctx.reps(50, 500)), '--fork-reps', String(positiveIntFlag(args, 'fork-reps', args.quick ? 8 : 20)), '--duration-ms', args.quick ? '500' : '2000', '--timeout-ms', String(args.timeoutMs)];
     const rowsFile = path.join(ctx.dir, 'rdma-rows.jsonl');
     const where = rdmaDevices().length && process.env.FXH_GATEWAY_ADDR && process.env.FXH_NODE_ADDR ? 'here' : 'guest';
     if (where === 'here') {

@@ -60,7 +60,8 @@ function forkFigure(rows: readonly SummaryRow[]): Figure {
     legendLabel: 'transport',
     plot: {
       height: 320,
-      marginLeft: 150,
+      marginLeft: 60,
+      marginRight: 190,
       x: { label: 'ms (median) →', grid: true },
       y: { label: null },
       color: { type: 'ordinal', scheme: 'tableau10', domain: unique(pts.map((p) => p.path)).sort() },
