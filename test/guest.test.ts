@@ -7,6 +7,9 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { GUEST_MARK, GuestError, guestUnavailable, runInGuest } from '../harness/rdma/guest.js';
 import { processesNaming } from '../harness/platform/proc-sweep.js';
+import { spawn } from 'node:child_process';
+import { buildDir } from '../harness/paths.js';
+import { waitFor } from './helpers.js';
 
 const unavailable = guestUnavailable();
 // other runs may boot guests meanwhile: look only at the ones of a run folder of ours
@@ -64,6 +67,14 @@ describe('SoftRoCE guest', { skip: unavailable ?? false }, () => {
       return true;
     });
     assert.deepEqual(guests(out), [], 'the guest was killed');
+  });
+
+  test('SIGKILL of the process that booted a guest takes the guest with it (pdeathsig)', { timeout: 60_000 }, async () => {
+    const out = outDir();
+    const cli = spawn(process.execPath, [path.join(buildDir, 'harness', 'rdma', 'guest-cli.js'), '--out', out, '--no-network', '--', 'sleep', '600'], { stdio: 'ignore' });
+    assert.ok(await waitFor(() => guests(out).length === 1, 20_000), 'the guest started');
+    cli.kill('SIGKILL');
+    assert.ok(await waitFor(() => guests(out).length === 0, 10_000), `the guest outlived its parent: ${guests(out).join(', ')}`);
   });
 
   test('an abort (Ctrl-C) while the command runs stops the guest', { timeout: 120_000 }, async () => {
