@@ -9,14 +9,14 @@ import { pathToFileURL } from 'node:url';
 /** The compiled harness modules the notebooks use. Throws with the fix when build/ is missing. */
 export async function loadHarness(root) {
   const b = (p) => path.join(root, 'build', 'harness', p);
-  const need = ['results/raw-writer.js', 'results/summarize.js', 'results/comparison.js', 'figures/index.js', 'figures/by-path.js', 'measure/stats.js', 'measure/random.js'];
+  const need = ['results/raw-writer.js', 'results/summarize.js', 'results/comparison.js', 'figures/index.js', 'figures/by-path.js', 'measure/stats.js', 'measure/random.js', 'platform/modes.js'];
   const missing = need.filter((p) => !fs.existsSync(b(p)));
   if (missing.length) {
     throw new Error(`the compiled harness is missing (${missing.join(', ')}): run "npx tsc -p tsconfig.json" in ${root}`);
   }
   const imp = (p) => import(pathToFileURL(b(p)).href);
-  const [rawWriter, summarize, comparison, figures, byPath, stats, random] = await Promise.all(need.map(imp));
-  return { rawWriter, summarize, comparison, figures, byPath, stats, random };
+  const [rawWriter, summarize, comparison, figures, byPath, stats, random, modes] = await Promise.all(need.map(imp));
+  return { rawWriter, summarize, comparison, figures, byPath, stats, random, modes };
 }
 
 /**
@@ -104,6 +104,14 @@ export function openRun(root, h, experiment, env = process.env) {
   }
   run.status = readJson(path.join(where.dir, 'status.json'), problems);
   run.env = readJson(path.join(where.dir, 'env.json'), problems);
+  // the modes as the run's variants declared them: the figures take labels and colours from these
+  if (Array.isArray(run.env?.extra?.modes) && h.modes) {
+    try {
+      h.modes.declareModes(`the run in ${where.dir}`, run.env.extra.modes);
+    } catch (e) {
+      problems.push(`env.json's mode declarations were not used: ${e.message}`);
+    }
+  }
 
   const rawFile = path.join(where.dir, 'raw.csv');
   if (run.files['raw.csv']) {

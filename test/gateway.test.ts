@@ -96,7 +96,8 @@ test('HTTP: POST /invoke returns the output; names are checked with the valid ch
 
   const badMode = await fetch(`${gw.httpUrl}/invoke/wasm/noop?mode=lukewarm`, { method: 'POST', body: '' });
   assert.equal(badMode.status, 400);
-  assert.match(await badMode.text(), /valid modes: cold-compile, cold, warm/);
+  // the variant's own declared modes
+  assert.match(await badMode.text(), /^unknown mode "lukewarm" of variant wasm; valid modes: cold-compile, cold, cold-process, warm\n$/);
 
   const variants = (await (await fetch(`${gw.httpUrl}/variants`)).json()) as Record<string, { ok: boolean }>;
   assert.equal(variants.wasm?.ok, true);

@@ -199,3 +199,51 @@ export function forkFolder(dir: string, firstResponse1MiB: Record<string, number
   for (const k of [1, 2]) raw.push(...samples(c('wasm', 'statefill', 'remote-fork', 'tcp', 'forks_per_second', `state_bytes=1048576;copy=dirty;children=${k}`, 'forks/s'), 300 * k, 3, 0));
   writeFolder(dir, 'fork', raw);
 }
+
+// ---------------------------------------------------------------- rdma
+
+/** medians: the invocation round trip (µs) per transport, and the 64 B WRITE latency (µs) of the harness and perftest */
+export function rdmaFolder(dir: string, o: { rpc: { tcp: number; rdma: number }; write: { harness: number; perftest: number } }): void {
+  const c = E('rdma');
+  const raw: RawRow[] = [];
+  const sub = 'substrate=softroce-guest-tcg';
+  for (const size of [64, 4096]) {
+    for (const p of ['tcp', 'rdma'] as const) {
+      raw.push(...samples(c('wasm', 'chainstep', 'warm', p, 'rpc_latency', `size=${size};${sub}`), o.rpc[p] * (size === 64 ? 1 : 2)));
+      raw.push(...samples(c('wasm', 'chainstep', 'warm', p, 'rpc_throughput', `size=${size};${sub};concurrency=8`, 'req/s'), 1e6 / o.rpc[p], 9));
+    }
+    for (const v of ['harness', 'perftest'] as const) raw.push(...samples(c(v, 'write', 'verbs', 'rdma', 'write_latency', `size=${size};${sub}`), o.write[v] * (size === 64 ? 1 : 1.5)));
+  }
+  for (const p of ['tcp', 'rdma'] as const) {
+    for (const copy of ['eager', 'dirty']) {
+      const params = `state_bytes=1048576;copy=${copy};${sub}`;
+      raw.push(...samples(c('wasm', 'statefill', 'remote-fork', p, 'first_response', params), p === 'tcp' ? 80_000 : 40_000, 11));
+      raw.push(...samples(c('wasm', 'statefill', 'remote-fork', p, 'fork_latency', params), p === 'tcp' ? 70_000 : 35_000, 11));
+    }
+  }
+  writeFolder(dir, 'rdma', raw);
+}
+
+// ---------------------------------------------------------------- parallel
+
+/** every kernel at size 1024 with the given one-thread medians (µs) per implementation; 2 threads at 0.55× (wasm-threads 0.6×); ebpf for reduce only */
+export function parallelFolder(dir: string, oneThread: Record<'native' | 'wasm' | 'wasm-simd' | 'wasm-threads', number>): void {
+  const c = E('parallel');
+  const raw: RawRow[] = [];
+  for (const k of ['reduce', 'histogram', 'matmul', 'spmv']) {
+    for (const [v, us] of Object.entries(oneThread)) {
+      raw.push(...samples(c(v, k, 'warm', 'local', 'time', 'threads=1;size=1024'), us));
+      if (v === 'native' || v === 'wasm-threads') {
+        raw.push(...samples(c(v, k, 'warm', 'local', 'time', 'threads=2;size=1024'), us * (v === 'native' ? 0.55 : 0.6)));
+        raw.push(...samples(c(v, k, 'warm', 'local', 'time', 'threads=4;size=1024;oversubscribed=true'), us * 0.7));
+      }
+    }
+  }
+  raw.push(...samples(c('ebpf', 'reduce', 'warm', 'local', 'time', 'threads=1;size=1024'), 5000));
+  for (const n of [1, 16]) {
+    const p = `n=${n};pool=2;corpus_bytes=262144`;
+    raw.push(...samples(c('wasm', 'histogram', 'cold', 'gateway-fanout', 'job_time', p), 750 * n, 5));
+    raw.push(...samples(c('wasm', 'histogram', 'cold', 'gateway-fanout', 'straggler', p), 625 * n, 5));
+  }
+  writeFolder(dir, 'parallel', raw, { cpu: { model: 'test', logicalCores: 2 } });
+}

@@ -218,6 +218,30 @@ const CASES: Record<string, Case[]> = {
       assert.match(p, /2 child node\(s\): 600 verified forks\/s from one parent/);
     },
   }],
+  'rdma.ipynb': [{
+    label: 'rdma faster than tcp; the harness within 2x of perftest',
+    build: (d) => fx.rdmaFolder(d, { rpc: { tcp: 400, rdma: 250 }, write: { harness: 15, perftest: 10 } }),
+    check: (p) => {
+      assert.match(p, /rpc_latency, 64 B: rdma 250 us against tcp 400 us \(rdma\/tcp = 0\.63\)/);
+      assert.match(p, /remote fork \(dirty\), 1 MiB, to the first verified response: rdma 40\.00 ms against tcp 80\.00 ms \(rdma\/tcp = 0\.50\)/);
+      assert.match(p, /RDMA WRITE, 64 B: the harness's median 15(\.0)? µs against ib_write_lat's typical 10(\.0)? µs: 1\.50×; target within 2×: met/);
+    },
+  }, {
+    label: 'the harness 3x perftest',
+    build: (d) => fx.rdmaFolder(d, { rpc: { tcp: 400, rdma: 500 }, write: { harness: 30, perftest: 10 } }),
+    check: (p) => assert.match(p, /: 3\.00×; target within 2×: not met/),
+  }],
+  'parallel.ipynb': [{
+    label: 'scalar in the Not So Fast band, SIMD within 20%',
+    build: (d) => fx.parallelFolder(d, { native: 1000, wasm: 1500, 'wasm-simd': 1100, 'wasm-threads': 1200 }),
+    check: (p) => {
+      assert.match(p, /WASM\/native geometric mean, wasm: 1\.50× \(inside the "Not So Fast" band\)/);
+      assert.match(p, /WASM\/native geometric mean, wasm-simd: 1\.10× \(within the 20% of "Leaps and bounds"\)/);
+      assert.match(p, /native reduce size 1024: 1\.82× at 2 threads over one \(efficiency 0\.91\)/);
+      assert.match(p, /eBPF kernels loaded, verified and timed: reduce/);
+      assert.match(p, /WASM cold, pool 2, N = 16: job 12\.0 ms, straggler 10\.0 ms/);
+    },
+  }],
   'density.ipynb': [{ label: 'three variants', build: (d) => fx.densityFolder(d) }],
   'cold-breakdown.ipynb': [{
     label: 'container, wasm and native traced',

@@ -42,12 +42,26 @@ test('splice and ping frames round-trip; a truncated splice frame is refused', (
   assert.throws(() => decodeFrame(body.subarray(0, 8)), /truncated splice/);
 });
 
+test('a mode travels by its id, so a mode no core list names (declared by a variant) arrives as sent', () => {
+  for (const mode of ['local-fork', 'x9-new-mode', 'm'.repeat(64)]) {
+    const f = decodeFrame(new FrameReader().push(encodeInvoke({ id: 3, mode, variant: 'v', fn: 'f', timeoutMs: 2, payload: Buffer.from('in') }))[0]!);
+    assert.equal(f.type, 'invoke');
+    if (f.type !== 'invoke') return;
+    assert.deepEqual({ mode: f.mode, variant: f.variant, fn: f.fn, payload: Buffer.from(f.payload).toString() }, { mode, variant: 'v', fn: 'f', payload: 'in' });
+  }
+});
+
 test('corrupt input is refused with a clear error', () => {
   const huge = Buffer.alloc(4);
   huge.writeUInt32LE(MAX_FRAME_BYTES + 1);
   assert.throws(() => new FrameReader().push(huge), /exceeds/);
   assert.throws(() => decodeFrame(Buffer.from([9, 0, 0, 0, 0])), ProtocolError);
-  assert.throws(() => decodeFrame(Buffer.from([1, 0, 0, 0, 0, 77])), /unknown mode/);
+  assert.throws(() => decodeFrame(Buffer.from([1, 0, 0, 0, 0, 77, 0x77])), /frame 0: truncated mode id/);
+  assert.throws(() => decodeFrame(Buffer.from([1, 0, 0, 0, 0])), /frame 0: empty mode id/);
+  assert.throws(() => decodeFrame(Buffer.from([1, 0, 0, 0, 0, 0, 4])), /frame 0: empty mode id/);
+  for (const mode of ['', 'Warm', 'a b', 'x'.repeat(65)]) {
+    assert.throws(() => encodeInvoke({ id: 1, mode, variant: 'wasm', fn: 'f', timeoutMs: 1, payload: Buffer.alloc(0) }), /is not a mode id/, JSON.stringify(mode));
+  }
   assert.throws(() => encodeInvoke({ id: 1, mode: 'warm', variant: 'x'.repeat(300), fn: 'f', timeoutMs: 1, payload: Buffer.alloc(0) }), /255/);
 });
 

@@ -79,7 +79,7 @@ test('remote fork: a truncated or corrupted snapshot region is refused naming th
     const fn = (await loadCatalog()).get('counter');
     const maxPages = Math.floor((64 * 2 ** 20) / 65536);
     const good = new RegionTable();
-    const d = new WasmRemoteFork(V, maxPages).snapshotRegister(prepareImage({ name: fn.name, path: fn.wasm!.path, abi: fn.wasm!.abi }, maxPages), new Uint8Array(0), 3, good);
+    const d = await new WasmRemoteFork(V, maxPages).snapshotRegister(prepareImage({ name: fn.name, path: fn.wasm!.path, abi: fn.wasm!.abi }, maxPages), new Uint8Array(0), 3, good);
     const bytes = Buffer.from(good.slice(d.region, 0, d.totalBytes) as Uint8Array);
     const child = await AgentClient.connect(b.endpoint);
     const offer = (name: string, data: Uint8Array, over: Partial<SnapshotDescriptor> = {}) => {
@@ -90,12 +90,14 @@ test('remote fork: a truncated or corrupted snapshot region is refused naming th
     assert.equal(text((await offer('good', bytes)).output), '4\n');
     const page = Buffer.from(bytes);
     page[d.headerBytes + 5]! ^= 1;
-    await assert.rejects(offer('page', page), /snapshot corrupted: checksum \(sha256\) of page 0/);
+    await assert.rejects(offer('page', page), /snapshot corrupted: checksum \(fxh64\) of page 0/);
     const head = Buffer.from(bytes);
     head[60]! ^= 1;
     await assert.rejects(offer('head', head), /header checksum \(sha256\) mismatch/);
     const cut = bytes.subarray(0, bytes.length - 100);
-    await assert.rejects(offer('cut', cut, { totalBytes: cut.length }), /snapshot truncated: .*checksum \(sha256\) of page \d+/);
+    await assert.rejects(offer('cut', cut, { totalBytes: cut.length }), /snapshot truncated: .*checksum \(fxh64\) of page \d+/);
+    // the pages are asked for before the header arrives, where the descriptor says they start: a descriptor that disagrees is refused
+    await assert.rejects(offer('shifted', bytes, { headerBytes: d.headerBytes + 8 }), new RegExp(`the descriptor gives a header of ${d.headerBytes + 8} bytes, the header itself ${d.headerBytes}`));
     // eager checks the image too
     const img = Buffer.from(good.slice(d.imageRegion, 0, d.imageBytes) as Uint8Array);
     img[img.length - 1]! ^= 1;

@@ -144,12 +144,12 @@ describe('bad snapshots are refused', () => {
     refused(good.subarray(0, 40), /truncated.*header checksum \(sha256\) fails/);
   });
   test('truncated inside the pages: the first missing page\'s checksum fails', () => {
-    refused(good.subarray(0, H + 4096 + 10), /truncated.*checksum \(sha256\) of page 1 /);
+    refused(good.subarray(0, H + 4096 + 10), /truncated.*checksum \(fxh64\) of page 1 /);
   });
   test('a flipped byte in a page: that page\'s checksum, with its memory offset', () => {
     const bad = Uint8Array.from(good);
     bad[H + 4096 + 7]! ^= 1;
-    refused(bad, /corrupted: checksum \(sha256\) of page 1 \(memory offset 0x[0-9a-f]+\) mismatch/);
+    refused(bad, /corrupted: checksum \(fxh64\) of page 1 \(memory offset 0x[0-9a-f]+\) mismatch/);
   });
   test('a flipped byte in the header (a global\'s value): the header checksum', () => {
     const bad = Uint8Array.from(good);
@@ -160,6 +160,11 @@ describe('bad snapshots are refused', () => {
     const bad = Buffer.from(good);
     bad.writeUInt32LE(SNAPSHOT_VERSION + 1, 8);
     refused(bad, new RegExp(`format version ${SNAPSHOT_VERSION + 1} is newer than this reader's version ${SNAPSHOT_VERSION}`));
+  });
+  test('an older format version (version 1: sha256 page checksums) names both versions', () => {
+    const bad = Buffer.from(good);
+    bad.writeUInt32LE(1, 8);
+    refused(bad, new RegExp(`format version 1 is older than this reader's version ${SNAPSHOT_VERSION} \\(its page checksums are not fxh64\\)`));
   });
   test('not a snapshot at all', () => refused(Buffer.from('{"hello": "world"} and more bytes than that'), /not a snapshot/));
   test('a snapshot of another module: the module hash differs', () => {

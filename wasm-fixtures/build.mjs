@@ -56,7 +56,8 @@ const WASM_STAGES = [
   {
     name: 'wasm-validate',
     requires: ['wasm-validate'],
-    apply: (file) => run('wasm-validate', [file]),
+    // threads: the parallel kernels' shared memory (accepting more features refuses nothing else)
+    apply: (file) => run('wasm-validate', ['--enable-threads', file]),
   },
   // { name: 'export-mutable-globals', requires: ['wasm-opt'],
   //   apply: (file) => run('/usr/bin/wasm-opt', [file, '--some-pass', '-o', file]) },
@@ -208,6 +209,36 @@ for (const USER of USER_ROOTS.filter((d) => existsSync(d))) {
         join(BUILD, 'native', 'user', m.name), [mf], withArgs ? ['-DFX_MAIN_ARGS'] : []);
     }
   }
+}
+
+// parallel kernels (experiments/parallel.mjs): one freestanding source, three wasm32 builds and a
+// native pthreads runner. Debian 12's wasi-libc has no wasm32-wasi-threads sysroot (libpthread.a is
+// an 8-byte stub), so the threaded build is bare wasm32 over an imported shared memory and the host
+// runs it on explicit worker threads (harness/parallel/wasm-threads.ts). bulk-memory in every build:
+// clang turns zeroing loops into memset, which has no libc to come from here.
+const PAR = join(ROOT, 'parallel');
+const PAR_SRC = [join(PAR, 'kernels.c'), join(PAR, 'kernels.h'), SELF];
+const PAR_WASM = ['--target=wasm32', '-O2', '-Wall', '-nostdlib', '-mbulk-memory', join(PAR, 'kernels.c'),
+  '-Wl,--no-entry', '-Wl,--import-memory', '-Wl,--export=__heap_base', '-Wl,--strip-debug'];
+for (const [flavour, extra] of [
+  ['scalar', []],
+  ['simd', ['-msimd128']],
+  ['threads', ['-msimd128', '-matomics', '-Wl,--shared-memory', '-Wl,--max-memory=4294967296']],
+  // the same, driven from inside the module through the host's wasi thread-spawn import (spawn.c)
+  ['spawn', ['-msimd128', '-matomics', '-Wl,--shared-memory', '-Wl,--max-memory=4294967296', join(PAR, 'spawn.c')]],
+]) {
+  const out = join(BUILD, 'parallel', `kernels-${flavour}.wasm`);
+  targets.push({
+    label: relative(BUILD, out), out, wasm: true, tools: ['clang', 'wasm-ld', ...stageTools], inputs: [...PAR_SRC, join(PAR, 'spawn.c')],
+    build: (tmp) => run(CLANG, [...PAR_WASM, ...extra, '-o', tmp]),
+  });
+}
+{
+  const out = join(BUILD, 'parallel', 'parallel-native');
+  targets.push({
+    label: relative(BUILD, out), out, wasm: false, tools: C_NATIVE_TOOLS, inputs: [...PAR_SRC, join(PAR, 'parallel_native.c')],
+    build: (tmp) => run(CLANG, ['-O2', '-Wall', '-static', '-pthread', join(PAR, 'kernels.c'), join(PAR, 'parallel_native.c'), '-o', tmp]),
+  });
 }
 
 // ---------------------------------------------------------------- run

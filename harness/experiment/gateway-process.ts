@@ -22,6 +22,8 @@ export interface GatewayLaunch {
   http?: boolean;
   /** the client -> gateway and gateway -> executor links: unix (default), tcp or rdma (link-places.ts) */
   transport?: string;
+  /** executors per variant (gateway --pool; default 1) */
+  pool?: number;
 }
 
 export async function startGateway(opts: GatewayLaunch): Promise<GatewayHandle> {
@@ -35,6 +37,7 @@ export async function startGateway(opts: GatewayLaunch): Promise<GatewayHandle> 
   }
   const args = [gatewayMain, '--binary', places.binary, '--memory-mib', String(opts.memoryLimitMiB), '--executor-transport', places.executors];
   if (opts.http) args.push('--http', '127.0.0.1:0');
+  if (opts.pool && opts.pool > 1) args.push('--pool', String(opts.pool));
   const p = await startProcess<{ binary: string; http: string | null }>({ cmd: process.execPath, args, label: 'gateway', cpus: opts.cpus, stderr: 'inherit' }).catch((e: Error) => {
     fs.rmSync(dir, { recursive: true, force: true });
     throw e;

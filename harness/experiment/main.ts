@@ -10,6 +10,7 @@ import { createRunDir, type RunDir } from '../results/run-dir.js';
 import { openRawWriter, readRawCsv } from '../results/raw-writer.js';
 import { summarize, writeSummaryCsv } from '../results/summarize.js';
 import { collectEnv, writeEnvJson } from '../results/env.js';
+import { declaredModes } from '../platform/modes.js';
 import { UsageError, helpText, parseCommonArgs, scriptArgs, type CommonArgs, type FlagSpec } from './args.js';
 import type { Catalog } from '../functions/catalog.js';
 import type { FunctionEntry } from '../functions/types.js';
@@ -108,7 +109,7 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
       const raw = readRawCsv(writer.path);
       const summary = summarize(raw, ctx.skips, ctx.failures);
       writeSummaryCsv(path.join(run.dir, 'summary.csv'), summary);
-      writeEnvJson(run.dir, collectEnv({ ...envBase, skips: ctx.skips, extra: { ...nodesRecord, failures: ctx.failures, notes: ctx.notes, state } }), { update: true });
+      writeEnvJson(run.dir, collectEnv({ ...envBase, skips: ctx.skips, extra: { ...nodesRecord, failures: ctx.failures, notes: ctx.notes, state, modes: declaredModes() } }), { update: true });
       if (state.interrupted || state.error) return;
       const figDir = path.join(run.dir, 'figures');
       fs.mkdirSync(figDir, { recursive: true });
@@ -184,7 +185,7 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
     for (const f of nb.written) process.stderr.write(`notebook: ${path.relative(run.dir, f)}\n`);
     if (nb.problems.length) {
       ctx.notes.push(...nb.problems);
-      writeEnvJson(run.dir, collectEnv({ ...envBase, skips: ctx.skips, extra: { ...nodesRecord, failures: ctx.failures, notes: ctx.notes, state: {} } }), { update: true });
+      writeEnvJson(run.dir, collectEnv({ ...envBase, skips: ctx.skips, extra: { ...nodesRecord, failures: ctx.failures, notes: ctx.notes, state: {}, modes: declaredModes() } }), { update: true });
     }
   }
   for (const n of ctx.notes) process.stderr.write(`note: ${n}\n`);

@@ -11,6 +11,7 @@ import type { LaunchedNode } from '../platform/nodes/kind.js';
 import type { RemoteCopy } from '../platform/remote-fork.js';
 import { statefillAnswer } from '../functions/workloads/statefill.js';
 import { LAZY_UNAVAILABLE } from '../variants/wasm/remote-fork.js';
+import { shuffle } from '../measure/random.js';
 
 const V = 'wasm-fork';
 const MiB = 2 ** 20;
@@ -28,18 +29,31 @@ export interface RemoteForkPlan {
   netem?: string;
 }
 
-/** Applies `spec` to a node's eth0: netem when the kernel has it, else tbf for a pure "rate X"; returns the params it adds. */
-export function shape(node: LaunchedNode, spec: string): string {
+/** Before anything is measured: a --netem spec this kernel cannot apply (netem refused and not a pure
+ *  "rate X" for tbf), probed on the loopback of a throwaway network namespace (unshare -n); null if fine. */
+export function shapingProblem(spec: string): string | null {
+  const r = spawnSync('unshare', ['-n', 'tc', 'qdisc', 'add', 'dev', 'lo', 'root', 'netem', ...spec.trim().split(/\s+/)], { encoding: 'utf8' });
+  if (r.status === 0 || /^rate \S+$/.test(spec.trim())) return null;
+  return `--netem "${spec}": tc refused netem (${(r.error?.message ?? (r.stderr || r.stdout)).trim()}); without netem only "rate X" can be emulated (with tbf)`;
+}
+
+/** Applies `spec` to a node's eth0: netem when the kernel has it, else tbf for a pure "rate X". Returns
+ *  the params it adds to every row, and a note saying which qdisc shaped the link and, for tbf, why not netem. */
+export function shape(node: LaunchedNode, spec: string): { params: string; note: string } {
   const tc = (args: string[]) => spawnSync('ip', ['netns', 'exec', node.netns!, 'tc', 'qdisc', 'add', 'dev', 'eth0', 'root', ...args], { encoding: 'utf8' });
   const words = spec.trim().split(/\s+/);
   let r = tc(['netem', ...words]);
-  if (r.status === 0) return `netem=${spec.trim().replace(/\s+/g, '_')}`;
+  if (r.status === 0) return { params: `netem=${spec.trim().replace(/\s+/g, '_')}`, note: `shaping: tc netem ${spec.trim()} on every node's eth0` };
   const netemErr = (r.stderr || r.stdout).trim();
   const rate = /^rate (\S+)$/.exec(spec.trim());
   if (!rate) throw new Error(`--netem "${spec}": tc refused netem (${netemErr}); without netem only "rate X" can be emulated (with tbf)`);
-  r = tc(['tbf', 'rate', rate[1]!, 'burst', '256kb', 'latency', '10s']);
+  const tbf = ['tbf', 'rate', rate[1]!, 'burst', '256kb', 'latency', '10s'];
+  r = tc(tbf);
   if (r.status !== 0) throw new Error(`--netem "${spec}": neither netem (${netemErr}) nor tbf (${(r.stderr || r.stdout).trim()}) could be added`);
-  return `tbf=rate_${rate[1]}`;
+  return {
+    params: `tbf=rate_${rate[1]}`,
+    note: `shaping: --netem "${spec.trim()}" was applied as tc ${tbf.join(' ')} on every node's eth0, because tc refused netem here (${netemErr.replace(/\s+/g, ' ')}); tbf shapes the rate only (no delay, jitter or loss)`,
+  };
 }
 
 export async function measureRemoteFork(ctx: RunContext, plan: RemoteForkPlan): Promise<void> {
@@ -57,7 +71,15 @@ export async function measureRemoteFork(ctx: RunContext, plan: RemoteForkPlan): 
     const children = [await launch('child1')];
     for (let i = 2; i <= plan.children; i++) children.push(await launch(`child${i}`));
     let shaping = '';
-    if (plan.netem) for (const n of nodes) shaping = shape(n, plan.netem);
+    if (plan.netem) {
+      const notes = new Set<string>();
+      for (const n of nodes) {
+        const sh = shape(n, plan.netem);
+        shaping = sh.params;
+        notes.add(sh.note);
+      }
+      ctx.notes.push(...notes);
+    }
     const connect = async (n: LaunchedNode) => {
       const c = await AgentClient.connect(n.endpoint);
       clients.push(c);
@@ -65,7 +87,7 @@ export async function measureRemoteFork(ctx: RunContext, plan: RemoteForkPlan): 
     };
     const pc = await connect(parent);
     const cc = await Promise.all(children.map(connect));
-    ctx.notes.push(`remote fork: parent and ${children.length} child agent(s) in network namespaces of their own on one bridge (veths), TCP links; children pull with readRegion (256 KiB reads, 16 in flight), every page checked against its sha256 before the child runs${shaping ? `; shaping ${shaping}` : ''}`);
+    ctx.notes.push(`remote fork: parent and ${children.length} child agent(s) in network namespaces of their own on one bridge (veths), TCP links; children pull with readRegion (256 KiB reads, 16 in flight; eager and dirty ask for the pages with the header), every page checked against its fxh64 checksum where it lands in the child's memory before the child runs; copy modes interleaved in a seeded order per round${shaping ? `; shaping ${shaping}` : ''}`);
     for (const mib of plan.sizes) {
       if (ctx.interrupted) return;
       const input = Buffer.from(String(mib));
@@ -74,12 +96,22 @@ export async function measureRemoteFork(ctx: RunContext, plan: RemoteForkPlan): 
       const base = { variant: 'wasm', function: 'statefill', mode: 'remote-fork', path: 'tcp' };
       const sp = (copy: string) => [`state_bytes=${mib * MiB}`, `copy=${copy}`, ...(shaping ? [shaping] : [])].join(';');
       ctx.record([{ ...base, metric: 'snapshot_time', params: sp('dirty'), iteration: 0, value: d.snapshotNs / 1000, unit: 'us' }]);
-      ctx.notes.push(`remote fork ${mib} MiB: snapshot ${d.pages} dirty pages (${d.totalBytes} bytes with header), image ${d.imageBytes} bytes, working set ${d.workingSetPages} pages (${d.workingSetValidated ? 'checked on a local fork' : 'not confirmed: every dirty page'})`);
+      ctx.notes.push(`remote fork ${mib} MiB: snapshot ${d.pages} dirty pages (${d.totalBytes} bytes with header), image ${d.imageBytes} bytes, working set ${d.workingSetPages} pages recorded by ${d.workingSetMethod} (${d.workingSetValidated ? 'checked on a local fork' : 'not confirmed: every dirty page'})`);
+      // what recording the working set cost the parent (once per snapshot): the whole recording, and the call watched vs unwatched
+      const wsp = `state_bytes=${mib * MiB};method=${d.workingSetMethod.split(' ')[0]}`;
+      ctx.record([
+        { ...base, metric: 'working_set_record_time', params: wsp, iteration: 0, value: d.workingSetNs / 1000, unit: 'us' },
+        ...(d.workingSetWatchedCallNs !== undefined ? [{ ...base, metric: 'working_set_call_watched', params: wsp, iteration: 0, value: d.workingSetWatchedCallNs / 1000, unit: 'us' }] : []),
+        ...(d.workingSetPlainCallNs !== undefined ? [{ ...base, metric: 'working_set_call_unwatched', params: wsp, iteration: 0, value: d.workingSetPlainCallNs / 1000, unit: 'us' }] : []),
+        ...(d.workingSetProgramNs !== undefined ? [{ ...base, metric: 'working_set_program_time', params: wsp, iteration: 0, value: d.workingSetProgramNs / 1000, unit: 'us' }] : []),
+      ]);
       ctx.skip('wasm', 'statefill', 'remote-fork', `copy=lazy: ${LAZY_UNAVAILABLE}`);
-      for (const copy of plan.copies) {
-        if (copy === 'lazy') continue;
-        const reps = mib >= 512 ? Math.min(plan.reps, 3) : mib >= 128 ? Math.min(plan.reps, 8) : plan.reps;
-        for (let r = 0; r < plan.warmup + reps; r++) {
+      // copy modes interleaved, a seeded order per round: a mode measured first would also pay the child
+      // agent's warm-up (its first forks run cold code), and slow drift favours none of them
+      const copies = plan.copies.filter((c) => c !== 'lazy');
+      const reps = mib >= 512 ? Math.min(plan.reps, 3) : mib >= 128 ? Math.min(plan.reps, 8) : plan.reps;
+      for (let r = 0; r < plan.warmup + reps; r++) {
+        for (const copy of shuffle(copies, ctx.rng)) {
           const t0 = process.hrtime.bigint();
           const res = await cc[0]!.forkFrom(parent.endpoint, d, copy, input);
           const e2e = Number(process.hrtime.bigint() - t0);
@@ -96,6 +128,8 @@ export async function measureRemoteFork(ctx: RunContext, plan: RemoteForkPlan): 
             { ...base, metric: 'bytes_before_response', params: p, iteration: it, value: res.bytesBeforeResponse, unit: 'bytes' },
             { ...base, metric: 'child_memory', params: p, iteration: it, value: res.childMemoryBytes, unit: 'bytes' },
             { ...base, metric: 'child_rss', params: p, iteration: it, value: res.rssBytes, unit: 'bytes' },
+            // where the child's time went (header, target, pages, globals, run, ...), as the variant names the steps
+            ...Object.entries(res.phasesNs ?? {}).map(([phase, ns]) => ({ ...base, metric: `child_${phase}`, params: p, iteration: it, value: ns / 1000, unit: 'us' })),
           ]);
         }
       }

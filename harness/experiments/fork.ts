@@ -16,7 +16,7 @@ import { compile, instantiate, run, type WasmCode } from '../variants/wasm/engin
 import { PrefaultedPool } from '../variants/wasm/prefault-pool.js';
 import { fork, instantiateParent, prepareImage, restoreInto, takeSnapshot } from '../variants/wasm/snapshot.js';
 import { loadBytes } from '../variants/wasm/engine.js';
-import { measureRemoteFork } from './fork-remote.js';
+import { measureRemoteFork, shapingProblem } from './fork-remote.js';
 import { forkFigures } from '../figures/fork.js';
 import { drawFigures } from '../figures/draw.js';
 import { forkReport } from './fork-report.js';
@@ -42,6 +42,9 @@ export const fork_: Experiment = {
     const [children] = positiveInts(args, 'children', [args.quick ? 2 : 4]);
     const copies = String(args.extra.copies ?? 'eager,dirty,prefetch').split(',') as RemoteCopy[];
     for (const c of copies) if (!REMOTE_COPY_MODES.includes(c)) throw new Error(`--copies: "${c}" is not one of ${REMOTE_COPY_MODES.join(', ')}`);
+    const netem = args.extra.netem as string | undefined;
+    const netemProblem = netem === undefined ? null : shapingProblem(netem);
+    if (netemProblem) throw new Error(netemProblem);
     const freeMiB = Math.floor(Number(/MemAvailable:\s+(\d+)/.exec(fs.readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0) / 1024);
     const fits = sizes.filter((s) => s * 6 + 256 < freeMiB);
     for (const s of sizes.filter((x) => !fits.includes(x))) ctx.skip('wasm', 'statefill', '*', `state_bytes=${s * MiB}: needs about ${s * 6 + 256} MiB (parent, image, child, prefaulted spare, copies in flight), ${freeMiB} MiB available`);
@@ -52,7 +55,7 @@ export const fork_: Experiment = {
     await containerBaselines(ctx, fits, reps, warmup);
     const ns = netnsAvailable();
     if (!ns.ok) ctx.skip('wasm', 'statefill', 'remote-fork', ns.reason);
-    else if (fits.length) await measureRemoteFork(ctx, { sizes: fits, reps, warmup, copies, children: children!, fanoutSeconds: args.quick ? 1 : 3, netem: args.extra.netem as string | undefined });
+    else if (fits.length) await measureRemoteFork(ctx, { sizes: fits, reps, warmup, copies, children: children!, fanoutSeconds: args.quick ? 1 : 3, netem });
   },
   async figures(data: FigureData, dir: string) {
     return drawFigures(forkFigures(data.summary), dir);

@@ -1,6 +1,8 @@
 // The half of the rdma experiment that runs where RDMA is (the SoftRoCE guest, or a host with devices):
-//   node rdma-guest-main.js --out FILE --transports tcp,rdma --sizes 64,4096 --reps N --fork-reps N [--phases rpc,fork]
+//   node rdma-guest-main.js --out FILE --transports tcp,rdma --sizes 64,4096 --reps N --fork-reps N [--phases verbs,rpc,fork]
 // Between two addresses (FXH_GATEWAY_ADDR = the caller's side, FXH_NODE_ADDR = the agents' side):
+//   verbs: the harness's verbs loops (write/read/send latency, write bandwidth; busy, event-driven and
+//         JS-driven polling) and perftest's ib_* tools on the same two devices, by size;
 //   rpc:  one node agent serving wasm chainstep (every byte + 1), called over each transport with a
 //         payload of each size: round-trip latency, then closed-loop throughput; every answer verified;
 //   fork: remote fork of a statefill parent (1 MiB of state) by a child agent over each transport
@@ -19,6 +21,8 @@ import type { LaunchedNode } from '../platform/nodes/kind.js';
 import { closedLoop } from '../experiment/closed-loop.js';
 import { gatewayCall } from '../experiment/measure-call.js';
 import { createRng } from '../measure/random.js';
+import { runMicrobench } from '../rdma/microbench.js';
+import { guestPair } from '../rdma/pair.js';
 
 const { values } = parseArgs({
   options: {
@@ -28,7 +32,7 @@ const { values } = parseArgs({
     reps: { type: 'string', default: '200' },
     'fork-reps': { type: 'string', default: '10' },
     'duration-ms': { type: 'string', default: '1000' },
-    phases: { type: 'string', default: 'rpc,fork' },
+    phases: { type: 'string', default: 'verbs,rpc,fork' },
     'timeout-ms': { type: 'string', default: '10000' },
   },
 });
@@ -108,12 +112,31 @@ async function fork(scheme: string): Promise<void> {
   }
 }
 
-const PHASES: Record<string, (scheme: string) => Promise<void>> = { rpc, fork };
+/** the harness's verbs loops (C, every sample kept) and perftest on the same two devices */
+async function verbs(): Promise<void> {
+  const rows = await runMicrobench({ pair: guestPair(), sizes, iters: reps * 5, warmup: reps, perftest: true, extraPolls: ['event', 'js'], timeoutMs: 20 * 60_000 });
+  for (const r of rows) {
+    const fn = r.metric.replace(/_(latency|bw)$/, '');
+    const params = `size=${r.size};poll=${r.poll};substrate=${substrate}`;
+    const base = { variant: r.source, function: fn, mode: 'verbs', path: 'rdma', metric: r.metric, params };
+    if (r.error) emit({ fail: { phase: `verbs ${r.source} ${r.metric} size=${r.size} poll=${r.poll}`, path: 'rdma', reason: r.error } });
+    else if (r.samplesNs) r.samplesNs.forEach((ns, i) => emit({ ...base, iteration: i, value: ns / 1000, unit: 'us' }));
+    else if (r.bytesPerSec !== undefined) emit({ ...base, iteration: 0, value: r.bytesPerSec / 1e6, unit: 'MB/s' });
+    else if (r.perftest?.kind === 'latency') emit({ ...base, params: `${params};stat=t_typical`, iteration: 0, value: r.perftest.tTypicalUs, unit: 'us' });
+    else if (r.perftest?.kind === 'bandwidth') emit({ ...base, params: `${params};stat=bw_avg`, iteration: 0, value: r.perftest.bwAvgMBps, unit: 'MB/s' });
+  }
+}
+
+const PER_TRANSPORT: Record<string, (scheme: string) => Promise<void>> = { rpc, fork };
+const ONCE: Record<string, () => Promise<void>> = { verbs };
 for (const phase of phases) {
-  for (const scheme of transports) {
+  const once = ONCE[phase];
+  if (!once && !PER_TRANSPORT[phase]) throw new Error(`unknown phase "${phase}"; valid: ${[...Object.keys(ONCE), ...Object.keys(PER_TRANSPORT)].join(', ')}`);
+  const runs: [string, () => Promise<void>][] = once ? [['rdma', once]] : transports.map((t) => [t, () => PER_TRANSPORT[phase]!(t)]);
+  for (const [scheme, go] of runs) {
     process.stderr.write(`rdma: ${phase} over ${scheme}\n`);
     try {
-      await PHASES[phase]!(scheme);
+      await go();
     } catch (e) {
       emit({ fail: { phase, path: scheme, reason: (e as Error).message } });
       process.stderr.write(`rdma: ${phase} over ${scheme} FAILED: ${(e as Error).message}\n`);

@@ -3,6 +3,7 @@
 import { MIN_N_MEDIAN_CI, NOISY_MEDIAN_CI_REL_HALF_WIDTH } from '../measure/stats.js';
 import type { SummaryRow } from '../results/schema.js';
 import { parseParams } from './params.js';
+import { modeDecl } from '../platform/modes.js';
 
 const TO_US: Record<string, number> = { ns: 1e-3, us: 1, 'µs': 1, 'μs': 1, ms: 1e3, s: 1e6 };
 const TO_MIB: Record<string, number> = {
@@ -21,10 +22,6 @@ export function mibPerUnit(unit: string): number {
   const f = TO_MIB[unit];
   if (f === undefined) throw new Error(`unit ${JSON.stringify(unit)} is not a memory unit (B, KiB, kB, MiB, GiB)`);
   return f;
-}
-
-export function seriesLabel(r: Pick<SummaryRow, 'variant' | 'mode'>): string {
-  return r.mode ? `${r.variant} · ${r.mode}` : r.variant;
 }
 
 /** Rows that belong in a figure of `metrics`: ok and measured. */
@@ -103,18 +100,16 @@ export function unique<T>(xs: readonly T[]): T[] {
   return [...new Set(xs)];
 }
 
-// A series keeps its colour in every figure: hue from the variant, shade from the mode.
+// A series keeps its colour in every figure: hue from the variant, shade from its mode's declared rank
+// (platform/modes.ts; a mode may declare a colour of its own). Figures name no mode.
 const VARIANT_HUES: Record<string, string[]> = {
-  // [cold-process, cold-compile, cold, warm]: the colder the mode, the darker
+  // darkest first: rank 0 (the coldest mode) takes the first shade
   wasm: ['#0b2a52', '#1d4f91', '#3b7dd8', '#8db8ee'],
   native: ['#5e2c00', '#a34d00', '#e8830c', '#f5be7a'],
   container: ['#4f0c0c', '#8e1b1b', '#d64545', '#ef9a9a'],
   ebpf: ['#0d3d20', '#1b6e3a', '#2fa35a', '#8fd4a6'],
-  // its one mode, local-fork, is the fifth entry
-  'wasm-fork': ['#4a0f3a', '#7d1a63', '#b8338f', '#e08cc6', '#c2185b'],
 };
 const SPARE_HUES = [['#2b1450', '#4b2a85', '#7b52c7', '#b9a2e6'], ['#2e2e2e', '#5c5c5c', '#8c8c8c', '#c4c4c4'], ['#003a3a', '#006d6d', '#10a3a3', '#7fd6d6']];
-const MODE_ORDER = ['cold-process', 'cold-compile', 'cold', 'warm', 'local-fork'];
 
 function hash(s: string): number {
   let h = 0;
@@ -122,24 +117,33 @@ function hash(s: string): number {
   return h;
 }
 
-/** The colour of a "variant · mode" series label. */
-export function seriesColor(series: string): string {
-  const [variant = '', mode = ''] = series.split(' · ');
-  const hues = VARIANT_HUES[variant] ?? SPARE_HUES[hash(variant) % SPARE_HUES.length]!;
-  const i = MODE_ORDER.indexOf(mode);
-  return hues[i < 0 ? 2 : i] ?? hues[2]!;
+/** "variant · mode", the mode shown by its declared label. */
+export function seriesLabel(r: Pick<SummaryRow, 'variant' | 'mode'>): string {
+  return r.mode ? `${r.variant} · ${modeDecl(r.mode)?.label ?? r.mode}` : r.variant;
 }
 
-/** Series in a fixed order: by variant name, then cold-process, cold-compile, cold, warm. */
+/** The colour of a "variant · mode" series label (the mode by its id or its label). */
+export function seriesColor(series: string): string {
+  const [variant = '', mode = ''] = series.split(' · ');
+  const decl = modeDecl(mode);
+  if (decl?.colour) return decl.colour;
+  const hues = VARIANT_HUES[variant] ?? SPARE_HUES[hash(variant) % SPARE_HUES.length]!;
+  const i = decl ? Math.max(0, Math.min(hues.length - 1, Math.round(decl.rank))) : 2;
+  return hues[i]!;
+}
+
+/** Series in a fixed order: by variant name, then by the modes' declared ranks (undeclared modes last, by name). */
 export function sortSeries(series: readonly string[]): string[] {
   const key = (s: string) => {
     const [v = '', m = ''] = s.split(' · ');
-    return [v, MODE_ORDER.indexOf(m)] as const;
+    return [v, modeDecl(m)?.rank ?? Infinity, m] as const;
   };
   return [...series].sort((a, b) => {
-    const [va, ma] = key(a);
-    const [vb, mb] = key(b);
-    return va < vb ? -1 : va > vb ? 1 : ma - mb;
+    const [va, ra, ma] = key(a);
+    const [vb, rb, mb] = key(b);
+    if (va !== vb) return va < vb ? -1 : 1;
+    if (ra !== rb) return ra - rb;
+    return ma < mb ? -1 : ma > mb ? 1 : 0;
   });
 }
 

@@ -43,6 +43,8 @@ function bySize(rows: readonly SummaryRow[], metric: string, name: string, title
 }
 
 const us = (r: SummaryRow) => ({ y: r.p50, lo: r.ci95_median_lo, hi: r.ci95_median_hi });
+/** harness · busy|event|js (how completions were waited for), or perftest */
+const verbsSeries = (r: SummaryRow) => (r.variant === 'harness' ? `harness · ${parseParams(r.params).poll ?? '?'} poll` : r.variant);
 
 function forkFigure(rows: readonly SummaryRow[]): Figure {
   const pts = okRows(rows, ['fork_latency', 'first_response'])
@@ -77,7 +79,10 @@ export function rdmaFigures(rows: readonly SummaryRow[]): Figure[] {
   return [
     bySize(rows, 'rpc_latency', 'rdma-rpc-latency', 'Invocation round trip (wasm chainstep, warm), RDMA against TCP', '↑ µs (median, log)', us, byPath),
     bySize(rows, 'rpc_throughput', 'rdma-rpc-throughput', 'Invocations per second (8 in flight), RDMA against TCP', '↑ requests/s (median, log)', us, byPath),
-    bySize(rows.filter((r) => /_latency$/.test(r.metric)), 'write_latency', 'rdma-write-latency', 'RDMA WRITE latency: the harness against ib_write_lat', '↑ µs (median, log)', us, (r) => r.variant),
+    ...(['write', 'read', 'send'] as const).map((op) =>
+      bySize(rows, `${op}_latency`, `rdma-${op}-latency`, `RDMA ${op.toUpperCase()} latency: the harness (by how it polls) against ib_${op}_lat`, '↑ µs (median, log)', us, verbsSeries),
+    ),
+    bySize(rows, 'write_bw', 'rdma-write-bw', 'RDMA WRITE bandwidth: the harness against ib_write_bw', '↑ MB/s (log)', us, verbsSeries),
     forkFigure(rows),
   ];
 }

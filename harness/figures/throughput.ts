@@ -14,16 +14,20 @@ export interface ThroughputFigureOptions {
   logY?: boolean;
 }
 
-type Point = SummaryRow & { series: string; concurrency: number };
+/** panel: the function, and the executor pool size when the rows hold more than one (throughput --pools) */
+type Point = SummaryRow & { series: string; concurrency: number; panel: string };
 
 function withConcurrency(rows: readonly SummaryRow[], metric: string): { points: Point[]; missing: SummaryRow[] } {
   const points: Point[] = [];
   const missing: SummaryRow[] = [];
-  for (const r of okRows(rows, [metric])) {
+  const ok = okRows(rows, [metric]);
+  const pools = unique(ok.map((r) => paramNumber(r.params, 'pool') ?? 1));
+  for (const r of ok) {
     const c = paramNumber(r.params, 'concurrency');
+    const panel = pools.length > 1 ? `${r.function} · pool ${paramNumber(r.params, 'pool') ?? 1}` : r.function;
     if (c === undefined) missing.push(r);
     // one series per transport when several were measured (--transport): the default path stays unnamed
-    else points.push({ ...r, series: r.path && r.path !== 'gateway' ? `${seriesLabel(r)} · ${r.path}` : seriesLabel(r), concurrency: c });
+    else points.push({ ...r, series: r.path && r.path !== 'gateway' ? `${seriesLabel(r)} · ${r.path}` : seriesLabel(r), concurrency: c, panel });
   }
   points.sort((a, b) => a.concurrency - b.concurrency);
   return { points, missing };
@@ -44,7 +48,7 @@ function concurrencyAxis(points: readonly Point[]): Plot.ScaleOptions {
 export function throughputFigure(rows: readonly SummaryRow[], options: ThroughputFigureOptions = {}): Figure {
   const metric = options.metric ?? 'throughput';
   const { points, missing } = withConcurrency(rows, metric);
-  const functions = unique(points.map((p) => p.function));
+  const functions = unique(points.map((p) => p.panel)).sort();
   const series = sortSeries(unique(points.map((p) => p.series)));
   const units = unique(points.map((p) => p.unit));
   const notes = [...cellNotes(rows, [metric]), ...missingNote(missing)];
@@ -69,9 +73,9 @@ export function throughputFigure(rows: readonly SummaryRow[], options: Throughpu
       color: seriesColors(series),
       marks: [
         Plot.frame({ stroke: '#ddd' }),
-        Plot.line(points, { fx: 'function', x: 'concurrency', y: 'p50', stroke: 'series', z: 'series', strokeWidth: 1.8 }),
-        Plot.ruleX(withCI, { fx: 'function', x: 'concurrency', y1: 'ci95_median_lo', y2: 'ci95_median_hi', stroke: 'series', strokeWidth: 3, strokeOpacity: 0.6 }),
-        Plot.dot(points, { fx: 'function', x: 'concurrency', y: 'p50', fill: 'series', r: 3 }),
+        Plot.line(points, { fx: 'panel', x: 'concurrency', y: 'p50', stroke: 'series', z: 'series', strokeWidth: 1.8 }),
+        Plot.ruleX(withCI, { fx: 'panel', x: 'concurrency', y1: 'ci95_median_lo', y2: 'ci95_median_hi', stroke: 'series', strokeWidth: 3, strokeOpacity: 0.6 }),
+        Plot.dot(points, { fx: 'panel', x: 'concurrency', y: 'p50', fill: 'series', r: 3 }),
       ],
     },
   };
@@ -87,8 +91,8 @@ export interface LatencyVsConcurrencyOptions {
 export function latencyVsConcurrencyFigure(rows: readonly SummaryRow[], options: LatencyVsConcurrencyOptions = {}): Figure {
   const metric = options.metric ?? 'latency';
   const { points: raw, missing } = withConcurrency(rows, metric);
-  const points = raw.map((p) => ({ ...scaleRow(p, microsPerUnit(p.unit)), series: p.series, concurrency: p.concurrency }));
-  const functions = unique(points.map((p) => p.function));
+  const points = raw.map((p) => ({ ...scaleRow(p, microsPerUnit(p.unit)), series: p.series, concurrency: p.concurrency, panel: p.panel }));
+  const functions = unique(points.map((p) => p.panel)).sort();
   const series = sortSeries(unique(points.map((p) => p.series)));
   const notes = [...cellNotes(rows.filter((r) => r.metric === '' || /(^|;)concurrency=/.test(r.params)), [metric]), ...missingNote(missing)];
   if (points.length === 0) notes.unshift('No measured cells.');
@@ -106,10 +110,10 @@ export function latencyVsConcurrencyFigure(rows: readonly SummaryRow[], options:
       color: seriesColors(series),
       marks: [
         Plot.frame({ stroke: '#ddd' }),
-        Plot.line(points, { fx: 'function', x: 'concurrency', y: 'p99', stroke: 'series', z: 'series', strokeDasharray: '5,3', strokeWidth: 1.5 }),
-        Plot.line(points, { fx: 'function', x: 'concurrency', y: 'p50', stroke: 'series', z: 'series', strokeWidth: 1.8 }),
-        Plot.dot(points, { fx: 'function', x: 'concurrency', y: 'p50', fill: 'series', r: 3 }),
-        Plot.dot(points, { fx: 'function', x: 'concurrency', y: 'p99', stroke: 'series', fill: 'white', r: 2.5 }),
+        Plot.line(points, { fx: 'panel', x: 'concurrency', y: 'p99', stroke: 'series', z: 'series', strokeDasharray: '5,3', strokeWidth: 1.5 }),
+        Plot.line(points, { fx: 'panel', x: 'concurrency', y: 'p50', stroke: 'series', z: 'series', strokeWidth: 1.8 }),
+        Plot.dot(points, { fx: 'panel', x: 'concurrency', y: 'p50', fill: 'series', r: 3 }),
+        Plot.dot(points, { fx: 'panel', x: 'concurrency', y: 'p99', stroke: 'series', fill: 'white', r: 2.5 }),
       ],
     },
   };

@@ -16,7 +16,7 @@
 import { ProtocolError, type FrameBytes } from './frame-bytes.js';
 
 /** Bumped whenever a frame changes meaning; a hello with another version is refused, naming both. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 export const FRAME_HELLO = 6;
 export const FRAME_PUT_MODULE = 7;

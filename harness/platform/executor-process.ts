@@ -19,6 +19,8 @@ export interface ExecutorSpec {
   /** how the gateway reaches the executor: a unix socket in runDir (default), TCP on 127.0.0.1, or
    *  an endpoint to listen on, of any link scheme (e.g. rdma:10.77.0.1:0) */
   transport?: string;
+  /** its index in the variant's executor pool (0: the first; others get folders of their own) */
+  member?: number;
 }
 
 interface Running {
@@ -53,11 +55,12 @@ export class ExecutorProcess {
 
   private async start(): Promise<Running> {
     const gen = ++this.generation;
-    const dir = path.join(this.spec.runDir, `${this.spec.variant}-${gen}`);
+    const name = `${this.spec.variant}${this.spec.member ? `.${this.spec.member}` : ''}-${gen}`;
+    const dir = path.join(this.spec.runDir, name);
     fs.mkdirSync(dir, { recursive: true });
     const t = this.spec.transport ?? 'unix';
     const listen = t === 'unix' ? `unix:${path.join(dir, 'executor.sock')}` : t === 'tcp' ? 'tcp:127.0.0.1:0' : t;
-    const node = await launchNode({ name: `${this.spec.variant}-${gen}`, kind: 'local' }, { variants: [this.spec.variant], memoryLimitMiB: this.spec.memoryLimitMiB, listen, workDir: dir }).catch((e: Error) => {
+    const node = await launchNode({ name, kind: 'local' }, { variants: [this.spec.variant], memoryLimitMiB: this.spec.memoryLimitMiB, listen, workDir: dir }).catch((e: Error) => {
       throw new Error(`executor for ${this.spec.variant}: ${e.message}`);
     });
     try {

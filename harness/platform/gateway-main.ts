@@ -1,4 +1,5 @@
-// Standalone gateway process: `node gateway-main.js [--binary ENDPOINT] [--http HOST:PORT] [--memory-mib N] [--executor-transport unix|tcp|SCHEME:HOST:PORT] [--splice-map-fd FD --sockhash-fd FD]`.
+// Standalone gateway process: `node gateway-main.js [--binary ENDPOINT] [--http HOST:PORT] [--memory-mib N] [--executor-transport unix|tcp|SCHEME:HOST:PORT] [--pool N] [--splice-map-fd FD --sockhash-fd FD]`.
+// --pool: executors per variant; each call goes to the one with the fewest calls in flight.
 // --executor-transport: how it reaches executors whose variant does not say (default unix).
 // --splice-map-fd/--sockhash-fd: inherited fds of the sockmap programs' fxh_splice and fxh_sockhash
 // maps; the gateway then splices binary clients that ask for it (harness/bpf/arm.ts starts it so).
@@ -19,6 +20,7 @@ const { values } = parseArgs({
     'splice-map-fd': { type: 'string' },
     'sockhash-fd': { type: 'string' },
     lifeline: { type: 'string' },
+    pool: { type: 'string', default: '1' },
   },
 });
 let lifeline: LifelineSpec;
@@ -51,8 +53,13 @@ if (executorTransport !== 'unix' && executorTransport !== 'tcp' && !/^[a-z]+:.+:
   console.error(`--executor-transport is unix, tcp or an endpoint to listen on (scheme:host:port), not "${executorTransport}"`);
   process.exit(2);
 }
+const poolSize = Number(values.pool);
+if (!Number.isInteger(poolSize) || poolSize < 1 || poolSize > 64) {
+  console.error(`--pool wants executors per variant, an integer in 1…64, not "${values.pool}"`);
+  process.exit(2);
+}
 if (!values.binary && !values.http) {
-  console.error('usage: gateway-main [--binary unix:/path|tcp:host:port] [--http host:port] [--memory-mib N] [--timeout-ms N] [--executor-transport unix|tcp|SCHEME:HOST:PORT] [--lifeline stdin|none|connect:ENDPOINT]');
+  console.error('usage: gateway-main [--binary unix:/path|tcp:host:port] [--http host:port] [--memory-mib N] [--timeout-ms N] [--executor-transport unix|tcp|SCHEME:HOST:PORT] [--pool N] [--lifeline stdin|none|connect:ENDPOINT]');
   process.exit(2);
 }
 const gw = await Gateway.start({
@@ -62,6 +69,7 @@ const gw = await Gateway.start({
   defaultTimeoutMs: Number(values['timeout-ms']),
   executorTransport,
   splicer,
+  poolSize,
 });
 // our parent may be gone (a reason to stop): writing to its pipes must not kill us before we clean up
 process.stdout.on('error', () => {});

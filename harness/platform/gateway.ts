@@ -14,7 +14,8 @@ import { listenLinks, type Link } from './link.js';
 import type { Splicer } from './splice.js';
 import type { Listener } from './transport.js';
 import type { InvokeCall, InvokeReply } from './client.js';
-import { MODES, type Mode } from './variant.js';
+import type { Mode } from './variant.js';
+import { declaredModes } from './modes.js';
 
 export interface GatewayOptions {
   /** binary protocol endpoint, e.g. unix:/tmp/gw.sock or tcp:127.0.0.1:0 */
@@ -29,6 +30,8 @@ export interface GatewayOptions {
   /** how executors are reached when their variant does not require a transport: unix (default),
    *  tcp, or an endpoint of any link scheme for them to listen on (e.g. rdma:10.77.0.1:0) */
   executorTransport?: string;
+  /** executors per variant (default 1); calls go to the one with the fewest calls in flight */
+  poolSize?: number;
 }
 
 /** how long past a spliced connection's timeout bound the executor may take to answer a ping */
@@ -46,7 +49,10 @@ const HTTP_STATUS: Record<Status, number> = {
 };
 
 export class Gateway {
-  private readonly executors = new Map<string, ExecutorProcess>();
+  /** per variant, its pool of executors (started on first use) */
+  private readonly executors = new Map<string, ExecutorProcess[]>();
+  /** calls in flight per executor, to balance a pool */
+  private readonly load = new Map<ExecutorProcess, number>();
   private readonly listeners: Listener[] = [];
   /** executor-side connections of live splices, closed with the gateway */
   private readonly spliced = new Set<net.Socket>();
@@ -69,23 +75,41 @@ export class Gateway {
     return gw;
   }
 
-  executor(variant: string): ExecutorProcess | null {
+  private pool(variant: string): ExecutorProcess[] | null {
     if (!this.variantNames.includes(variant)) return null;
-    let e = this.executors.get(variant);
-    if (!e) {
-      e = new ExecutorProcess({ variant, memoryLimitMiB: this.opts.memoryLimitMiB ?? 256, runDir: this.runDir, transport: this.plugins.get(variant)?.executor?.transport ?? this.opts.executorTransport });
-      this.executors.set(variant, e);
+    let pool = this.executors.get(variant);
+    if (!pool) {
+      const transport = this.plugins.get(variant)?.executor?.transport ?? this.opts.executorTransport;
+      pool = Array.from({ length: Math.max(1, this.opts.poolSize ?? 1) }, (_, member) => new ExecutorProcess({ variant, memoryLimitMiB: this.opts.memoryLimitMiB ?? 256, runDir: this.runDir, transport, member }));
+      this.executors.set(variant, pool);
     }
-    return e;
+    return pool;
+  }
+
+  /** the first executor of the variant's pool */
+  executor(variant: string): ExecutorProcess | null {
+    return this.pool(variant)?.[0] ?? null;
+  }
+
+  /** the pool member with the fewest calls in flight (the first of equals) */
+  private pick(variant: string): ExecutorProcess | null {
+    const pool = this.pool(variant);
+    if (!pool) return null;
+    let best = pool[0]!;
+    for (const e of pool) if ((this.load.get(e) ?? 0) < (this.load.get(best) ?? 0)) best = e;
+    return best;
   }
 
   async route(call: InvokeCall): Promise<InvokeReply> {
-    const e = this.executor(call.variant);
+    const e = this.pick(call.variant);
     if (!e) return reply('bad-request', `unknown variant "${call.variant}"; valid variants: ${this.variantNames.join(', ')}`);
+    this.load.set(e, (this.load.get(e) ?? 0) + 1);
     try {
       return await e.invoke(call);
     } catch (err) {
       return reply('unavailable', `variant ${call.variant}: ${(err as Error).message}`);
+    } finally {
+      this.load.set(e, this.load.get(e)! - 1);
     }
   }
 
@@ -230,15 +254,17 @@ export class Gateway {
     }
     const m = /^\/invoke\/([^/]+)\/([^/]+)$/.exec(url.pathname);
     if (req.method !== 'POST' || !m) {
-      return send(404, `routes: POST /invoke/<variant>/<function>?mode=${MODES.join('|')}&timeout=<ms>, GET /variants, GET /healthz\n`);
+      return send(404, `routes: POST /invoke/<variant>/<function>?mode=${declaredModes().map((d) => d.id).join('|')}&timeout=<ms>, GET /variants, GET /healthz\n`);
     }
     const mode = (url.searchParams.get('mode') ?? 'warm') as Mode;
-    if (!MODES.includes(mode)) return send(400, `unknown mode "${mode}"; valid modes: ${MODES.join(', ')}\n`);
+    const variantName = decodeURIComponent(m[1]!);
+    const modes = this.plugins.get(variantName)?.modes.map((d) => d.id);
+    if (modes && !modes.includes(mode)) return send(400, `unknown mode "${mode}" of variant ${variantName}; valid modes: ${modes.join(', ')}\n`);
     const timeoutMs = Number(url.searchParams.get('timeout') ?? this.opts.defaultTimeoutMs ?? 10_000);
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) return send(400, 'timeout must be a positive number of milliseconds\n');
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
-    const r = await this.route({ variant: decodeURIComponent(m[1]!), fn: decodeURIComponent(m[2]!), mode, timeoutMs, input: Buffer.concat(chunks) });
+    const r = await this.route({ variant: variantName, fn: decodeURIComponent(m[2]!), mode, timeoutMs, input: Buffer.concat(chunks) });
     const headers = { 'x-fxh-status': r.status, 'x-fxh-server-ns': String(Math.round(r.serverNs)) };
     if (r.status === 'ok') return send(200, r.output, 'application/octet-stream', headers);
     return send(HTTP_STATUS[r.status], Buffer.concat([Buffer.from(r.output), Buffer.from('\n')]), 'text/plain; charset=utf-8', headers);
@@ -246,7 +272,7 @@ export class Gateway {
 
   /** Restarts of executors after timeouts, per variant. */
   restarts(): Record<string, number> {
-    return Object.fromEntries([...this.executors].map(([k, e]) => [k, e.restarts]));
+    return Object.fromEntries([...this.executors].map(([k, pool]) => [k, pool.reduce((n, e) => n + e.restarts, 0)]));
   }
 
   async close(): Promise<void> {
@@ -256,7 +282,7 @@ export class Gateway {
       this.httpServer.closeAllConnections();
       await new Promise<void>((r) => this.httpServer!.close(() => r()));
     }
-    await Promise.allSettled([...this.executors.values()].map((e) => e.stop()));
+    await Promise.allSettled([...this.executors.values()].flat().map((e) => e.stop()));
     fs.rmSync(this.runDir, { recursive: true, force: true });
   }
 }

@@ -93,6 +93,7 @@ export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions =
   const reader = new FrameReader();
   const reads = new Map<number, { resolve: (b: Uint8Array) => void; reject: (e: Error) => void; what: string }>();
   let nextRead = 1;
+  let requestsCorked = false;
   let onFramesCb: ((frames: (Frame | ProtocolError)[]) => void) | null = null;
   const closeCbs: ((why: Error | null) => void)[] = [];
   let closed: Error | null | undefined;
@@ -163,6 +164,15 @@ export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions =
       return new Promise<Uint8Array>((resolve, reject) => {
         const frame = encodeRegionRead({ id: rid, region: id, offset, length }); // throws before anything is pending
         reads.set(rid, { resolve, reject, what });
+        // the reads asked for in one tick (a pull asks for its header and pages at once) leave in one write
+        if (!requestsCorked) {
+          requestsCorked = true;
+          socket.cork();
+          process.nextTick(() => {
+            requestsCorked = false;
+            socket.uncork();
+          });
+        }
         writeFrame(socket, frame);
       });
     },

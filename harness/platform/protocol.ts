@@ -1,6 +1,6 @@
 // The compact binary invocation protocol spoken between clients, the gateway and executors.
 // Every frame: u32le length of the rest, then u8 type.
-//   invoke:   u32 id, u8 mode, u8 len + variant, u8 len + function, u32 timeoutMs, payload
+//   invoke:   u32 id, u8 len + mode id, u8 len + variant, u8 len + function, u32 timeoutMs, payload
 //   response: u32 id, u8 status, f64 serverNs, payload (output, or a UTF-8 error message)
 //   splice:   u32 id, u32 timeoutMs, u8 len + variant   (client -> gateway: join this connection to
 //             an executor of the variant in the kernel; timeoutMs bounds every later call on it)
@@ -11,7 +11,7 @@
 //             is u8 n, n × (f64 hopNs, f64 serverNs), then the last output: see chainAnswerFrame)
 // The node agent's frames (hello, put-module, restart) and one-sided region reads: agent-frames.ts.
 // Splitting a socket's bytes into frames and writing frames to a socket: frame-stream.ts.
-import { MODES, type Mode } from './variant.js';
+import type { Mode } from './variant.js';
 import { decodeAgentFrame, type AgentFrame } from './agent-frames.js';
 import { ProtocolError, joinFrame, withPayload, type FrameBytes } from './frame-bytes.js';
 
@@ -70,15 +70,17 @@ function callFrame(f: InvokeFrame, stages?: number): FrameBytes {
   const variant = Buffer.from(f.variant, 'utf8');
   const fn = Buffer.from(f.fn, 'utf8');
   if (variant.length > 255 || fn.length > 255) throw new ProtocolError('variant and function names must be at most 255 bytes');
-  const modeIndex = MODES.indexOf(f.mode);
-  if (modeIndex < 0) throw new ProtocolError(`unknown mode ${f.mode}`);
+  // by its id, not an index into a list: a variant declares its own modes (platform/modes.ts)
+  const mode = Buffer.from(f.mode, 'latin1');
+  if (!/^[a-z0-9][a-z0-9-]{0,63}$/.test(f.mode)) throw new ProtocolError(`mode ${JSON.stringify(f.mode)} is not a mode id (lower-case letters, digits and '-', at most 64)`);
   if (stages !== undefined && !(Number.isInteger(stages) && stages >= 1 && stages <= 255)) throw new ProtocolError(`a chain has 1 to 255 stages, not ${stages}`);
-  const headLen = 1 + 4 + 1 + 1 + variant.length + 1 + fn.length + 4 + (stages === undefined ? 0 : 1);
+  const headLen = 1 + 4 + 1 + mode.length + 1 + variant.length + 1 + fn.length + 4 + (stages === undefined ? 0 : 1);
   const head = Buffer.allocUnsafe(4 + headLen);
   let o = head.writeUInt32LE(headLen + f.payload.length, 0);
   o = head.writeUInt8(stages === undefined ? FRAME_INVOKE : FRAME_CHAIN, o);
   o = head.writeUInt32LE(f.id >>> 0, o);
-  o = head.writeUInt8(modeIndex, o);
+  o = head.writeUInt8(mode.length, o);
+  o += mode.copy(head, o);
   o = head.writeUInt8(variant.length, o);
   o += variant.copy(head, o);
   o = head.writeUInt8(fn.length, o);
@@ -188,8 +190,10 @@ export function decodeFrame(body: Buffer): Frame {
   const id = body.readUInt32LE(1);
   if (type === FRAME_INVOKE || type === FRAME_CHAIN) {
     let o = 5;
-    const mode = MODES[body.readUInt8(o++)];
-    if (!mode) throw new ProtocolError(`frame ${id}: unknown mode index ${body.readUInt8(o - 1)}`);
+    const ml = body.length > o ? body.readUInt8(o++) : 0;
+    if (ml === 0 || o + ml > body.length) throw new ProtocolError(`frame ${id}: ${ml === 0 ? 'empty' : 'truncated'} mode id`);
+    const mode = body.toString('latin1', o, o + ml);
+    o += ml;
     const vl = body.readUInt8(o++);
     const variant = body.toString('utf8', o, o + vl);
     o += vl;

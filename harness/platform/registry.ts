@@ -1,9 +1,10 @@
 // Finds variant plug-ins: every module directly in harness/variants/ whose default export is a VariantPlugin.
-// Adding a variant is adding a file there; nothing else names it.
+// Adding a variant is adding a file there; nothing else names it. Its modes are declared here as it loads.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { VariantPlugin } from './variant.js';
+import { declareModes } from './modes.js';
 
 const variantsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'variants');
 
@@ -21,6 +22,8 @@ export function loadVariantPlugins(): Promise<Map<string, VariantPlugin>> {
       const mod = (await import(pathToFileURL(path.join(variantsDir, f)).href)) as { default?: unknown };
       if (!isPlugin(mod.default)) continue;
       if (plugins.has(mod.default.name)) throw new Error(`two variant plug-ins are named "${mod.default.name}" (${f})`);
+      if (!Array.isArray(mod.default.modes) || !mod.default.modes.length) throw new Error(`variant plug-in "${mod.default.name}" (${f}) declares no modes`);
+      declareModes(`variant ${mod.default.name}`, mod.default.modes);
       plugins.set(mod.default.name, mod.default);
     }
     return plugins;

@@ -25,6 +25,13 @@ export interface SnapshotDescriptor {
   /** pages of the recorded working set, and whether a fork holding only them answered as a full one */
   workingSetPages: number;
   workingSetValidated: boolean;
+  /** how the working set was recorded (the variant says; e.g. by the kernel watching accesses, or by writes) */
+  workingSetMethod: string;
+  /** ns the recording and its check took, and what watching cost the call: watched vs unwatched, the eBPF program's kernel time */
+  workingSetNs: number;
+  workingSetWatchedCallNs?: number;
+  workingSetPlainCallNs?: number;
+  workingSetProgramNs?: number;
   /** ns the parent spent: warm-up calls, then snapshot + encode + working set */
   parentCallsNs: number;
   snapshotNs: number;
@@ -51,6 +58,8 @@ export interface ForkResult {
   /** the child instance's linear memory, and this process's RSS after the fork */
   childMemoryBytes: number;
   rssBytes: number;
+  /** where the child's time went, ns per named step in order (the variant names them) */
+  phasesNs?: Record<string, number>;
 }
 
 /** Reads `length` bytes at `offset` of the parent's region `id` (a Link's readRegion). */

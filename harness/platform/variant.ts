@@ -1,12 +1,11 @@
 // The plug-in interface every platform variant implements. The harness core only knows this file.
 import type { FunctionEntry } from '../functions/types.js';
+import type { ModeDecl } from './modes.js';
 
-/** cold-compile: compile + instantiate; cold: new instance from a cached artifact; cold-process: a new process
- *  compiles, instantiates and runs (WASM's counterpart of one `runc run`); warm: reuse a live instance;
- *  local-fork: a new instance forked, in this process, from a snapshot of a warm parent (variants/wasm-fork.ts). */
-export type Mode = 'cold-compile' | 'cold' | 'cold-process' | 'warm' | 'local-fork';
-// The wire protocol sends a mode as its index here: append, never reorder.
-export const MODES: readonly Mode[] = ['cold-compile', 'cold', 'warm', 'cold-process', 'local-fork'];
+export type { ModeDecl } from './modes.js';
+
+/** A mode's id (cold, warm, ...): each variant declares its own (VariantPlugin.modes, platform/modes.ts). */
+export type Mode = string;
 
 export type Capability = { ok: true } | { ok: false; reason: string };
 
@@ -112,6 +111,8 @@ export interface ExecutorReach {
 export interface VariantPlugin {
   name: string;
   summary: string;
+  /** the modes its variants offer, declared here (id, label, legend rank, colour); their ids are Variant.modes */
+  modes: readonly ModeDecl[];
   create(opts: VariantOptions): Variant;
   /** how its executor is reached (default: a unix socket) */
   executor?: ExecutorReach;

@@ -4,7 +4,7 @@
 // checkout and leaves its results where the host reads them. Inside: two namespaces fxa/fxb joined by
 // a veth, each with an rxe device (guest-net.sh). QEMU dies with this process (pdeathsig), on a
 // timeout, or on abort; the guest's console log is kept in <outDir>/guest/.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,6 +27,13 @@ export interface GuestRunOptions {
   signal?: AbortSignal;
   memoryMiB?: number;
   cpus?: number;
+  hostfwd?: HostForward;
+}
+
+/** a host port on 127.0.0.1 forwarded to a guest port (QEMU user-mode networking; the guest is 10.0.2.15) */
+export interface HostForward {
+  hostPort: number;
+  guestPort: number;
 }
 
 export interface GuestRunResult {
@@ -77,13 +84,17 @@ export function guestKernel(): string {
 
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
-function qemuArgs(accel: Accel, outDir: string, opts: { memoryMiB: number; cpus: number; probe: boolean }): string[] {
+function qemuArgs(accel: Accel, outDir: string, opts: { memoryMiB: number; cpus: number; probe: boolean; hostfwd?: HostForward }): string[] {
   const args = [
     '--pdeathsig', 'KILL', '--',
     'qemu-system-x86_64', '-name', GUEST_MARK,
     '-accel', accel, '-cpu', accel === 'kvm' ? 'host' : 'max',
     '-m', String(opts.memoryMiB), '-smp', String(opts.cpus),
-    '-display', 'none', '-serial', 'stdio', '-monitor', 'none', '-no-reboot', '-nic', 'none',
+    '-display', 'none', '-serial', 'stdio', '-monitor', 'none', '-no-reboot',
+    // user-mode networking only when a port is forwarded (no option ROM: none is installed, none is needed)
+    ...(opts.hostfwd
+      ? ['-netdev', `user,id=n0,hostfwd=tcp:127.0.0.1:${opts.hostfwd.hostPort}-:${opts.hostfwd.guestPort}`, '-device', 'virtio-net-pci,netdev=n0,romfile=']
+      : ['-nic', 'none']),
     '-kernel', path.join(imageDir, 'vmlinuz'), '-initrd', path.join(imageDir, 'initramfs.cpio.gz'),
     '-append', `console=ttyS0 quiet panic=-1 fxh.out=${outDir}${opts.probe ? ' fxh.probe=1' : ''}`,
   ];
@@ -103,10 +114,14 @@ interface Boot {
 
 /** runs QEMU until it exits, the deadline passes or the signal aborts; the console goes to logPath */
 function boot(args: string[], logPath: string, timeoutMs: number, signal?: AbortSignal, upLine = 'fxh-guest: up'): Promise<Boot> {
-  return new Promise((resolve) => {
-    const t0 = performance.now();
-    const log = fs.createWriteStream(logPath);
-    const child = spawn('setpriv', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  return startBoot(args, logPath, timeoutMs, signal, upLine).done;
+}
+
+function startBoot(args: string[], logPath: string, timeoutMs: number, signal?: AbortSignal, upLine = 'fxh-guest: up'): { child: ChildProcess; done: Promise<Boot> } {
+  const t0 = performance.now();
+  const log = fs.createWriteStream(logPath);
+  const child = spawn('setpriv', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const done = new Promise<Boot>((resolve) => {
     let text = '';
     let upMs: number | null = null;
     let why: string | null = null;
@@ -132,6 +147,7 @@ function boot(args: string[], logPath: string, timeoutMs: number, signal?: Abort
       log.end(() => resolve({ console: text, upMs, code, why }));
     });
   });
+  return { child, done };
 }
 
 /** KVM where it boots, else TCG; `FXH_GUEST_ACCEL` forces one. Nested KVM here hangs at boot, so a
@@ -168,6 +184,21 @@ function lastLines(s: string, n: number): string {
 }
 
 export async function runInGuest(opts: GuestRunOptions): Promise<GuestRunResult> {
+  return (await startGuest(opts)).done;
+}
+
+export interface StartedGuest {
+  /** QEMU (under setpriv) */
+  child: ChildProcess;
+  accel: Accel;
+  /** the command's output file in the run folder (it grows while the command runs) */
+  outputPath: string;
+  /** settles as runInGuest does */
+  done: Promise<GuestRunResult>;
+}
+
+/** Boots the guest and starts the command; for a command that serves (a node agent) rather than ends. */
+export async function startGuest(opts: GuestRunOptions): Promise<StartedGuest> {
   const unavailable = guestUnavailable();
   const dir = path.join(opts.outDir, 'guest');
   fs.mkdirSync(dir, { recursive: true });
@@ -182,34 +213,38 @@ export async function runInGuest(opts: GuestRunOptions): Promise<GuestRunResult>
     ...Object.entries(env).map(([k, v]) => `export ${k}=${q(v)}`),
     `cd ${q(opts.cwd ?? repoRoot)} || exit 97`,
     opts.network === false ? '' : `. ${q(path.join(repoRoot, 'harness', 'rdma', 'guest-net.sh'))} || { echo 'fxh-guest: network setup failed'; exit 98; }`,
+    opts.hostfwd ? 'ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 || { echo "fxh-guest: user network setup failed"; exit 98; }' : '',
     `exec ${opts.command.map(q).join(' ')}`,
   ].join('\n');
   fs.writeFileSync(path.join(dir, 'command.sh'), script + '\n');
   const remaining = Math.max(1, opts.timeoutMs - (performance.now() - t0));
-  const r = await boot(qemuArgs(accel, path.resolve(opts.outDir), { memoryMiB: opts.memoryMiB ?? 2048, cpus: opts.cpus ?? 2, probe: false }), consoleLogPath, remaining, opts.signal);
-  const read = (f: string) => {
-    try {
-      return fs.readFileSync(path.join(dir, f), 'utf8');
-    } catch {
-      return null;
+  const b = startBoot(qemuArgs(accel, path.resolve(opts.outDir), { memoryMiB: opts.memoryMiB ?? 2048, cpus: opts.cpus ?? 2, probe: false, hostfwd: opts.hostfwd }), consoleLogPath, remaining, opts.signal);
+  const done = b.done.then((r) => {
+    const read = (f: string) => {
+      try {
+        return fs.readFileSync(path.join(dir, f), 'utf8');
+      } catch {
+        return null;
+      }
+    };
+    const output = read('output.txt') ?? '';
+    const code = read('exit-code');
+    const failed = /fxh-guest: failed: (.*)/.exec(r.console)?.[1];
+    if (r.upMs === null || failed) {
+      const why = failed ?? r.why ?? `qemu exited with ${r.code} before the guest's init ran the command`;
+      throw new GuestError(`the guest did not boot: ${why}; last console lines: ${lastLines(r.console, 4) || '(none)'}; console log: ${consoleLogPath}`, consoleLogPath);
     }
-  };
-  const output = read('output.txt') ?? '';
-  const code = read('exit-code');
-  const failed = /fxh-guest: failed: (.*)/.exec(r.console)?.[1];
-  if (r.upMs === null || failed) {
-    const why = failed ?? r.why ?? `qemu exited with ${r.code} before the guest's init ran the command`;
-    throw new GuestError(`the guest did not boot: ${why}; last console lines: ${lastLines(r.console, 4) || '(none)'}; console log: ${consoleLogPath}`, consoleLogPath);
-  }
-  if (code === null && r.why) throw new GuestError(`guest run ${r.why === 'interrupted' ? 'interrupted' : 'failed'}: ${r.why}; the command's output so far: ${output.slice(-500) || '(none)'}; console log: ${consoleLogPath}`, consoleLogPath);
-  return {
-    exitCode: code === null ? null : Number(code.trim()),
-    output,
-    consoleLogPath,
-    accel,
-    accelReason,
-    bootMs: r.upMs,
-    wallMs: performance.now() - t0,
-    kernel: guestKernel(),
-  };
+    if (code === null && r.why) throw new GuestError(`guest run ${r.why === 'interrupted' ? 'interrupted' : 'failed'}: ${r.why}; the command's output so far: ${output.slice(-500) || '(none)'}; console log: ${consoleLogPath}`, consoleLogPath);
+    return {
+      exitCode: code === null ? null : Number(code.trim()),
+      output,
+      consoleLogPath,
+      accel,
+      accelReason,
+      bootMs: r.upMs,
+      wallMs: performance.now() - t0,
+      kernel: guestKernel(),
+    };
+  });
+  return { child: b.child, accel, outputPath: path.join(dir, 'output.txt'), done };
 }

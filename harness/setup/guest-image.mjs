@@ -15,7 +15,7 @@ const initScript = path.join(root, 'harness', 'rdma', 'guest-init.sh');
 
 /** what the guest loads, in dependency order after modprobe resolves them */
 export const GUEST_MODULES = [
-  'virtio_pci', '9pnet_virtio', '9p', 'overlay', 'veth',
+  'virtio_pci', '9pnet_virtio', '9p', 'overlay', 'veth', 'virtio_net',
   'crc32_generic', // rxe computes its ICRC with crc32; without it `rdma link add` fails with ENOENT
   'rdma_rxe', 'ib_uverbs', 'rdma_ucm',
   'sch_ingress', 'cls_bpf', 'act_bpf', 'sch_netem',

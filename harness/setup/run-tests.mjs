@@ -1,6 +1,6 @@
 // Runs the test suite and checks that it left the machine as it found it:
 // no runc containers, cgroups, bpf pins, scratch folders, /dev/shm files, network namespaces and veths
-// (fxh…), sshd processes of ours (test sshds run from fxh-sshd-* folders) or platform processes (gateways,
+// (fxh…), DAMON kdamonds, sshd processes of ours (test sshds run from fxh-sshd-* folders) or platform processes (gateways,
 // node agents, chain nodes: a stuck one outlives its parent) that were not there before.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -43,6 +43,11 @@ function leftovers() {
   for (const d of fs.readdirSync(os.tmpdir())) if (d.startsWith('fxh-')) found.push(`scratch ${path.join(os.tmpdir(), d)}`);
   try {
     for (const f of fs.readdirSync('/dev/shm')) if (f.startsWith('fxh-')) found.push(`shared memory /dev/shm/${f}`);
+  } catch {}
+  // a working-set recording (harness/bpf/damon-access.ts) makes DAMON's only kdamond; none may outlive it
+  try {
+    const n = fs.readFileSync('/sys/kernel/mm/damon/admin/kdamonds/nr_kdamonds', 'utf8').trim();
+    if (n !== '0') found.push(`DAMON kdamonds (${n})`);
   } catch {}
   found.push(...platformProcesses());
   found.push(...networks(), ...daemonLeftovers());

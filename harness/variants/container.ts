@@ -24,8 +24,9 @@ import { checkServeStatus, runOnce } from './native.js';
 import { ensureBundle, type Bundle } from './oci/bundle.js';
 import { OciRuntime, type OciRuntimeOptions } from './oci/runtime.js';
 import { ServeClient } from './serve-client.js';
+import { COLD_WARM } from './common-modes.js';
 
-const MODES: readonly Mode[] = ['cold', 'warm'];
+const MODES: readonly Mode[] = COLD_WARM.map((m) => m.id);
 
 export interface ContainerVariantOptions extends VariantOptions {
   runtime?: OciRuntimeOptions;
@@ -226,6 +227,7 @@ export class ContainerVariant implements Variant {
 
 const plugin: VariantPlugin = {
   name: 'container',
+  modes: COLD_WARM,
   summary:
     `static native binary in an OCI container (runtime: ${process.env.FXH_OCI_RUNTIME ?? 'runc'}; default runc, FXH_OCI_RUNTIME=crun to use crun where it works), bundle built locally without images: ` +
     'cold = new container per call (`runc run`), warm = long-running `/fx --serve` container per function; memory limit = cgroup memory.limit + FX_MEM_LIMIT_MB',

@@ -28,8 +28,9 @@ import { sideMemory } from './oci/daemon-memory.js';
 import { ensureImageTar } from './oci/image.js';
 import { findInPath } from './oci/runtime.js';
 import { ServeClient, TailBuffer, describeExit } from './serve-client.js';
+import { COLD_WARM } from './common-modes.js';
 
-const MODES: readonly Mode[] = ['cold', 'warm'];
+const MODES: readonly Mode[] = COLD_WARM.map((m) => m.id);
 export const CTR_NAMESPACE = 'fxh';
 const ID_RE = /^fxh-(\d+)-(\d+)$/;
 let counter = 0;
@@ -334,6 +335,7 @@ export class ContainerdVariant implements Variant {
 
 const plugin: VariantPlugin = {
   name: 'containerd',
+  modes: COLD_WARM,
   summary:
     'static native binary in a FROM scratch image imported into containerd (namespace fxh; containerd started for the run unless one runs), runc v2 shim, driven by `ctr` as faasd drives containerd: ' +
     'cold = `ctr run --rm` per call, warm = long-running `/fx --serve` task per function; memory limit, read-only root, own network namespace',

@@ -26,8 +26,9 @@ import { AttachedContainer, attach, closeAgent, dockerCall, dockerRequest, waitE
 import { ensureImageTar } from './oci/image.js';
 import { sideMemory } from './oci/daemon-memory.js';
 import { ServeClient, TailBuffer, describeExit } from './serve-client.js';
+import { COLD_WARM } from './common-modes.js';
 
-const MODES: readonly Mode[] = ['cold', 'warm'];
+const MODES: readonly Mode[] = COLD_WARM.map((m) => m.id);
 const NAME_RE = /^fxh-(\d+)-(\d+)$/;
 let counter = 0;
 
@@ -293,6 +294,7 @@ export class DockerVariant implements Variant {
 
 const plugin: VariantPlugin = {
   name: 'docker',
+  modes: COLD_WARM,
   summary:
     'static native binary in a FROM scratch image run by the Docker Engine (its API over the Unix socket; dockerd started for the run unless one runs): ' +
     'cold = create + attach + start + wait + remove per call, warm = long-running `/fx --serve` container per function; --network none, memory + pids limits, read-only root',

@@ -25,8 +25,9 @@ import {
   type VariantOptions,
   type VariantPlugin,
 } from '../platform/variant.js';
+import { COLD_WARM } from './common-modes.js';
 
-const MODES: readonly Mode[] = ['cold', 'warm'];
+const MODES: readonly Mode[] = COLD_WARM.map((m) => m.id);
 
 /**
  * Largest input (bytes) the eBPF functions accept: FXH_MAX_INPUT in bpf/fxh_frame.h. BPF_PROG_RUN
@@ -301,6 +302,7 @@ function memlock(fd: number): number {
 
 const plugin: VariantPlugin = {
   name: 'ebpf',
+  modes: COLD_WARM,
   summary: `functions as eBPF (XDP) programs run with BPF_PROG_RUN: cold = open + verify/load + run + close per call, warm = program loaded once, one BPF_PROG_RUN per call; inputs up to ${EBPF_MAX_INPUT} bytes; functions without an eBPF version are skipped with the reason (NOT_EXPRESSIBLE)`,
   create: (opts) => new EbpfVariant(opts),
 };

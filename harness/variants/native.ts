@@ -21,8 +21,9 @@ import {
 } from '../platform/variant.js';
 import { nativeJail, type Jail, type ProcessCgroup } from './native-jail.js';
 import { ServeClient, TailBuffer, describeExit } from './serve-client.js';
+import { COLD_WARM } from './common-modes.js';
 
-const MODES: readonly Mode[] = ['cold', 'warm'];
+const MODES: readonly Mode[] = COLD_WARM.map((m) => m.id);
 
 export interface NativeRunResult {
   output: Uint8Array;
@@ -282,6 +283,7 @@ export class NativeVariant implements Variant {
 
 const plugin: VariantPlugin = {
   name: 'native',
+  modes: COLD_WARM,
   summary:
     'static native binary as a Linux process: cold = new process per call (stdin->stdout), warm = reused `--serve` process per function; memory limit via FX_MEM_LIMIT_MB (setrlimit); ' +
     'as root: run as nobody (65534, no capabilities), each process in a cgroup with the container\'s memory and pids limits; no namespaces, so it sees the host\'s files, processes and network',

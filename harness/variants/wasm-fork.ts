@@ -15,7 +15,11 @@ import { fork, instantiateParent, prepareImage, restoreInto, takeSnapshot, type 
 import type { Snapshot } from './wasm/snapshot-format.js';
 import { WasmRemoteFork } from './wasm/remote-fork.js';
 import type { RegionTable } from '../platform/link.js';
+import type { ModeDecl } from '../platform/modes.js';
 import type { ForkFromRequest, ForkResult, RegionReader, RemoteForker, SnapshotDescriptor } from '../platform/remote-fork.js';
+
+/** each call in a child forked in-process from a warm parent's snapshot; its own colour, not a shade of cold */
+const LOCAL_FORK: ModeDecl = { id: 'local-fork', label: 'local-fork', rank: 4, colour: '#c2185b' };
 
 export interface ForkOptions {
   /** eager: copy the whole memory image; dirty: only the pages that differ from the initial image */
@@ -36,7 +40,7 @@ interface Parent {
 
 export class WasmForkVariant implements Variant, RemoteForker {
   readonly name = 'wasm-fork';
-  readonly modes: readonly Mode[] = ['local-fork'];
+  readonly modes: readonly Mode[] = [LOCAL_FORK.id];
   private readonly maxPages: number;
   private readonly images = new Map<string, ForkImage>();
   private readonly parents = new Map<string, Parent>();
@@ -62,7 +66,7 @@ export class WasmForkVariant implements Variant, RemoteForker {
     if (why) throw new InvokeError('unavailable', why);
     this.regions = regions;
     try {
-      return this.remote.snapshotRegister(this.image(fn), input, calls, regions);
+      return await this.remote.snapshotRegister(this.image(fn), input, calls, regions);
     } catch (e) {
       if (e instanceof InvokeError) throw e;
       throw new InvokeError('unavailable', `${fn.name}: cannot snapshot its parent: ${(e as Error).message}`);
@@ -155,6 +159,7 @@ export class WasmForkVariant implements Variant, RemoteForker {
 
 const plugin: VariantPlugin = {
   name: 'wasm-fork',
+  modes: [LOCAL_FORK],
   summary: 'V8 WebAssembly, local-fork: each call runs in a child forked in-process from a snapshot of a parent that served one call of the same input (dirty pages only, onto a prefaulted fresh instance; initialisation does not run again)',
   create: (opts) => new WasmForkVariant(opts),
   // a way to start a new instance: set beside the cold starts (and the fork experiment, later)

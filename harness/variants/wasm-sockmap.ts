@@ -5,10 +5,12 @@
 import type { VariantPlugin } from '../platform/variant.js';
 import { placementCheck } from '../bpf/arm.js';
 import { renamedWasm } from './wasm-renamed.js';
+import { WASM_MODES } from './wasm.js';
 
 const plugin: VariantPlugin = {
   name: 'wasm+sockmap',
   summary: 'wasm (warm) behind TCP with the eBPF sockmap fast path (sock_ops + sk_msg redirect) in the platform cgroup; needs root and eBPF; only in the sockmap experiment',
+  modes: WASM_MODES,
   executor: { transport: 'tcp' },
   experiments: ['sockmap'],
   create: (opts) => renamedWasm('wasm+sockmap', opts, async () => placementCheck('sockmap')),

@@ -12,12 +12,20 @@ import { startIdleExecutor } from '../platform/idle-executor.js';
 import { WASM_PAGE, withNonce } from './wasm/module-edit.js';
 import { compile, instantiate, loadBytes, run, type Live, type WasmCode } from './wasm/engine.js';
 import { runOnce } from './native.js';
+import { COLD, WARM } from './common-modes.js';
+import type { ModeDecl } from '../platform/modes.js';
+
+/** compile + instantiate + call, new bytes each time (V8's module cache cannot answer) */
+const COLD_COMPILE: ModeDecl = { id: 'cold-compile', label: 'cold-compile', rank: 1 };
+/** a new Node process compiles, instantiates and calls: WASM's counterpart of one `runc run` */
+const COLD_PROCESS: ModeDecl = { id: 'cold-process', label: 'cold-process', rank: 0 };
+export const WASM_MODES: readonly ModeDecl[] = [COLD_COMPILE, COLD, COLD_PROCESS, WARM];
 
 const PROCESS_MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), 'wasm', 'process-main.js');
 
 class WasmVariant implements Variant {
   readonly name = 'wasm';
-  readonly modes: readonly Mode[] = ['cold-compile', 'cold', 'cold-process', 'warm'];
+  readonly modes: readonly Mode[] = WASM_MODES.map((m) => m.id);
   private readonly bytes = new Map<string, Uint8Array>();
   private readonly modules = new Map<string, WebAssembly.Module>();
   private readonly warm = new Map<string, Live>();
@@ -180,6 +188,7 @@ class WasmVariant implements Variant {
 
 const plugin: VariantPlugin = {
   name: 'wasm',
+  modes: WASM_MODES,
   summary: 'V8 WebAssembly with an in-memory WASI host: cold-compile (compile+instantiate), cold (instantiate a cached module), warm (reuse an instance)',
   create: (opts) => new WasmVariant(opts),
 };

@@ -30,7 +30,8 @@ export interface StartedProcess<T> {
   stop(graceMs?: number): Promise<void>;
 }
 
-const READY_TIMEOUT_MS = 20_000;
+// inside the SoftRoCE guest the CPU may be emulated (TCG): a Node process takes seconds to start there
+const READY_TIMEOUT_MS = process.env.FXH_GUEST ? 180_000 : 20_000;
 
 /** The command line after the taskset and cgroup wrappers. */
 export function wrapCommand(l: Pick<ProcessLaunch, 'cmd' | 'args' | 'cpus' | 'cgroup'>): { cmd: string; args: string[] } {

@@ -1,5 +1,5 @@
 // Small, exact edits of a module's binary before V8 compiles it:
-// - cap the maximum of every defined memory, so memory.grow fails past the platform's limit;
+// - cap the maximum of every memory (defined or imported, shared or not), so memory.grow fails past the platform's limit;
 // - append a custom section, so V8 cannot hand back an already compiled copy of identical bytes.
 export const WASM_PAGE = 65536;
 
@@ -35,6 +35,8 @@ export function leb(n: number): number[] {
 
 interface Section {
   id: number;
+  /** of the section id byte */
+  header: number;
   start: number; // of the payload
   end: number;
 }
@@ -50,45 +52,101 @@ export function sections(bytes: Uint8Array): Section[] {
     const id = bytes[o]!;
     const { value: size, next } = readLeb(bytes, o + 1);
     if (next + size > bytes.length) throw new ModuleFormatError(`section ${id} runs past the end of the module`);
-    out.push({ id, start: next, end: next + size });
+    out.push({ id, header: o, start: next, end: next + size });
     o = next + size;
   }
   return out;
 }
 
+const IMPORT_SECTION = 2;
 const MEMORY_SECTION = 5;
+const LIMITS_MAX = 0x1;
+const LIMITS_SHARED = 0x2;
 
-/** Returns the module with every defined memory's maximum at most `maxPages`; throws if a memory needs more to start. */
-export function capMemory(bytes: Uint8Array, maxPages: number): Uint8Array {
-  const mem = sections(bytes).find((s) => s.id === MEMORY_SECTION);
-  if (!mem) return bytes;
-  let o = mem.start;
+/** memory limits at `o` with the maximum at most `maxPages`; a shared memory stays shared (it always has a maximum) */
+function cappedLimits(bytes: Uint8Array, o: number, what: string, maxPages: number): { payload: number[]; next: number } {
+  const flags = bytes[o++]!;
+  if (flags & ~(LIMITS_MAX | LIMITS_SHARED)) throw new ModuleFormatError(`${what}: 64-bit memories (flags ${flags}) are not supported`);
+  const min = readLeb(bytes, o);
+  o = min.next;
+  let max = maxPages;
+  if (flags & LIMITS_MAX) {
+    const m = readLeb(bytes, o);
+    o = m.next;
+    max = Math.min(m.value, maxPages);
+  }
+  if (min.value > maxPages) {
+    throw new ModuleFormatError(`${what} needs ${(min.value * WASM_PAGE) / 2 ** 20} MiB at start, over the ${(maxPages * WASM_PAGE) / 2 ** 20} MiB limit`);
+  }
+  return { payload: [LIMITS_MAX | (flags & LIMITS_SHARED), ...leb(min.value), ...leb(max)], next: o };
+}
+
+function skipName(bytes: Uint8Array, o: number): number {
+  const n = readLeb(bytes, o);
+  return n.next + n.value;
+}
+
+/** the import section with every imported memory's maximum capped (the host's memory must then fit under it) */
+function capImports(bytes: Uint8Array, sec: Section, maxPages: number): number[] {
+  let o = sec.start;
   const { value: count, next } = readLeb(bytes, o);
   o = next;
   const payload: number[] = [...leb(count)];
   for (let i = 0; i < count; i++) {
-    const flags = bytes[o++]!;
-    if (flags & ~0x1) throw new ModuleFormatError(`memory ${i}: shared or 64-bit memories (flags ${flags}) are not supported`);
-    const min = readLeb(bytes, o);
-    o = min.next;
-    let max = maxPages;
-    if (flags & 1) {
-      const m = readLeb(bytes, o);
-      o = m.next;
-      max = Math.min(m.value, maxPages);
+    const from = o;
+    o = skipName(bytes, skipName(bytes, o));
+    const kind = bytes[o++]!;
+    if (kind === 2) {
+      payload.push(...bytes.subarray(from, o));
+      const c = cappedLimits(bytes, o, `imported memory ${i}`, maxPages);
+      payload.push(...c.payload);
+      o = c.next;
+      continue;
     }
-    if (min.value > maxPages) {
-      throw new ModuleFormatError(`memory ${i} needs ${(min.value * WASM_PAGE) / 2 ** 20} MiB at start, over the ${(maxPages * WASM_PAGE) / 2 ** 20} MiB limit`);
-    }
-    payload.push(1, ...leb(min.value), ...leb(max));
+    if (kind === 0) o = readLeb(bytes, o).next;
+    else if (kind === 1) {
+      const fl = bytes[o + 1]!;
+      o = readLeb(bytes, o + 2).next;
+      if (fl & 1) o = readLeb(bytes, o).next;
+    } else if (kind === 3) o += 2;
+    else if (kind === 4) o = readLeb(bytes, o + 1).next;
+    else throw new ModuleFormatError(`import ${i}: unknown kind ${kind}`);
+    payload.push(...bytes.subarray(from, o));
   }
-  const section = Uint8Array.from([MEMORY_SECTION, ...leb(payload.length), ...payload]);
-  const headerStart = mem.start - leb(mem.end - mem.start).length - 1;
-  const out = new Uint8Array(headerStart + section.length + (bytes.length - mem.end));
-  out.set(bytes.subarray(0, headerStart), 0);
-  out.set(section, headerStart);
-  out.set(bytes.subarray(mem.end), headerStart + section.length);
-  return out;
+  return payload;
+}
+
+function capDefined(bytes: Uint8Array, sec: Section, maxPages: number): number[] {
+  let o = sec.start;
+  const { value: count, next } = readLeb(bytes, o);
+  o = next;
+  const payload: number[] = [...leb(count)];
+  for (let i = 0; i < count; i++) {
+    const c = cappedLimits(bytes, o, `memory ${i}`, maxPages);
+    payload.push(...c.payload);
+    o = c.next;
+  }
+  return payload;
+}
+
+/**
+ * Returns the module with every memory's maximum at most `maxPages`, defined or imported, shared or
+ * not; throws if a memory needs more to start. An imported memory's host memory must then have a
+ * maximum within the cap, or instantiation fails.
+ */
+export function capMemory(bytes: Uint8Array, maxPages: number): Uint8Array {
+  const edits = sections(bytes)
+    .filter((s) => s.id === MEMORY_SECTION || s.id === IMPORT_SECTION)
+    .map((s) => ({ s, payload: s.id === MEMORY_SECTION ? capDefined(bytes, s, maxPages) : capImports(bytes, s, maxPages) }));
+  if (!edits.length) return bytes;
+  const parts: Uint8Array[] = [];
+  let at = 0;
+  for (const { s, payload } of edits) {
+    parts.push(bytes.subarray(at, s.header), Uint8Array.from([s.id, ...leb(payload.length), ...payload]));
+    at = s.end;
+  }
+  parts.push(bytes.subarray(at));
+  return Buffer.concat(parts);
 }
 
 /** Appends a custom section named "fxh.nonce" holding `nonce`. */

@@ -14,19 +14,21 @@
 //  64      u32 meta bytes M
 //  68      u32 reserved (0)
 //  72      G × { u32 global index, u8 type (0x7f i32, 0x7e i64, 0x7d f32, 0x7c f64), u8[3] 0, u64 value bits }
-//   …      N × { u32 page index (memory offset / P), u32 0, u8[8] first 8 bytes of the page's sha256 }
+//   …      N × { u32 page index (memory offset / P), u32 0, i64 the page's fxh64 checksum (page-checksum.ts) }
 //   …      M bytes of JSON (meta: WASI state, tables, provenance), zero-padded to a multiple of 8
 //  H-32    sha256 of bytes [0, H-32): the header checksum, which covers every page checksum
+// Version 2 replaced version 1's page checksums (the first 8 bytes of a sha256) with fxh64: a child
+// checks every page before its instance runs, and sha256 per page cost more than the transfer.
 //   H      page k's bytes at H + k·P, k = 0 … N-1; the snapshot is H + N·P bytes long
-import crypto, { createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { GLOBAL_TYPE_CODE, type GlobalType } from './module-globals.js';
+import { PAGE_CHECKSUM, sumPages, summer } from './page-checksum.js';
 
 export const SNAPSHOT_MAGIC = Buffer.from('FXHSNAP\0', 'latin1');
-export const SNAPSHOT_VERSION = 1;
+export const SNAPSHOT_VERSION = 2;
 const FIXED = 72;
 const GLOBAL_ENTRY = 16;
 const PAGE_ENTRY = 16;
-const PAGE_DIGEST = 8;
 
 export class SnapshotError extends Error {
   override name = 'SnapshotError';
@@ -70,9 +72,6 @@ export function pageRange(headerBytes: number, pageSize: number, k: number): { o
 }
 
 const sha = (b: Uint8Array): Buffer => createHash('sha256').update(b).digest();
-// one-shot hash where Node has it: per 4 KiB page, a Hash object costs as much as the hashing
-const oneShot = (crypto as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Buffer }).hash;
-const pageSha = (b: Uint8Array): Buffer => (oneShot ? oneShot('sha256', b, 'buffer') : sha(b));
 const TYPE_OF: Record<number, GlobalType> = Object.fromEntries(Object.entries(GLOBAL_TYPE_CODE).map(([k, v]) => [v, k as GlobalType]));
 
 export function headerBytesOf(s: Pick<Snapshot, 'globals' | 'pages'>, metaLength: number): number {
@@ -93,6 +92,7 @@ export function encodeSnapshot(s: Snapshot): Uint8Array {
   out.writeUInt32LE(s.pages.length, 56);
   out.writeUInt32LE(s.globals.length, 60);
   out.writeUInt32LE(meta.length, 64);
+  const sums = sumPages(s.data, s.pageSize);
   let o = FIXED;
   for (const g of s.globals) {
     out.writeUInt32LE(g.index, o);
@@ -102,7 +102,7 @@ export function encodeSnapshot(s: Snapshot): Uint8Array {
   }
   for (let k = 0; k < s.pages.length; k++) {
     out.writeUInt32LE(s.pages[k]!, o);
-    sha(s.data.subarray(k * s.pageSize, (k + 1) * s.pageSize)).copy(out, o + 8, 0, PAGE_DIGEST);
+    out.writeBigInt64LE(sums[k]!, o + 8);
     o += PAGE_ENTRY;
   }
   meta.copy(out, o);
@@ -126,13 +126,13 @@ function readValue(b: Buffer, o: number, type: GlobalType): number | bigint {
 }
 
 /** The header alone (what a child reads first); throws SnapshotError naming what failed. */
-export function decodeHeader(bytes: Uint8Array): Omit<Snapshot, 'data'> & { headerBytes: number; pageDigests: Uint8Array } {
+export function decodeHeader(bytes: Uint8Array): Omit<Snapshot, 'data'> & { headerBytes: number; pageDigests: BigInt64Array } {
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (b.length < 12) throw new SnapshotError(`snapshot truncated: ${b.length} bytes, less than magic and version; the header checksum (sha256) cannot be checked`);
   if (!b.subarray(0, 8).equals(SNAPSHOT_MAGIC)) throw new SnapshotError('not a snapshot: the magic number is not "FXHSNAP\\0"');
   const version = b.readUInt32LE(8);
   if (version > SNAPSHOT_VERSION) throw new SnapshotError(`snapshot format version ${version} is newer than this reader's version ${SNAPSHOT_VERSION}`);
-  if (version < 1) throw new SnapshotError(`snapshot format version ${version} does not exist (this reader: ${SNAPSHOT_VERSION})`);
+  if (version < SNAPSHOT_VERSION) throw new SnapshotError(`snapshot format version ${version} is older than this reader's version ${SNAPSHOT_VERSION} (its page checksums are not ${PAGE_CHECKSUM}): take the snapshot again`);
   if (b.length < FIXED) throw new SnapshotError(`snapshot truncated: ${b.length} bytes, shorter than the ${FIXED}-byte fixed header; header checksum (sha256) fails`);
   const H = b.readUInt32LE(12);
   if (b.length < H) throw new SnapshotError(`snapshot truncated: ${b.length} of ${H} header bytes; header checksum (sha256) fails`);
@@ -152,22 +152,30 @@ export function decodeHeader(bytes: Uint8Array): Omit<Snapshot, 'data'> & { head
     globals.push({ index: b.readUInt32LE(o), type, value: readValue(b, o + 8, type) });
   }
   const pages = new Uint32Array(n);
-  const pageDigests = new Uint8Array(n * PAGE_DIGEST);
+  const pageDigests = new BigInt64Array(n);
   for (let k = 0; k < n; k++, o += PAGE_ENTRY) {
     pages[k] = b.readUInt32LE(o);
-    pageDigests.set(b.subarray(o + 8, o + 16), k * PAGE_DIGEST);
+    pageDigests[k] = b.readBigInt64LE(o + 8);
     if ((k > 0 && pages[k]! <= pages[k - 1]!) || (pages[k]! + 1) * pageSize > memoryBytes) throw new SnapshotError(`snapshot: page entry ${k} (index ${pages[k]}) is out of order or past the memory`);
   }
   const meta = JSON.parse(b.toString('utf8', o, o + M)) as SnapshotMeta;
   return { version, moduleSha256: b.toString('hex', 16, 48), pageSize, memoryBytes, globals, pages, meta, headerBytes: H, pageDigests };
 }
 
-/** Checks page k's bytes against its checksum in the header (for pages pulled one by one). */
-export function checkPage(header: { pages: Uint32Array; pageDigests: Uint8Array; pageSize: number }, k: number, bytes: Uint8Array): void {
-  const want = header.pageDigests.subarray(k * PAGE_DIGEST, (k + 1) * PAGE_DIGEST);
-  if (bytes.length !== header.pageSize || !pageSha(bytes).subarray(0, PAGE_DIGEST).equals(want)) {
-    throw new SnapshotError(`snapshot corrupted: checksum (sha256) of page ${k} (memory offset 0x${(header.pages[k]! * header.pageSize).toString(16)}) mismatch`);
-  }
+type PageTable = { pages: Uint32Array; pageDigests: BigInt64Array; pageSize: number };
+
+function pageCorrupted(h: PageTable, k: number): SnapshotError {
+  return new SnapshotError(`snapshot corrupted: checksum (${PAGE_CHECKSUM}) of page ${k} (memory offset 0x${(h.pages[k]! * h.pageSize).toString(16)}) mismatch`);
+}
+
+/** Checks page k's bytes against its checksum in the header (for pages outside an instance's memory). */
+export function checkPage(header: PageTable, k: number, bytes: Uint8Array): void {
+  if (bytes.length !== header.pageSize || sumPages(bytes, header.pageSize)[0] !== header.pageDigests[k]) throw pageCorrupted(header, k);
+}
+
+/** Checks page k where it was written: at its own offset of an instance's memory (no copy). */
+export function checkPageInMemory(header: PageTable, k: number, memory: WebAssembly.Memory): void {
+  if (summer(memory)(header.pages[k]! * header.pageSize, header.pageSize) !== header.pageDigests[k]) throw pageCorrupted(header, k);
 }
 
 /** A whole encoded snapshot: header and every page checked. The pages are a view of `bytes`, not a copy. */
@@ -176,11 +184,12 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot {
   const total = h.headerBytes + h.pages.length * h.pageSize;
   if (bytes.length < total) {
     const k = Math.floor((bytes.length - h.headerBytes) / h.pageSize);
-    throw new SnapshotError(`snapshot truncated: ${bytes.length} of ${total} bytes; checksum (sha256) of page ${k} and the ${h.pages.length - k - 1} after it fail`);
+    throw new SnapshotError(`snapshot truncated: ${bytes.length} of ${total} bytes; checksum (${PAGE_CHECKSUM}) of page ${k} and the ${h.pages.length - k - 1} after it fail`);
   }
   if (bytes.length > total) throw new SnapshotError(`snapshot has ${bytes.length - total} bytes after its last page`);
   const data = bytes.subarray(h.headerBytes, total);
-  for (let k = 0; k < h.pages.length; k++) checkPage(h, k, data.subarray(k * h.pageSize, (k + 1) * h.pageSize));
+  const sums = sumPages(data, h.pageSize);
+  for (let k = 0; k < h.pages.length; k++) if (sums[k] !== h.pageDigests[k]) throw pageCorrupted(h, k);
   const { headerBytes: _h, pageDigests: _d, ...rest } = h;
   return { ...rest, data };
 }

@@ -70,6 +70,11 @@ function readTables(live: Live, names: string[]): (number | null)[][] {
   });
 }
 
+/** Whether `live`'s tables are still the module's own (a call could have changed them). */
+export function tablesIntact(img: ForkImage, live: Live): boolean {
+  return readTables(live, img.tables).every((entries, t) => entries.length === img.initialTables[t]!.length && entries.every((e, j) => e === img.initialTables[t]![j]));
+}
+
 const WASI_FDS = [
   { fd: 0, kind: 'stdin (the call input)' },
   { fd: 1, kind: 'stdout (the call output)' },
