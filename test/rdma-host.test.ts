@@ -55,6 +55,7 @@ test("perftest's latency and bandwidth tables parse; -nan is NaN; output without
   assert.deepEqual(parsePerftest(BW), { kind: 'bandwidth', bytes: 4096, iterations: 220, bwPeakMBps: 12.16, bwAvgMBps: 12.01, msgRateMpps: 0.003074 });
   const nan = parsePerftest(LAT.replace('2787.34', '-nan'));
   assert.ok(nan.kind === 'latency' && Number.isNaN(nan.tStdevUs) && nan.tTypicalUs === 62.77);
+  assert.throws(() => parsePerftest(LAT.replace('62.77', '-nan')), /a non-number in column 5: "64 +1000 +46\.16/);
   assert.throws(() => parsePerftest(" Couldn't connect to 10.77.0.2:18515\n"), /no result table in perftest's output: Couldn't connect to 10\.77\.0\.2:18515/);
   assert.throws(() => parsePerftest(LAT.replace(/14224\.98 \t\t21754\.24/, '')), /a latency row of 7 columns, want 9/);
 });

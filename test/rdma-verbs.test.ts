@@ -2,7 +2,7 @@
 // SEND/RECV, WRITE, READ; a wrong rkey, a read outside the registered region and a vanished peer,
 // each a clear error naming the QP and the work request, with the registrations freed; the rdma: link
 // carrying frames and one-sided region reads (also while the owner's thread is blocked), with
-// revocation on unregister; the micro-benchmark driver beside perftest (no speed targets: numbers are
+// revocation on unregister, a reader or an owner vanishing mid-read; the micro-benchmark driver beside perftest (no speed targets: numbers are
 // printed as diagnostics, emulated CPU).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -71,6 +71,17 @@ test('verbs and the rdma: link in the SoftRoCE guest', { skip: unavailable ?? fa
     assert.equal(link.closeWhy, 'null');
     assert.match(String(link.readAfterClose), /the link to rdma:.* is closed/);
     assert.deepEqual(link.after, { mrs: 0, qps: 0 });
+
+    // a reader that disappears mid-read leaves the owner serving; an owner that dies fails each read, naming it
+    const readerGone = got.readerGone!;
+    assert.equal((readerGone.rejected as string[]).length, 4);
+    for (const m of readerGone.rejected as string[]) assert.match(m, /^the link to rdma:10\.77\.0\.2:\d+ ended (during a read of \[0, 100000\) of region "sub"|while asking for a region)/);
+    assert.equal(readerGone.readAfter, true);
+    assert.equal(readerGone.bye, 'bye');
+    const ownerGone = got.ownerGone!;
+    assert.ok((ownerGone.rejected as string[]).length > 0, 'at least the last read was cut off');
+    for (const m of ownerGone.rejected as string[]) assert.match(m, /^the link to rdma:10\.77\.0\.2:\d+ ended during a read of \[0, 33554432\) of region "big": the peer's connection to QP 0x[0-9a-f]+ closed/);
+    assert.deepEqual(ownerGone.after, { mrs: 0, qps: 0 });
 
     const rows = JSON.parse(fs.readFileSync(path.join(out, 'microbench.json'), 'utf8')) as MicrobenchRow[];
     const row = (source: string, metric: string, poll = 'busy') => rows.find((x) => x.source === source && x.metric === metric && x.size === 64 && x.poll === poll);

@@ -37,6 +37,9 @@ export function parsePerftest(output: string): PerftestLatency | PerftestBandwid
   const row = h < 0 ? undefined : lines.slice(h + 1).find((l) => /^\s*\d+\s+\d+\s/.test(l));
   if (!row) throw new Error(`no result table in perftest's output: ${output.trim().slice(-600)}`);
   const v = row.trim().split(/\s+/).map(num);
+  // only a deviation may be -nan (one sample); any other field that is not a number is not a result
+  const bad = v.findIndex((x, i) => Number.isNaN(x) && !(/t_typical/.test(lines[h]!) && i === 6));
+  if (bad >= 0) throw new Error(`perftest's result row has a non-number in column ${bad + 1}: "${row.trim()}"`);
   if (/t_typical/.test(lines[h]!)) {
     if (v.length < 9) throw new Error(`a latency row of ${v.length} columns, want 9: "${row.trim()}"`);
     const [bytes, iterations, tMinUs, tMaxUs, tTypicalUs, tAvgUs, tStdevUs, p99Us, p999Us] = v as [number, number, number, number, number, number, number, number, number];

@@ -60,7 +60,9 @@ function kernelResources(): { mrs: number; qps: number } {
 }
 
 // the victim of "the remote is gone" starts now: a node process takes a while to start here
-const victim = spawn('ip', ['netns', 'exec', process.env.FXH_GUEST_NS_B ?? 'fxb', process.execPath, path.join(path.dirname(new URL(import.meta.url).pathname), 'rdma-peer.js'), 'victim', ip, String(port + 4)], { stdio: ['ignore', 'inherit', 'inherit'] });
+const peerScript = path.join(path.dirname(new URL(import.meta.url).pathname), 'rdma-peer.js');
+const victim = spawn('ip', ['netns', 'exec', process.env.FXH_GUEST_NS_B ?? 'fxb', process.execPath, peerScript, 'victim', ip, String(port + 4)], { stdio: ['ignore', 'inherit', 'inherit'] });
+const linkVictim = spawn('ip', ['netns', 'exec', process.env.FXH_GUEST_NS_B ?? 'fxb', process.execPath, peerScript, 'link-victim', ip, String(port + 5)], { stdio: ['ignore', 'inherit', 'inherit'] });
 
 await step('basic', async () => {
   const { conn, mr, buf, peer } = await connect(port);
@@ -193,6 +195,41 @@ await step('link', async () => {
   r.after = kernelResources();
   return r;
 });
+
+await step('readerGone', async () => {
+  // a reader that disappears in the middle of its reads leaves the owner serving others
+  const gone = await retrying(() => connectLink(`rdma:${ip}:${port + 3}`));
+  const reads = Array.from({ length: 4 }, () => gone.readRegion('sub', 0, 100_000));
+  await new Promise((res) => setImmediate(res));
+  gone.close();
+  const outcomes = await Promise.allSettled(reads);
+  const r: Record<string, unknown> = { rejected: outcomes.filter((o) => o.status === 'rejected').map((o) => String((o as PromiseRejectedResult).reason?.message)) };
+  const again = await connectLink(`rdma:${ip}:${port + 3}`);
+  r.readAfter = Buffer.from(await again.readRegion('sub', 0, 100_000)).equals(regionBytes(200_000).subarray(12_345, 112_345));
+  const pending: Pending = new Map();
+  again.onFrames((frames) => {
+    for (const f of frames) if (!(f instanceof Error) && f.type === 'response') pending.get(f.id)?.resolve(f);
+  });
+  r.bye = Buffer.from((await invoke(again, pending, 1, 'bye', Buffer.alloc(0))).payload).toString();
+  again.close();
+  return r;
+});
+
+await step('ownerGone', async () => {
+  // the owner dies while 4 reads of 32 MiB are in flight: each names the read and the link
+  const link = await retrying(() => connectLink(`rdma:${ip}:${port + 5}`), 120);
+  await link.readRegion('big', 0, 16); // its address is known before the owner dies
+  const reads = Array.from({ length: 4 }, () => link.readRegion('big', 0, 32 << 20));
+  linkVictim.kill('SIGKILL');
+  const outcomes = await Promise.allSettled(reads);
+  const r: Record<string, unknown> = {
+    rejected: outcomes.filter((o) => o.status === 'rejected').map((o) => String((o as PromiseRejectedResult).reason?.message)),
+    fulfilled: outcomes.filter((o) => o.status === 'fulfilled').length,
+  };
+  r.after = kernelResources();
+  return r;
+});
+linkVictim.kill('SIGKILL');
 
 fs.writeFileSync(path.join(out, 'rdma-client.json'), JSON.stringify(results, null, 1));
 log('done');

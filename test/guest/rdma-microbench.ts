@@ -6,9 +6,10 @@ import { guestPair } from '../../harness/rdma/pair.js';
 import { medianNs, runMicrobench } from '../../harness/rdma/microbench.js';
 
 const out = process.argv[2];
-if (!out) throw new Error('usage: rdma-microbench <out dir> [iters]');
+if (!out) throw new Error('usage: rdma-microbench <out dir> [iters] [sizes]');
 const iters = Number(process.argv[3] ?? 200);
-const rows = await runMicrobench({ pair: guestPair(), sizes: [64, 4096], iters, warmup: Math.ceil(iters / 10), extraPolls: ['event', 'js'], perftest: true, timeoutMs: 240_000 });
+const sizes = (process.argv[4] ?? '64,4096').split(',').map(Number);
+const rows = await runMicrobench({ pair: guestPair(), sizes, iters, warmup: Math.ceil(iters / 10), extraPolls: ['event', 'js'], perftest: true, timeoutMs: 240_000 });
 fs.writeFileSync(path.join(out, 'microbench.json'), JSON.stringify(rows));
 for (const r of rows) {
   const v = r.source === 'harness' ? (r.bytesPerSec ? `${(r.bytesPerSec / 1e6).toFixed(1)} MB/s` : `median ${(medianNs(r) / 1000).toFixed(1)} us`) : r.perftest ? JSON.stringify(r.perftest) : '';

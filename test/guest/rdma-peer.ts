@@ -1,7 +1,8 @@
 // In the guest, namespace B: the passive side of the verbs tests (rdma-client.ts drives them).
 //   node rdma-peer.js <ip> <port>          verbs on port, port+1, port+2 (basic, wrong rkey, outside);
-//                                          the rdma link on port+3; stays until the link closes
+//                                          the rdma link on port+3; stays until a link says "bye"
 //   node rdma-peer.js victim <ip> <port>   accepts one connection and waits to be killed
+//   node rdma-peer.js link-victim <ip> <port>   an rdma: link server with a 32 MiB region "big", to be killed
 import { RegionTable, listenLinks, type Link } from '../../harness/platform/link.js';
 import { responseFrame, type Frame } from '../../harness/platform/protocol.js';
 import '../../harness/rdma/link.js';
@@ -63,44 +64,47 @@ async function verbs(ip: string, port: number): Promise<void> {
   }
 }
 
-async function link(ip: string, port: number): Promise<void> {
+/** the rdma: link server: echoes, blocks, unregisters on request; serves links until one says "bye" */
+async function link(ip: string, port: number, big = false): Promise<void> {
   const regions = new RegionTable();
   regions.register('pattern', regionBytes(1 << 20));
-  const big = regionBytes(200_000);
-  regions.register('sub', big.subarray(12_345, 112_345)); // a view inside a larger buffer
-  let served: Link | null = null;
-  const done = new Promise<void>((resolve) => {
-    void listenLinks(`rdma:${ip}:${port}`, (l) => {
-      served = l;
-      l.onFrames((frames) => {
-        for (const f of frames as Frame[]) {
-          if (f instanceof Error || f.type !== 'invoke') continue;
-          const answer = (payload: Uint8Array) => l.send(responseFrame({ id: f.id, status: 'ok', serverNs: 0, payload }));
-          if (f.fn === 'echo') answer(f.payload);
-          else if (f.fn === 'unregister') answer(Buffer.from(String(regions.unregister('pattern'))));
-          else if (f.fn === 'block') {
-            // this side's thread stops for 3 s: reads must still complete (the owner's CPU is not asked)
-            answer(Buffer.from('blocking'));
-            setImmediate(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3000));
-          }
+  const wide = regionBytes(200_000);
+  regions.register('sub', wide.subarray(12_345, 112_345)); // a view inside a larger buffer
+  if (big) regions.register('big', Buffer.alloc(32 << 20, 9));
+  let bye!: () => void;
+  const done = new Promise<void>((r) => (bye = r));
+  const listener = await listenLinks(`rdma:${ip}:${port}`, (l: Link) => {
+    l.onFrames((frames) => {
+      for (const f of frames as Frame[]) {
+        if (f instanceof Error || f.type !== 'invoke') continue;
+        const answer = (payload: Uint8Array) => l.send(responseFrame({ id: f.id, status: 'ok', serverNs: 0, payload }));
+        if (f.fn === 'echo') answer(f.payload);
+        else if (f.fn === 'unregister') answer(Buffer.from(String(regions.unregister('pattern'))));
+        else if (f.fn === 'bye') {
+          answer(Buffer.from('bye'));
+          bye();
+        } else if (f.fn === 'block') {
+          // this side's thread stops for 3 s: reads must still complete (the owner's CPU is not asked)
+          answer(Buffer.from('blocking'));
+          setImmediate(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3000));
         }
-      });
-      l.onClose((why) => {
-        log(`link ended: ${why ? why.message : 'closed'}`);
-        resolve();
-      });
-    }, { regions }).then((listener) => {
-      log(`link listening on ${listener.endpoint}`);
-      void done.then(() => listener.close());
+      }
     });
-  });
+    l.onClose((why) => log(`link ${l.peer} ended: ${why ? why.message : 'closed'}`));
+  }, { regions });
+  log(`link listening on ${listener.endpoint}`);
   await done;
-  void served;
+  await new Promise((r) => setTimeout(r, 500));
+  void listener.close();
 }
 
 if (args[0] === 'victim') {
   const { conn } = await accept(args[1]!, Number(args[2]));
   log(`victim connected (QP 0x${conn.qpn.toString(16)}), waiting to be killed`);
+  setInterval(() => {}, 1000);
+} else if (args[0] === 'link-victim') {
+  // an rdma: link server with a 32 MiB region, to be killed while it is read
+  void link(args[1]!, Number(args[2]), true);
   setInterval(() => {}, 1000);
 } else {
   const [ip, port] = [args[0]!, Number(args[1])];
