@@ -239,7 +239,7 @@ const CASES: Record<string, Case[]> = {
       assert.match(p, /WASM\/native geometric mean, wasm-simd: 1\.10× \(within the 20% of "Leaps and bounds"\)/);
       assert.match(p, /native reduce size 1024: 1\.82× at 2 threads over one \(efficiency 0\.91\)/);
       assert.match(p, /eBPF kernels loaded, verified and timed: reduce/);
-      assert.match(p, /WASM cold, pool 2, N = 16: job 12\.0 ms, straggler 10\.0 ms/);
+      assert.match(p, /wasm · [^,]*, pool 2, N = 16: job 12\.0 ms, straggler 10\.0 ms/);
     },
   }],
   'density.ipynb': [{ label: 'three variants', build: (d) => fx.densityFolder(d) }],

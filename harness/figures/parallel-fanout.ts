@@ -3,10 +3,10 @@
 import * as Plot from '@observablehq/plot';
 import type { SummaryRow } from '../results/schema.js';
 import type { Figure } from './render.js';
-import { cellNotes, okRows, unique } from './common.js';
+import { cellNotes, okRows, seriesLabel, unique } from './common.js';
+// substrates are named "variant · mode label" from the variants' own declarations: the figure names none
 import { parseParams } from './params.js';
 
-const SUBSTRATE: Record<string, string> = { 'wasm/cold': 'WASM cold', 'wasm-fork/local-fork': 'WASM from snapshot', 'native/cold': 'native process', 'container/cold': 'runc container' };
 
 export interface FanoutPoint {
   substrate: string;
@@ -22,7 +22,7 @@ export function fanoutPoints(rows: readonly SummaryRow[]): FanoutPoint[] {
     .map((r) => {
       const p = parseParams(r.params);
       const st = rows.find((x) => x.metric === 'straggler' && x.status === 'ok' && x.variant === r.variant && x.mode === r.mode && x.params === r.params);
-      return { substrate: SUBSTRATE[`${r.variant}/${r.mode}`] ?? `${r.variant} ${r.mode}`, pool: Number(p.pool), n: Number(p.n), jobUs: r.p50, stragglerUs: st?.p50 ?? NaN };
+      return { substrate: seriesLabel(r), pool: Number(p.pool), n: Number(p.n), jobUs: r.p50, stragglerUs: st?.p50 ?? NaN };
     })
     .sort((a, b) => a.substrate.localeCompare(b.substrate) || a.pool - b.pool || a.n - b.n);
 }
