@@ -8,6 +8,10 @@ import { csvText } from '../harness/results/raw-writer.js';
 import { RAW_COLUMNS, type RawRow } from '../harness/results/schema.js';
 import { summarize, writeSummaryCsv } from '../harness/results/summarize.js';
 import { createRng } from '../harness/measure/random.js';
+import { NAK_CODES, ROCE_CLASSES, type QpCounters } from '../harness/bpf/roce-layout.js';
+import type { GuestPhase } from '../harness/experiments/rdma-ebpf-guest.js';
+import { phaseRows } from '../harness/experiments/rdma-ebpf-rows.js';
+import { planFor } from '../harness/experiments/rdma-ebpf.js';
 
 type Cell = Omit<RawRow, 'iteration' | 'value'>;
 
@@ -246,4 +250,67 @@ export function parallelFolder(dir: string, oneThread: Record<'native' | 'wasm' 
     raw.push(...samples(c('wasm', 'histogram', 'cold', 'gateway-fanout', 'straggler', p), 625 * n, 5));
   }
   writeFolder(dir, 'parallel', raw, { cpu: { model: 'test', logicalCores: 2 } });
+}
+
+// ---------------------------------------------------------------- rdma-ebpf
+
+export interface RdmaEbpfPlan {
+  /** operations the telemetry counted on write_lat's to_client QP in the proof phase (100 were posted) */
+  proofSeen: number;
+  /** PSNs missing (and NAKs) the telemetry counted in the write_bw loss run, which drops 20 */
+  lossMissing: number;
+  /** median write latency (µs) of each overhead arm; an arm set to 0 ran but perftest printed no samples */
+  arms: Record<string, number>;
+}
+
+/**
+ * A folder as the experiment writes it: hand-made guest phases turned into rows by the experiment's own
+ * phaseRows, so the rows' metrics and params are those of a real run. Addresses and QPNs as in the guest.
+ */
+export function rdmaEbpfFolder(dir: string, o: RdmaEbpfPlan): void {
+  const addr = { client: '10.77.0.1', server: '10.77.0.2' };
+  const zero = () => Object.fromEntries(ROCE_CLASSES.map((c) => [c, 0])) as QpCounters['pkts'];
+  const naks = (psnSeq = 0) => ({ ...(Object.fromEntries(NAK_CODES.map((c) => [c, 0])) as QpCounters['naks']), psn_seq_error: psnSeq });
+  const qp = (address: string, qpn: number, set: Partial<Omit<QpCounters, 'ops' | 'bytes'>> & { ops?: Partial<QpCounters['ops']>; bytes?: Partial<QpCounters['bytes']> } = {}): QpCounters => ({
+    address, qpn, pkts: zero(), ackReq: 0, psnMissing: 0, gapEvents: 0, psnBehind: 0, retransmitted: 0, acks: 0, naks: naks(), rnrNaks: 0,
+    rtt: { count: 0, sumNs: 0, minNs: 0, maxNs: 0, hist: [] }, firstNs: 0, lastNs: 0, ...set, ops: { ...zero(), ...set.ops }, bytes: { ...zero(), ...set.bytes },
+  });
+  const rtt = (n: number, us: number) => ({ count: n, sumNs: n * us * 1000, minNs: 0, maxNs: 0, hist: [] });
+  const phase = (p: Omit<Partial<GuestPhase>, 'run'> & { run: Partial<GuestPhase['run']> }, qps: QpCounters[] | null): GuestPhase => ({
+    phase: 'proof', arm: 'generic', ...p,
+    run: { kind: 'write_lat', iters: 100, size: 64, clientExit: 0, serverExit: 0, clientQpn: 17, serverQpn: 18, samplesUs: [], wallMs: 1, clientTail: '', serverTail: '', ...p.run },
+    ...(qps ? { counters: { global: {} as never, malformed: 0, qps } } : {}),
+  }) as GuestPhase;
+  const spread = (median: number, n = 41) => samples({} as Cell, median, n).map((r) => r.value);
+  const S = 'guest-rxe-tcg';
+  const phases: GuestPhase[] = [
+    phase({ run: { kind: 'write_lat', typicalUs: 90 } }, [
+      qp(addr.server, 18, { ops: { write: 100 }, bytes: { write: 6400 }, rtt: rtt(100, 40) }),
+      qp(addr.client, 17, { ops: { write: o.proofSeen }, bytes: { write: o.proofSeen * 64 }, rtt: rtt(100, 40) }),
+    ]),
+    phase({ run: { kind: 'send_lat', typicalUs: 95 } }, [qp(addr.server, 18, { ops: { send: 100 }, bytes: { send: 6400 } }), qp(addr.client, 17, { ops: { send: 100 }, bytes: { send: 6400 } })]),
+    phase({ run: { kind: 'read_lat', iters: 50, typicalUs: 120 } }, [qp(addr.server, 18, { ops: { read_req: 50 } }), qp(addr.client, 17, { ops: { read_resp: 50 }, bytes: { read_resp: 3200 } })]),
+    phase({ run: { kind: 'write_bw', size: 4096, bwMBps: 8 } }, [qp(addr.server, 18, { ops: { write: 100 }, bytes: { write: 409600 } })]),
+    phase({ phase: 'loss-baseline', run: { kind: 'write_bw', iters: 1000, size: 1024, bwMBps: 6 } }, [qp(addr.server, 18, { ops: { write: 1000 }, bytes: { write: 1024000 } })]),
+    phase({ phase: 'loss', rule: { kind: 'nth', qpn: 'any', everyN: 50 }, loss: { selected: 1040, dropped: 20, drops: [] }, run: { kind: 'write_bw', iters: 1000, size: 1024, bwMBps: 4.5 } }, [
+      qp(addr.server, 18, { ops: { write: 1000 }, bytes: { write: 1024000 }, psnMissing: o.lossMissing, gapEvents: o.lossMissing, psnBehind: 20, retransmitted: 20 }),
+      qp(addr.client, 17, { naks: naks(o.lossMissing) }),
+    ]),
+    phase({ phase: 'loss-baseline', run: { kind: 'write_lat', samplesUs: spread(100, 99) } }, [qp(addr.server, 18, { ops: { write: 100 }, bytes: { write: 6400 } }), qp(addr.client, 17, { ops: { write: 100 }, bytes: { write: 6400 } })]),
+    phase({ phase: 'loss', rule: { kind: 'nth', qpn: 'any', everyN: 50 }, loss: { selected: 102, dropped: 2, drops: [] }, run: { kind: 'write_lat', samplesUs: spread(130, 99) } }, [qp(addr.server, 18, { ops: { write: 100 }, bytes: { write: 6400 }, retransmitted: 0 })]),
+  ];
+  // one operation in flight: ns per step of OP_STEPS, 50 operations; send's ack side slower
+  const steps = (k: number) => [3000, 14000, 19000, 3000, 7000, 14000 * k, 22000, 2500, 6500, 4000];
+  for (const [kind, k] of [['write_bw', 1], ['send_bw', 1.5]] as const) {
+    phases.push(phase({ phase: 'kernel', arm: 'detached', run: { kind, iters: 200 }, stages: { attached: [], skipped: [], lost: 0, events: 0, ops: Array.from({ length: 50 }, (_, i) => steps(k).map((ns) => ns * (1 + 0.001 * i))) } }, null));
+  }
+  // blocks drift by ±1% so the block medians have a spread
+  const blocks = 4;
+  for (let b = 0; b < blocks; b++) for (const [arm, us] of Object.entries(o.arms)) {
+    phases.push(phase({ phase: 'overhead', arm: arm as GuestPhase['arm'], block: b, run: { kind: 'write_lat', iters: 300, samplesUs: us ? spread(us * (b % 2 ? 1.01 : 0.99)) : [] } }, arm === 'detached' ? null : [qp(addr.server, 18), qp(addr.client, 17)]));
+  }
+  const raw = phases.flatMap((p) => phaseRows(p, addr, S)).map((r): RawRow => ({ experiment: 'rdma-ebpf', ...r }));
+  const plan = planFor(true, { seed: 1, blocks, iters: 100 });
+  const notes = [`rdma-ebpf: SoftRoCE guest (tcg, kernel 6.1.0-57-amd64, booted in 3.0 s, console log guest/guest/console.log); plan ${JSON.stringify(plan)}`, 'rdma-ebpf: not injected: delays (XDP cannot hold packets)'];
+  writeFolder(dir, 'rdma-ebpf', raw, { extra: { notes, failures: [] } });
 }

@@ -242,6 +242,35 @@ const CASES: Record<string, Case[]> = {
       assert.match(p, /wasm · [^,]*, pool 2, N = 16: job 12\.0 ms, straggler 10\.0 ms/);
     },
   }],
+  'rdma-ebpf.ipynb': [{
+    label: 'every proof equal, the drops seen exactly, the telemetry adds 10% in generic XDP',
+    build: (d) => fx.rdmaEbpfFolder(d, { proofSeen: 100, lossMissing: 20, arms: { detached: 100, generic: 110, 'generic-pass': 101, native: 105, 'native-pass': 100 } }),
+    check: (p) => {
+      assert.match(p, /proof, phase proof: in all 7 direction\(s\) of 4 perftest test\(s\) \(write_lat, send_lat, read_lat, write_bw\) the eBPF per-QP counters equal what perftest posted/);
+      assert.match(p, /proof, phase loss-baseline: in all 3 direction\(s\) of 2 perftest test\(s\)/);
+      assert.match(p, /loss, write_bw \(drop every 50th request to the server, 1000 × 1024 B\): 20 packet\(s\) dropped; the telemetry found exactly as many PSNs missing \(20, in 20 gap\(s\)\); 20 NAK\(s\) \(PSN sequence error\), one per gap/);
+      assert.match(p, /recovery, write_bw: recovered: perftest exited 0 and 1,000 of 1,000 operations/);
+      assert.match(p, /accounting, write_bw: the loss program saw 40 packet\(s\) beyond the 1,000 posted; dropped 20 \+ retransmissions 20 = 40 \(equal\)/);
+      assert.match(p, /bandwidth, write_bw: 4\.50 MB\/s with loss against 6\.00 MB\/s lossless \(-25\.0%\)/);
+      assert.match(p, /latency, write_lat: median 130 µs with loss against 100 µs lossless: the loss added 30 µs to the median/);
+      assert.match(p, /overhead, generic vs detached \(telemetry, generic XDP\): generic is slower: it adds 10\.0% \(CI [\d.]+% … [\d.]+%\); ratio of block medians 1\.100, 95% CI 1\.0\d\d … 1\.1\d\d over 4\/4 blocks/);
+      assert.match(p, /overhead, native-pass vs detached \(a native XDP hook on the veth, doing nothing\): no difference distinguishable/);
+      assert.match(p, /time, RDMA WRITE \(write_bw, 50 operations, one in flight\): post to completion 97\.3 µs median; .*share of the total time posting 3\.2%, rxe processing 42\.6%, the wire 43\.2%, completion 11\.1%; the longest step is wire \(ack\)/);
+      assert.match(p, /time, SEND \(send_bw, 50 operations/);
+      assert.doesNotMatch(p, /do NOT equal|NOT recovered|NOT equal|MISSING/);
+    },
+  }, {
+    label: 'one direction counted short, one drop unseen, no overhead, the native arm without samples',
+    build: (d) => fx.rdmaEbpfFolder(d, { proofSeen: 99, lossMissing: 19, arms: { detached: 100, generic: 100, 'generic-pass': 100, native: 0, 'native-pass': 100 } }),
+    check: (p) => {
+      assert.match(p, /proof, phase proof: the eBPF per-QP counters do NOT equal what perftest posted in 1 of 7 direction\(s\): write_lat to_client write: posted 100 ops \/ 6400 B, counted 99 ops \/ 6336 B/);
+      assert.match(p, /the telemetry found 19 PSN\(s\) missing in 19 gap\(s\), 1 fewer than the drops/);
+      assert.match(p, /overhead, generic vs detached \(telemetry, generic XDP\): no difference distinguishable \(the CI includes 1/);
+      assert.match(p, /overhead, native vs detached \(telemetry, native XDP\): not compared: native has no measured block/);
+      assert.match(p, /MISSING: overhead arm native: 0 of 4 planned blocks brought latency samples/);
+      assert.doesNotMatch(p, /is slower|exactly as many PSNs missing/);
+    },
+  }],
   'density.ipynb': [{ label: 'three variants', build: (d) => fx.densityFolder(d) }],
   'cold-breakdown.ipynb': [{
     label: 'container, wasm and native traced',

@@ -53,6 +53,7 @@ function xdpModeFlag(v: string | boolean | undefined): 'native' | 'generic' | un
 
 export const rdmaEbpf: Experiment = {
   name: 'rdma-ebpf',
+  notebook: 'rdma-ebpf.ipynb',
   summary: 'RoCEv2 per-QP telemetry and loss injection in XDP on SoftRoCE traffic in a QEMU guest: counters against what perftest posted, PSN gaps/NAKs against injected drops, overhead attached vs detached',
   flags: {
     iters: { type: 'string', help: 'rdma-ebpf: perftest iterations per proof run (default 2000; quick 200)' },
