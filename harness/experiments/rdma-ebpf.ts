@@ -41,7 +41,7 @@ export function planFor(quick: boolean, o: { iters?: number; lossEvery?: number;
     proof: [['write_lat', n, 64], ['send_lat', n, 64], ['read_lat', Math.max(5, n >> 1), 64], ['write_bw', n, 4096]],
     loss: { everyN: o.lossEvery ?? 50, bw: [quick ? 1000 : 10000, 1024], lat: [n, 64], latEveryN: o.lossEvery ?? 50 },
     kernel: { iters: quick ? 200 : 2000, size: 64, kinds: ['write_bw', 'send_bw'] },
-    overhead: { blocks: o.blocks ?? (quick ? 2 : 8), iters: quick ? 300 : 2000, size: 64, arms: ['detached', 'generic', 'generic-pass', 'native', 'native-pass'], kind: 'write_lat', events: false },
+    overhead: { blocks: o.blocks ?? (quick ? 3 : 8), iters: quick ? 300 : 2000, size: 64, arms: ['detached', 'generic', 'generic-pass', 'native', 'native-pass'], kind: 'write_lat', events: false },
   };
 }
 
@@ -58,7 +58,7 @@ export const rdmaEbpf: Experiment = {
   flags: {
     iters: { type: 'string', help: 'rdma-ebpf: perftest iterations per proof run (default 2000; quick 200)' },
     'loss-every': { type: 'string', help: 'rdma-ebpf: drop every Nth request packet to the server in the loss phase (default 50)' },
-    blocks: { type: 'string', help: 'rdma-ebpf: overhead rounds; each round runs every arm (detached, telemetry and do-nothing program in generic and native XDP) once, shuffled (default 8; quick 2)' },
+    blocks: { type: 'string', help: 'rdma-ebpf: overhead rounds; each round runs every arm (detached, telemetry and do-nothing program in generic and native XDP) once, shuffled (default 8; quick 3: a CI over block medians needs a few)' },
     'xdp-mode': { type: 'string', help: 'rdma-ebpf: XDP mode of the proof and loss phases: generic (default) or native' },
   },
   async run(ctx) {
@@ -112,6 +112,8 @@ export const rdmaEbpf: Experiment = {
     const addr = { client: result.pair.addrA, server: result.pair.addrB };
     for (const ph of result.phases) {
       if (ph.run.clientExit !== 0) ctx.fail({ variant: VARIANT, function: ph.run.kind, mode: MODE, path: 'rdma', params: `phase=${ph.phase}`, reason: `perftest client exit ${ph.run.clientExit}: ${ph.run.clientTail.trim().split('\n').slice(-3).join(' | ')}` });
+      // a latency block without samples (perftest printed inf) would drop out of the overhead's CI unseen
+      else if (ph.phase === 'overhead' && !ph.run.samplesUs.length) ctx.fail({ variant: VARIANT, function: ph.run.kind, mode: MODE, path: 'rdma', params: `phase=overhead;arm=${ph.arm};block=${ph.block ?? 0}`, reason: `the ${ph.arm} block ${ph.block ?? 0} brought no latency samples (perftest: ${ph.run.clientTail.trim().split('\n').slice(-2).join(' | ') || 'no output'})` });
       ctx.record(phaseRows(ph, addr, substrate));
     }
     if (result.error) ctx.fail({ variant: VARIANT, function: '*', mode: MODE, path: 'rdma', reason: `the guest half failed: ${result.error.split('\n')[0]}` });
