@@ -67,7 +67,7 @@ function ratioFigure(rows: readonly SummaryRow[]): Figure {
     plot: {
       height: 60 + 48 * (kernels.length + 1),
       marginLeft: 90,
-      x: { type: 'log', label: 'WASM ÷ native (log) →', grid: true },
+      x: { type: 'log', label: 'WASM ÷ native (log) →', grid: true, tickFormat: (d: number) => `${+d.toPrecision(2)}×` },
       y: { domain: [...kernels, 'geomean'], label: null },
       color: colorScale(unique(ratios.map((r) => r.variant)).sort()),
       marks: [
