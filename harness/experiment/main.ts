@@ -83,7 +83,9 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
   const writer = openRawWriter(path.join(run.dir, 'raw.csv'), { sync: false });
   const ctx = new RunContext(args, run.dir, catalog, functions, variants, writer, createRng(runSeed(args.seed, 1)));
   if (rdmaSkipped) for (const e of o.experiments) ctx.skips.push({ experiment: e.name, variant: '*', function: '*', mode: '*', reason: rdmaSkipped });
-  for (const line of [...cleanupStaleScratch(), ...sweepStaleNetworks()]) {
+  // inside the SoftRoCE guest the host's /tmp shows through (read-only, overlaid) with the host's live
+  // processes' folders, whose pids the guest cannot see: the host sweeps its own
+  for (const line of process.env.FXH_GUEST ? [] : [...cleanupStaleScratch(), ...sweepStaleNetworks()]) {
     ctx.notes.push(`start-up cleanup: ${line}`);
     process.stderr.write(`start-up cleanup: ${line}\n`);
   }
