@@ -29,6 +29,8 @@ mount -t tmpfs run /host/run
 mount -t bpf bpf /host/sys/fs/bpf
 mount -t tracefs tracefs /host/sys/kernel/tracing
 mount -t cgroup2 cgroup2 /host/sys/fs/cgroup
+# a fresh cgroup2 root delegates no controller; a systemd host enables these (runc and the native jail need them)
+echo '+cpu +memory +pids +io' > /host/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
 echo "fxh-guest: up $(cut -d' ' -f1 /proc/uptime) s"
 chroot /host /bin/sh "$OUT/guest/command.sh" > "/host$OUT/guest/output.txt" 2>&1
 echo $? > "/host$OUT/guest/exit-code"

@@ -2,7 +2,7 @@
 // (nobody, 65534, no supplementary groups: so no capabilities after exec) and a cgroup of its own with the
 // container's limits (memory, pids). Node cannot spawn into a cgroup, so the process is moved there right
 // after spawn(): its first instructions can run before the limits apply (RLIMIT_AS does apply from the start).
-import { mkdirSync, rmdirSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const NOBODY = 65534;
@@ -49,6 +49,11 @@ export function makeCgroup(name: string, memoryBytes: number): ProcessCgroup {
       dirs.push(p);
       writeFileSync(join(p, 'pids.max'), String(PIDS_LIMIT));
     } else {
+      // a fresh cgroup2 root (no systemd) delegates no controller: without memory and pids in its
+      // subtree_control a child has no memory.max to write
+      const ctl = '/sys/fs/cgroup/cgroup.subtree_control';
+      const on = readFileSync(ctl, 'utf8');
+      if (!/\bmemory\b/.test(on) || !/\bpids\b/.test(on)) writeFileSync(ctl, '+memory +pids');
       const d = join('/sys/fs/cgroup', name);
       mkdirSync(d);
       dirs.push(d);
