@@ -48,3 +48,15 @@ test('--transport rdma with no RDMA device and no guest image: the rdma path is 
   assert.equal(skipped.length, 1, JSON.stringify(skipped));
   assert.match(skipped[0]!.note, /gateway-rdma path: no RDMA device on this machine.*no SoftRoCE guest can boot here \(no guest image in/);
 });
+
+test('--transport rdma into an existing --out is refused before any guest boots', { skip: rdmaDevices().length ? 'this machine has an RDMA device' : false }, () => {
+  const dir = path.join(scratch, 'exists');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'keep.txt'), 'mine');
+  const t0 = Date.now();
+  const r = warm(['--transport', 'rdma', '--out', dir]);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /already exists; refusing to reuse or overwrite it/);
+  assert.deepEqual(fs.readdirSync(dir), ['keep.txt']);
+  assert.ok(Date.now() - t0 < 20_000, 'no guest was booted');
+});

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { repoRoot, resultsRoot } from '../paths.js';
-import { createFreshDir, createRunDir, utcStamp } from '../results/run-dir.js';
+import { createFreshDir, createRunDir, utcStamp, type RunDir } from '../results/run-dir.js';
 import { GuestError, runInGuest, type GuestRunResult } from '../rdma/guest.js';
 import type { CommonArgs } from './args.js';
 import { executeNotebooks } from './notebooks.js';
@@ -47,6 +47,15 @@ const guestTimeoutMs = () => Number(process.env.FXH_GUEST_TIMEOUT_MS ?? 60 * 60_
 
 /** the run's notebooks execute here after the guest is done */
 export async function runInGuestAndExit(o: { name: string; scriptUrl: string; notebooks: string[] }, args: CommonArgs, why: string): Promise<never> {
+  // the folder the user asked for, made first: an --out that exists is refused before any guest boots
+  let run: RunDir;
+  try {
+    run = createRunDir({ resultsRoot, experiment: o.name, out: args.out });
+  } catch (e) {
+    process.stderr.write(`${o.name}: ${(e as Error).message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`results: ${run.dir}\n`);
   const staging = createFreshDir(resultsRoot, `.guest-${utcStamp(new Date())}-${o.name}`);
   const inner = path.join(staging, 'run');
   const script = path.relative(repoRoot, fileURLToPath(o.scriptUrl));
@@ -78,8 +87,7 @@ export async function runInGuestAndExit(o: { name: string; scriptUrl: string; no
   } finally {
     clearInterval(follow);
   }
-  // the run folder the user asked for, with what the guest wrote moved in (status.json included)
-  const run = createRunDir({ resultsRoot, experiment: o.name, out: args.out });
+  // what the guest wrote moves into the run folder (its status.json over ours)
   if (fs.existsSync(inner)) for (const f of fs.readdirSync(inner)) fs.renameSync(path.join(inner, f), path.join(run.dir, f));
   fs.renameSync(path.join(staging, 'guest'), path.join(run.dir, 'guest'));
   fs.rmSync(staging, { recursive: true, force: true });
