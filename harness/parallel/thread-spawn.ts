@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import type { Case } from './kernels.js';
 import { call, clearOutputs, collect, layout, writeInputs, type Layout } from './wasm-layout.js';
 import { kernelModuleAndStack, pagesFor } from './wasm-module.js';
-import { CTL, ERROR_BYTES, FN_NAMES, SPAWN_SLOT, type SpawnThreadInit } from './wasm-threads-shared.js';
+import { CTL, ERROR_BYTES, FN_NAMES, SPAWN_SLOT, slotError, type SpawnThreadInit } from './wasm-threads-shared.js';
 import { ThreadTrapError } from './wasm-threads.js';
 
 const STACK_BYTES = 64 * 1024;
@@ -124,9 +124,7 @@ export class SpawnInstance {
     const ns = Number(process.hrtime.bigint() - t0);
     const failed = Atomics.load(this.ctl, CTL.failed);
     if (failed) {
-      const raw = this.errors.subarray((failed - 1) * ERROR_BYTES, failed * ERROR_BYTES);
-      const end = raw.indexOf(0);
-      this.takeDown(`spawned thread (pool slot ${failed - 1}) trapped: ${Buffer.from(raw.subarray(0, end < 0 ? raw.length : end)).toString()}`);
+      this.takeDown(`spawned thread (pool slot ${failed - 1}) trapped: ${slotError(this.errors, failed - 1)}`);
     }
     if (rc === -1) this.takeDown(`thread-spawn refused ${this.refused} request(s): the pool of ${this.workers.length} worker(s) had no idle one`);
     if (rc === -2) this.takeDown(`threads still running after ${timeoutMs} ms`);

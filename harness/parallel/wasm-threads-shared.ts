@@ -4,6 +4,13 @@ export const CTL = { gen: 0, remaining: 1, failed: 2, slots: 8 } as const;
 export const SLOT = { fn: 0, nargs: 1, args: 2, size: 12 } as const;
 export const ERROR_BYTES = 512;
 
+/** the message a thread left in its slot of the errors buffer (NUL-terminated) */
+export function slotError(errors: Uint8Array, slot: number): string {
+  const raw = errors.subarray(slot * ERROR_BYTES, (slot + 1) * ERROR_BYTES);
+  const end = raw.indexOf(0);
+  return Buffer.from(raw.subarray(0, end < 0 ? raw.length : end)).toString();
+}
+
 export interface ThreadInit {
   module: WebAssembly.Module;
   memory: WebAssembly.Memory;

@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import type { Case } from './kernels.js';
 import { call, clearOutputs, collect, layout, writeInputs, type Layout } from './wasm-layout.js';
 import { kernelModuleAndStack, pagesFor } from './wasm-module.js';
-import { CTL, ERROR_BYTES, FN_NAMES, SLOT, type ThreadInit } from './wasm-threads-shared.js';
+import { CTL, ERROR_BYTES, FN_NAMES, SLOT, slotError, type ThreadInit } from './wasm-threads-shared.js';
 
 const STACK_BYTES = 64 * 1024;
 
@@ -101,9 +101,7 @@ export class ThreadedInstance {
     const ns = Number(process.hrtime.bigint() - t0);
     const failed = Atomics.load(this.ctl, CTL.failed);
     if (failed) {
-      const t = failed - 1;
-      const raw = this.errors.subarray(t * ERROR_BYTES, (t + 1) * ERROR_BYTES);
-      this.takeDown(`thread ${t} of ${this.workers.length} trapped: ${Buffer.from(raw.subarray(0, raw.indexOf(0) < 0 ? raw.length : raw.indexOf(0))).toString()}`);
+      this.takeDown(`thread ${failed - 1} of ${this.workers.length} trapped: ${slotError(this.errors, failed - 1)}`);
     }
     return ns;
   }
