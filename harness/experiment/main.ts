@@ -39,6 +39,9 @@ export interface SuiteOptions {
   defaultVariants?: string[];
 }
 
+// inside the SoftRoCE guest the folder is a staging one the host moves into the real one, which the host names last
+const resultsLabel = process.env.FXH_GUEST ? 'results (inside the guest, staged for the host)' : 'results';
+
 export async function runSuite(o: SuiteOptions): Promise<never> {
   const own: Record<string, FlagSpec> = Object.assign({}, ...o.experiments.map((e) => e.flags ?? {}));
   let args: CommonArgs;
@@ -94,7 +97,7 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
   // the inventory (--nodes) as given: node names, kinds and their fields
   const nodesRecord = args.nodes ? { nodes: inventoryRecord(args.nodes) } : {};
   writeEnvJson(run.dir, collectEnv({ ...envBase, skips: [], extra: args.nodes ? nodesRecord : undefined }));
-  process.stderr.write(`results: ${run.dir}\n`);
+  process.stderr.write(`${resultsLabel}: ${run.dir}\n`);
   for (const u of variants.unavailable) process.stderr.write(`skipping variant ${u.variant}: ${u.reason}\n`);
 
   let finishing: Promise<void> | null = null;
@@ -192,7 +195,7 @@ export async function runSuite(o: SuiteOptions): Promise<never> {
   }
   for (const n of ctx.notes) process.stderr.write(`note: ${n}\n`);
   if (ctx.report.length) process.stdout.write(ctx.report.join('\n') + '\n');
-  process.stdout.write(`results: ${run.dir}\n`);
+  process.stdout.write(`${resultsLabel}: ${run.dir}\n`);
   process.exit(0);
 }
 
