@@ -3,7 +3,7 @@
 import koffi from 'koffi';
 import { parentPort, workerData } from 'node:worker_threads';
 import { LIBBPF_SONAME } from '../bpf/libbpf/consts.js';
-import { CTL, ERROR_BYTES, JOB_BYTES, JOB_STRIDE, type EbpfThreadInit } from './wasm-threads-shared.js';
+import { CTL, JOB_BYTES, JOB_STRIDE, reportSlotError, type EbpfThreadInit } from './wasm-threads-shared.js';
 
 const init = workerData as EbpfThreadInit;
 const ctl = new Int32Array(init.control);
@@ -49,8 +49,7 @@ for (;;) {
     duration.setFloat64(0, r.durationNs, true);
     if (r.retval !== 2 /* XDP_PASS */) throw new Error(`the program returned ${r.retval}, not XDP_PASS (bad job or a missing map entry)`);
   } catch (e) {
-    errors.set(Buffer.from(`${(e as Error).message}`.slice(0, ERROR_BYTES - 1)), init.index * ERROR_BYTES);
-    Atomics.compareExchange(ctl, CTL.failed, 0, init.index + 1);
+    reportSlotError(errors, ctl, init.index, (e as Error).message);
   }
   if (Atomics.sub(ctl, CTL.remaining, 1) === 1) Atomics.notify(ctl, CTL.remaining);
 }

@@ -3,7 +3,7 @@
 // entry point. A trap is reported, and the join counter the module waits on is forced to 0 so that
 // the spawning thread wakes up.
 import { parentPort, workerData } from 'node:worker_threads';
-import { CTL, ERROR_BYTES, SPAWN_SLOT, type SpawnThreadInit } from './wasm-threads-shared.js';
+import { CTL, SPAWN_SLOT, reportSlotError, type SpawnThreadInit } from './wasm-threads-shared.js';
 
 const init = workerData as SpawnThreadInit;
 const ctl = new Int32Array(init.control);
@@ -25,8 +25,7 @@ for (;;) {
   try {
     start(ctl[slot + SPAWN_SLOT.tid]!, arg);
   } catch (e) {
-    errors.set(Buffer.from(`${(e as Error).name}: ${(e as Error).message}`.slice(0, ERROR_BYTES - 1)), init.index * ERROR_BYTES);
-    Atomics.compareExchange(ctl, CTL.failed, 0, init.index + 1);
+    reportSlotError(errors, ctl, init.index, `${(e as Error).name}: ${(e as Error).message}`);
     const left = mem32[(arg >>> 2) + 8]! >>> 2; // struct job: fn, a[7], then the counter's address
     Atomics.store(mem32, left, 0);
     Atomics.notify(mem32, left);

@@ -11,6 +11,12 @@ export function slotError(errors: Uint8Array, slot: number): string {
   return Buffer.from(raw.subarray(0, end < 0 ? raw.length : end)).toString();
 }
 
+/** a thread's side of slotError: leaves `message` in its slot and marks the run failed (the first failure wins) */
+export function reportSlotError(errors: Uint8Array, ctl: Int32Array, slot: number, message: string): void {
+  errors.set(Buffer.from(message.slice(0, ERROR_BYTES - 1)), slot * ERROR_BYTES);
+  Atomics.compareExchange(ctl, CTL.failed, 0, slot + 1);
+}
+
 export interface ThreadInit {
   module: WebAssembly.Module;
   memory: WebAssembly.Memory;
@@ -33,16 +39,8 @@ export interface EbpfThreadInit {
 export const JOB_BYTES = 64;
 export const JOB_STRIDE = 72;
 
-
 /** per pooled thread of a SpawnInstance (Int32Array indices from its slot) */
 export const SPAWN_SLOT = { gen: 0, busy: 1, tid: 2, arg: 3, size: 4 } as const;
 
-export interface SpawnThreadInit {
-  module: WebAssembly.Module;
-  memory: WebAssembly.Memory;
-  control: SharedArrayBuffer;
-  errors: SharedArrayBuffer;
-  index: number;
-  stackGlobal: string | null;
-  stackTop: number;
-}
+/** a pooled thread of a SpawnInstance starts as a ThreadedInstance's does */
+export type SpawnThreadInit = ThreadInit;

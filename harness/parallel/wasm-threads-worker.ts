@@ -1,7 +1,7 @@
 // One thread of a ThreadedInstance: an instance of the threads build over the shared memory, with a
 // stack of its own, that runs the job in its slot each time the generation counter moves.
 import { parentPort, workerData } from 'node:worker_threads';
-import { CTL, FN_NAMES, SLOT, type ThreadInit, ERROR_BYTES } from './wasm-threads-shared.js';
+import { CTL, FN_NAMES, SLOT, reportSlotError, type ThreadInit } from './wasm-threads-shared.js';
 
 const init = workerData as ThreadInit;
 const ctl = new Int32Array(init.control);
@@ -23,9 +23,7 @@ for (;;) {
     for (let i = 0; i < n; i++) args.push(ctl[slot + SLOT.args + i]! >>> 0);
     fns[ctl[slot + SLOT.fn]!]!(...args);
   } catch (e) {
-    const msg = Buffer.from(`${(e as Error).name}: ${(e as Error).message}`.slice(0, ERROR_BYTES - 1));
-    errors.set(msg, init.index * ERROR_BYTES);
-    Atomics.compareExchange(ctl, CTL.failed, 0, init.index + 1);
+    reportSlotError(errors, ctl, init.index, `${(e as Error).name}: ${(e as Error).message}`);
   }
   if (Atomics.sub(ctl, CTL.remaining, 1) === 1) Atomics.notify(ctl, CTL.remaining);
 }
