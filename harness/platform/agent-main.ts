@@ -16,7 +16,7 @@ import { getVariantPlugin, loadVariantPlugins } from './registry.js';
 import { Agent } from './agent.js';
 import { ModuleStore } from './module-store.js';
 import { RegionTable, listenLinks } from './link.js';
-import { parseLifeline, watchLifeline, type LifelineSpec } from './lifeline.js';
+import { lifelineFlagOrExit, watchLifeline } from './lifeline.js';
 import { scratchDir } from './scratch.js';
 import { serveIdleControl } from './idle-control.js';
 import type { VariantPlugin } from './variant.js';
@@ -33,13 +33,7 @@ const { values } = parseArgs({
     'idle-control': { type: 'boolean', default: false },
   },
 });
-let lifeline: LifelineSpec;
-try {
-  lifeline = parseLifeline(values.lifeline);
-} catch (e) {
-  console.error((e as Error).message);
-  process.exit(2);
-}
+const lifeline = lifelineFlagOrExit(values.lifeline);
 if (!values.variant?.length || !values.listen) {
   console.error(USAGE);
   process.exit(2);

@@ -8,7 +8,7 @@
 // Prints `READY {"binary":..., "http":...}` once listening; SIGTERM/SIGINT stop it and its executors.
 import { parseArgs } from 'node:util';
 import { Gateway } from './gateway.js';
-import { parseLifeline, watchLifeline, type LifelineSpec } from './lifeline.js';
+import { lifelineFlagOrExit, watchLifeline } from './lifeline.js';
 
 const { values } = parseArgs({
   options: {
@@ -23,13 +23,7 @@ const { values } = parseArgs({
     pool: { type: 'string', default: '1' },
   },
 });
-let lifeline: LifelineSpec;
-try {
-  lifeline = parseLifeline(values.lifeline);
-} catch (e) {
-  console.error((e as Error).message);
-  process.exit(2);
-}
+const lifeline = lifelineFlagOrExit(values.lifeline);
 function inheritedFd(flag: 'splice-map-fd' | 'sockhash-fd'): number | undefined {
   const v = values[flag];
   if (v === undefined) return undefined;

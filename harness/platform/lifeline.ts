@@ -15,6 +15,16 @@ export function parseLifeline(v: string | undefined): LifelineSpec {
   throw new Error(`--lifeline is stdin, none or connect:<host:port|/unix/path>, not "${v}"`);
 }
 
+/** parseLifeline for an entry point: a bad value is printed and the process exits with status 2 */
+export function lifelineFlagOrExit(v: string | undefined): LifelineSpec {
+  try {
+    return parseLifeline(v);
+  } catch (e) {
+    console.error((e as Error).message);
+    process.exit(2);
+  }
+}
+
 /** Calls `lost(reason)` once when the lifeline ends; returns a function that stops watching. */
 export function watchLifeline(spec: LifelineSpec, lost: (reason: string) => void): () => void {
   let done = false;
