@@ -8,9 +8,9 @@ import fs from 'node:fs';
 import type net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { FrameReader, writeFrame } from './frame-stream.js';
+import { FrameReader, ROUTE_HEAD_BYTES, writeFrame, type PayloadSink } from './frame-stream.js';
 import { MAX_FRAME_BYTES, ProtocolError, decodeFrame, type Frame, type FrameBytes } from './protocol.js';
-import { encodeRegionRead, regionDataFrame } from './agent-frames.js';
+import { FRAME_REGION_DATA, encodeRegionRead, regionDataFrame } from './agent-frames.js';
 import { parseEndpoint, type Listener } from './transport.js';
 
 export interface Link {
@@ -24,6 +24,9 @@ export interface Link {
   onClose(cb: (why: Error | null) => void): void;
   /** `length` bytes at `offset` of the peer's region `id` */
   readRegion(id: string, offset: number, length: number): Promise<Uint8Array>;
+  /** the same read, its bytes handed to `sink` as they arrive, with no joined copy; sink.end() runs
+   *  before the promise resolves. Optional: regionStream() falls back to readRegion. */
+  readRegionStream?(id: string, offset: number, length: number, sink: PayloadSink): Promise<void>;
   close(): void;
   /** the stream socket under a socket link, for joining it to another in the kernel (sockmap); absent on other transports */
   readonly socket?: net.Socket;
@@ -86,12 +89,107 @@ export class RegionTable {
 export const MAX_REGION_READ = MAX_FRAME_BYTES - 16;
 
 const NO_REGIONS = new RegionTable();
+const NO_BYTES = new Uint8Array(0);
+
+/** link.readRegionStream, or on a link without it, readRegion with its bytes handed to `sink` at once */
+export function regionStream(link: Link, id: string, offset: number, length: number, sink: PayloadSink): Promise<void> {
+  if (link.readRegionStream) return link.readRegionStream(id, offset, length, sink);
+  return link.readRegion(id, offset, length).then((b) => {
+    if (b.length) sink.data(b, 0);
+    sink.end();
+  });
+}
+
+interface PendingRead {
+  resolve: (b: Uint8Array) => void;
+  reject: (e: Error) => void;
+  what: string;
+  length: number;
+  /** a streamed read's sink: its answer is routed there as it arrives */
+  sink?: PayloadSink;
+}
 
 /** A Link over a stream socket (TCP, unix): frames as protocol.ts writes them. */
-export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions = {}): Link {
+/**
+ * The reads of a socket made with net.connect's `onread`: into one staging buffer the link parses
+ * in place, or, while a streamed region read's sink offers room, straight into that room (the bytes
+ * of a remote fork land in the instance's memory with no copy in user space). Reads before the link
+ * attaches are kept.
+ */
+export class ReadFeed {
+  private readonly staging = Buffer.allocUnsafe(STAGING_BYTES);
+  /** whether the buffer handed to the last read was a sink's room */
+  private inRoom = false;
+  private chunk: ((bytes: Buffer) => void) | null = null;
+  private placed: (n: number) => void = () => {};
+  private next: () => { room: Uint8Array } | { upTo: number } = () => ({ upTo: STAGING_BYTES });
+  private early: Buffer[] = [];
+  readonly onread: net.OnReadOpts = {
+    buffer: () => {
+      const n = this.next();
+      this.inRoom = 'room' in n;
+      return 'room' in n ? n.room : this.staging.subarray(0, Math.max(1, Math.min(n.upTo, STAGING_BYTES)));
+    },
+    callback: (n) => {
+      if (this.inRoom) this.placed(n);
+      else if (this.chunk) this.chunk(this.staging.subarray(0, n));
+      else this.early.push(Buffer.from(this.staging.subarray(0, n)));
+      return true;
+    },
+  };
+
+  /** `chunk`: bytes read into the staging buffer (overwritten by the next read); `placed`: n bytes read into the room `next` gave; `next`: a room, or how many bytes to read at most into staging */
+  attach(chunk: (bytes: Buffer) => void, placed: (n: number) => void, next: () => { room: Uint8Array } | { upTo: number }): void {
+    for (const b of this.early.splice(0)) chunk(b);
+    this.chunk = chunk;
+    this.placed = placed;
+    this.next = next;
+  }
+}
+
+/** bytes of a ReadFeed's staging buffer: the most one read returns outside a routed body */
+const STAGING_BYTES = 256 << 10;
+
+/** A Link over a stream socket (TCP, unix): frames as protocol.ts writes them; `feed` when the socket was made with feed.onread. */
+export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions = {}, feed?: ReadFeed): Link {
   const regions = opts.regions ?? NO_REGIONS;
-  const reader = new FrameReader();
-  const reads = new Map<number, { resolve: (b: Uint8Array) => void; reject: (e: Error) => void; what: string }>();
+  const reads = new Map<number, PendingRead>();
+  /** pending reads with a sink */
+  let streamed = 0;
+  // a streamed read's answer (region-data, ok) goes to its sink piece by piece; a sink that throws fails its read, the rest of its bytes are dropped
+  const reader = new FrameReader((head, bodyLength) => {
+    if (head[0] !== FRAME_REGION_DATA || head[5] !== 0) return null;
+    const id = head.readUInt32LE(1);
+    const r = reads.get(id);
+    if (!r?.sink) return null;
+    reads.delete(id);
+    streamed--;
+    const got = bodyLength - ROUTE_HEAD_BYTES;
+    const sink = r.sink;
+    let failed: Error | null = got === r.length ? null : new Error(`${peer} answered ${r.what} with ${got} bytes`);
+    const guard = (f: () => void) => {
+      if (failed) return;
+      try {
+        f();
+      } catch (e) {
+        failed = e as Error;
+      }
+    };
+    return {
+      data: (b, at) => guard(() => sink.data(b, at)),
+      room: (at, max) => {
+        let view: Uint8Array | null = null;
+        if (sink.room && sink.placed) guard(() => (view = sink.room!(at, max)));
+        return view;
+      },
+      placed: (at, n) => guard(() => sink.placed!(at, n)),
+      end() {
+        guard(() => sink.end());
+        if (failed) r.reject(failed);
+        else r.resolve(NO_BYTES);
+      },
+    };
+  });
   let nextRead = 1;
   let requestsCorked = false;
   let onFramesCb: ((frames: (Frame | ProtocolError)[]) => void) | null = null;
@@ -104,6 +202,7 @@ export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions =
     closed = why;
     for (const r of reads.values()) r.reject(new Error(`the link to ${peer} ended during ${r.what}${why ? `: ${why.message}` : ''}`));
     reads.clear();
+    streamed = 0;
     for (const cb of closeCbs) cb(why);
   };
   socket.on('error', (e) => {
@@ -111,18 +210,20 @@ export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions =
     socket.destroy();
   });
   socket.on('close', () => end(null));
-  socket.on('data', (chunk: Buffer) => {
-    let bodies: Buffer[];
+  const onChunk = (chunk: Buffer, reused: boolean) => {
+    const app: (Frame | ProtocolError)[] = [];
+    // Answers to one burst leave in as few writes as possible.
+    socket.cork();
     try {
-      bodies = reader.push(chunk);
+      reader.pushEach(chunk, onBody, reused);
     } catch (e) {
       socket.destroy(e as Error); // a corrupt length: the stream cannot be resynchronised
       return;
     }
-    const app: (Frame | ProtocolError)[] = [];
-    // Answers to one burst leave in as few writes as possible.
-    socket.cork();
-    for (const body of bodies) {
+    if (app.length && onFramesCb) onFramesCb(app);
+    process.nextTick(() => socket.uncork());
+
+    function onBody(body: Buffer): void {
       let f: Frame | ProtocolError;
       try {
         f = decodeFrame(body);
@@ -134,15 +235,51 @@ export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions =
         writeFrame(socket, typeof got === 'string' ? regionDataFrame(f.id, false, Buffer.from(got)) : regionDataFrame(f.id, true, got));
       } else if (!(f instanceof Error) && f.type === 'region-data') {
         const r = reads.get(f.id);
-        if (!r) continue;
+        if (!r) return;
         reads.delete(f.id);
-        if (f.ok) r.resolve(f.payload);
-        else r.reject(new Error(`${peer} refused ${r.what}: ${Buffer.from(f.payload).toString('utf8')}`));
+        if (r.sink) streamed--;
+        if (!f.ok) r.reject(new Error(`${peer} refused ${r.what}: ${Buffer.from(f.payload).toString('utf8')}`));
+        else if (r.sink) r.reject(new Error(`internal: the answer to ${r.what} was not streamed`));
+        else r.resolve(f.payload);
       } else app.push(f);
     }
-    if (app.length && onFramesCb) onFramesCb(app);
-    process.nextTick(() => socket.uncork());
-  });
+  };
+  if (feed) {
+    // While streamed reads are pending, a read stops where the current step ends (a frame's head, the
+    // rest of a frame, a routed body's room), so that the next answer's bytes can be read into place.
+    feed.attach(
+      (bytes) => onChunk(bytes, true),
+      (n) => reader.placed(n),
+      () => {
+        const room = reader.room();
+        if (room) return { room };
+        return { upTo: streamed > 0 ? reader.wants() || 4 + ROUTE_HEAD_BYTES : Infinity };
+      },
+    );
+  } else socket.on('data', (chunk: Buffer) => onChunk(chunk, false));
+
+  const request = (id: string, offset: number, length: number, sink?: PayloadSink): Promise<Uint8Array> => {
+    const what = `a read of [${offset}, ${offset + length}) of region "${id}"`;
+    if (closed !== undefined) return Promise.reject(new Error(`the link to ${peer} is closed: cannot do ${what}`));
+    if (length > MAX_REGION_READ) return Promise.reject(new Error(`${what}: at most ${MAX_REGION_READ} bytes per read; split it`));
+    const rid = nextRead++;
+    if (nextRead > 0xffffffff) nextRead = 1;
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const frame = encodeRegionRead({ id: rid, region: id, offset, length }); // throws before anything is pending
+      reads.set(rid, { resolve, reject, what, length, ...(sink ? { sink } : {}) });
+      if (sink) streamed++;
+      // the reads asked for in one tick (a pull asks for its header and pages at once) leave in one write
+      if (!requestsCorked) {
+        requestsCorked = true;
+        socket.cork();
+        process.nextTick(() => {
+          requestsCorked = false;
+          socket.uncork();
+        });
+      }
+      writeFrame(socket, frame);
+    });
+  };
 
   return {
     peer,
@@ -155,27 +292,8 @@ export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions =
       if (closed !== undefined) cb(closed);
       else closeCbs.push(cb);
     },
-    readRegion(id, offset, length) {
-      const what = `a read of [${offset}, ${offset + length}) of region "${id}"`;
-      if (closed !== undefined) return Promise.reject(new Error(`the link to ${peer} is closed: cannot do ${what}`));
-      if (length > MAX_REGION_READ) return Promise.reject(new Error(`${what}: at most ${MAX_REGION_READ} bytes per read; split it`));
-      const rid = nextRead++;
-      if (nextRead > 0xffffffff) nextRead = 1;
-      return new Promise<Uint8Array>((resolve, reject) => {
-        const frame = encodeRegionRead({ id: rid, region: id, offset, length }); // throws before anything is pending
-        reads.set(rid, { resolve, reject, what });
-        // the reads asked for in one tick (a pull asks for its header and pages at once) leave in one write
-        if (!requestsCorked) {
-          requestsCorked = true;
-          socket.cork();
-          process.nextTick(() => {
-            requestsCorked = false;
-            socket.uncork();
-          });
-        }
-        writeFrame(socket, frame);
-      });
-    },
+    readRegion: (id, offset, length) => request(id, offset, length),
+    readRegionStream: (id, offset, length, sink) => request(id, offset, length, sink).then(() => undefined),
     close() {
       socket.end();
       socket.destroy();
@@ -189,7 +307,10 @@ export function streamLinkTransport(scheme: string): LinkTransport {
   return {
     scheme,
     listen: (address, onLink, opts) => stream().listen(address, (s) => onLink(socketLink(s, `${scheme}:${s.remoteAddress ?? 'peer'}:${s.remotePort ?? ''}`, opts))),
-    connect: async (address, opts) => socketLink(await stream().connect(address), `${scheme}:${address}`, opts),
+    connect: async (address, opts) => {
+      const feed = new ReadFeed();
+      return socketLink(await stream().connect(address, { onread: feed.onread }), `${scheme}:${address}`, opts, feed);
+    },
   };
 }
 

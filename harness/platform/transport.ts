@@ -9,10 +9,15 @@ export interface Listener {
   close(): Promise<void>;
 }
 
+/** `onread`: the socket reads into buffers the caller hands out, not into fresh ones (net.connect's option) */
+export interface ConnectOptions {
+  onread?: net.OnReadOpts;
+}
+
 export interface Transport {
   scheme: string;
   listen(address: string, onConnection: (socket: net.Socket) => void): Promise<Listener>;
-  connect(address: string): Promise<net.Socket>;
+  connect(address: string, opts?: ConnectOptions): Promise<net.Socket>;
 }
 
 function listenOn(server: net.Server, arg: net.ListenOptions): Promise<void> {
@@ -54,7 +59,7 @@ export const unixTransport: Transport = {
       },
     };
   },
-  connect: (path) => connectTo({ path }),
+  connect: (path, opts) => connectTo({ path, ...opts }),
 };
 
 function splitHostPort(address: string): { host: string; port: number } {
@@ -73,9 +78,9 @@ export const tcpTransport: Transport = {
     const real = server.address() as net.AddressInfo;
     return { endpoint: `tcp:${host}:${real.port}`, close: () => closeServer(server) };
   },
-  connect(address) {
+  connect(address, opts) {
     const { host, port } = splitHostPort(address);
-    return connectTo({ host, port, noDelay: true });
+    return connectTo({ host, port, noDelay: true, ...opts });
   },
 };
 
