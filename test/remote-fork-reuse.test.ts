@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadCatalog } from '../harness/functions/catalog.js';
 import { RegionTable } from '../harness/platform/link.js';
+import type { PayloadSink } from '../harness/platform/frame-stream.js';
 import type { Live } from '../harness/variants/wasm/engine.js';
 import { WasmRemoteFork } from '../harness/variants/wasm/remote-fork.js';
 import { prepareImage } from '../harness/variants/wasm/snapshot.js';
@@ -21,9 +22,16 @@ async function forks(name: string, input: Uint8Array, n: number) {
   const r = new WasmRemoteFork('wasm-fork', maxPages);
   const d = await r.snapshotRegister(img, input, 1, regions);
   const read = async (id: string, o: number, len: number) => regions.slice(id, o, len) as Uint8Array;
+  const src = {
+    read,
+    stream: async (id: string, o: number, len: number, sink: PayloadSink) => {
+      sink.data(await read(id, o, len), 0);
+      sink.end();
+    },
+  };
   const outputs: Uint8Array[] = [];
   for (let i = 0; i < n; i++) {
-    outputs.push((await r.forkFrom(img, { peer: 'here', snapshot: d, copy: 'dirty', input }, read)).output);
+    outputs.push((await r.forkFrom(img, { peer: 'here', snapshot: d, copy: 'dirty', input }, src)).output);
     await tick(); // the refill runs after the answer
     await tick();
   }

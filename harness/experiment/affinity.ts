@@ -28,3 +28,14 @@ export async function withAffinity<T>(cpus: string | undefined, fn: () => Promis
     taskset(['-a', '-c', '-p', before, String(process.pid)]);
   }
 }
+
+/** The CPUs of a list like "0-2,5" in order: [0, 1, 2, 5]. */
+export function expandCpus(list: string): number[] {
+  const out: number[] = [];
+  for (const part of list.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) throw new Error(`bad CPU list "${list}"`);
+    for (let c = Number(m[1]); c <= Number(m[2] ?? m[1]); c++) out.push(c);
+  }
+  return out;
+}

@@ -12,6 +12,7 @@ import type { RemoteCopy } from '../platform/remote-fork.js';
 import { statefillAnswer } from '../functions/workloads/statefill.js';
 import { LAZY_UNAVAILABLE } from '../variants/wasm/remote-fork.js';
 import { shuffle } from '../measure/random.js';
+import { currentCpus, expandCpus, withAffinity } from '../experiment/affinity.js';
 
 const V = 'wasm-fork';
 const MiB = 2 ** 20;
@@ -56,20 +57,42 @@ export function shape(node: LaunchedNode, spec: string): { params: string; note:
   };
 }
 
+/**
+ * Nodes stand for machines, so each gets CPUs of its own where there are enough: the parent the
+ * first CPU, the children the others in turn (with 2 CPUs, every child the second); the measuring
+ * process, a client elsewhere, shares the parent's (it waits while the parent serves). With one CPU
+ * nothing is pinned.
+ */
+export function placement(cpus: number[], children: number): { parent?: string; children: (string | undefined)[]; caller?: string } {
+  if (cpus.length < 2) return { children: Array.from({ length: children }, () => undefined) };
+  const rest = cpus.slice(1);
+  return { parent: String(cpus[0]), children: Array.from({ length: children }, (_, i) => String(rest[i % rest.length])), caller: String(cpus[0]) };
+}
+
 export async function measureRemoteFork(ctx: RunContext, plan: RemoteForkPlan): Promise<void> {
+  const place = placement(expandCpus(currentCpus()), plan.children);
+  ctx.notes.push(
+    place.parent
+      ? `remote fork placement: parent agent on CPU ${place.parent}, child agents on CPU ${[...new Set(place.children)].join(',')}, the measuring process on CPU ${place.caller} (nodes stand for machines; a child sharing the parent's CPU would wait for it to finish sending)`
+      : 'remote fork placement: one CPU, nothing pinned',
+  );
+  await withAffinity(place.caller, () => remoteForks(ctx, plan, place));
+}
+
+async function remoteForks(ctx: RunContext, plan: RemoteForkPlan, place: ReturnType<typeof placement>): Promise<void> {
   const maxMiB = Math.max(...plan.sizes);
   const memoryLimitMiB = maxMiB + 32;
   const nodes: LaunchedNode[] = [];
   const clients: AgentClient[] = [];
   try {
-    const launch = async (name: string) => {
-      const n = await launchNode({ name, kind: 'netns' }, { variants: [V], memoryLimitMiB });
+    const launch = async (name: string, cpus: string | undefined) => {
+      const n = await launchNode({ name, kind: 'netns' }, { variants: [V], memoryLimitMiB, ...(cpus ? { cpus } : {}) });
       nodes.push(n);
       return n;
     };
-    const parent = await launch('parent');
-    const children = [await launch('child1')];
-    for (let i = 2; i <= plan.children; i++) children.push(await launch(`child${i}`));
+    const parent = await launch('parent', place.parent);
+    const children = [await launch('child1', place.children[0])];
+    for (let i = 2; i <= plan.children; i++) children.push(await launch(`child${i}`, place.children[i - 1]));
     let shaping = '';
     if (plan.netem) {
       const notes = new Set<string>();
@@ -115,6 +138,9 @@ export async function measureRemoteFork(ctx: RunContext, plan: RemoteForkPlan): 
           const t0 = process.hrtime.bigint();
           const res = await cc[0]!.forkFrom(parent.endpoint, d, copy, input);
           const e2e = Number(process.hrtime.bigint() - t0);
+          // off the clock: the child's RSS just after its answer, and a barrier, so the next fork does
+          // not queue behind this one's clean-up (the child prepares its next target after answering)
+          const rss = (await cc[0]!.hello()).memory.lastForkRssBytes;
           const got = Buffer.from(res.output).toString();
           if (got !== want) throw new FatalMeasurementError(`remote fork (${copy}) of statefill ${mib} MiB answered ${JSON.stringify(got.slice(0, 80))}, want ${JSON.stringify(want)}`);
           if (r < plan.warmup) continue;
@@ -127,7 +153,7 @@ export async function measureRemoteFork(ctx: RunContext, plan: RemoteForkPlan): 
             { ...base, metric: 'bytes_moved', params: p, iteration: it, value: res.bytesMoved, unit: 'bytes' },
             { ...base, metric: 'bytes_before_response', params: p, iteration: it, value: res.bytesBeforeResponse, unit: 'bytes' },
             { ...base, metric: 'child_memory', params: p, iteration: it, value: res.childMemoryBytes, unit: 'bytes' },
-            { ...base, metric: 'child_rss', params: p, iteration: it, value: res.rssBytes, unit: 'bytes' },
+            ...(rss !== undefined ? [{ ...base, metric: 'child_rss', params: p, iteration: it, value: rss, unit: 'bytes' }] : []),
             // where the child's time went (header, target, pages, globals, run, ...), as the variant names the steps
             ...Object.entries(res.phasesNs ?? {}).map(([phase, ns]) => ({ ...base, metric: `child_${phase}`, params: p, iteration: it, value: ns / 1000, unit: 'us' })),
           ]);

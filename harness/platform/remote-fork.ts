@@ -3,6 +3,7 @@
 // peer's regions, pulling bytes with Link.readRegion only (fork-from), and answers the child's first
 // call. What a snapshot is, and how pages are pulled, is the variant's business (RemoteForker).
 import type { FunctionEntry } from '../functions/types.js';
+import type { PayloadSink } from './frame-stream.js';
 import type { RegionTable } from './link.js';
 
 /** eager: the whole memory image; dirty: only pages differing from the initial image; prefetch: the
@@ -55,22 +56,24 @@ export interface ForkResult {
   /** bytes pulled before the first response, and in all (prefetch goes on after it) */
   bytesBeforeResponse: number;
   bytesMoved: number;
-  /** the child instance's linear memory, and this process's RSS after the fork */
+  /** the child instance's linear memory (the node's RSS after the answer: AgentInfo.memory.lastForkRssBytes) */
   childMemoryBytes: number;
-  rssBytes: number;
   /** where the child's time went, ns per named step in order (the variant names them) */
   phasesNs?: Record<string, number>;
 }
 
-/** Reads `length` bytes at `offset` of the parent's region `id` (a Link's readRegion). */
-export type RegionReader = (id: string, offset: number, length: number) => Promise<Uint8Array>;
+/** The parent's regions as a child reads them: whole reads (a Link's readRegion), or streamed to a sink as the bytes arrive (regionStream). */
+export interface RegionSource {
+  read(id: string, offset: number, length: number): Promise<Uint8Array>;
+  stream(id: string, offset: number, length: number, sink: PayloadSink): Promise<void>;
+}
 
 /** A variant that can take part in remote forks. */
 export interface RemoteForker {
   /** parent: a warm instance of `fn` that served `calls` calls of `input`, snapshotted into `regions` (replacing its previous snapshot) */
   snapshotRegister(fn: FunctionEntry, input: Uint8Array, calls: number, regions: RegionTable): Promise<SnapshotDescriptor>;
   /** child: a new instance from the peer's regions, which serves `req.input` once */
-  forkFrom(fn: FunctionEntry, req: ForkFromRequest, read: RegionReader): Promise<ForkResult>;
+  forkFrom(fn: FunctionEntry, req: ForkFromRequest, src: RegionSource): Promise<ForkResult>;
 }
 
 export function isRemoteForker(v: unknown): v is RemoteForker {

@@ -16,7 +16,7 @@ import type { Snapshot } from './wasm/snapshot-format.js';
 import { WasmRemoteFork } from './wasm/remote-fork.js';
 import type { RegionTable } from '../platform/link.js';
 import type { ModeDecl } from '../platform/modes.js';
-import type { ForkFromRequest, ForkResult, RegionReader, RemoteForker, SnapshotDescriptor } from '../platform/remote-fork.js';
+import type { ForkFromRequest, ForkResult, RegionSource, RemoteForker, SnapshotDescriptor } from '../platform/remote-fork.js';
 
 /** each call in a child forked in-process from a warm parent's snapshot; its own colour, not a shade of cold */
 const LOCAL_FORK: ModeDecl = { id: 'local-fork', label: 'local-fork', rank: 4, colour: '#c2185b' };
@@ -74,10 +74,10 @@ export class WasmForkVariant implements Variant, RemoteForker {
   }
 
   /** Child of a remote fork (the agent's fork-from). */
-  async forkFrom(fn: FunctionEntry, req: ForkFromRequest, read: RegionReader): Promise<ForkResult> {
+  async forkFrom(fn: FunctionEntry, req: ForkFromRequest, src: RegionSource): Promise<ForkResult> {
     const why = this.supports(fn, 'local-fork');
     if (why) throw new InvokeError('unavailable', why);
-    return this.remote.forkFrom(this.image(fn), req, read);
+    return this.remote.forkFrom(this.image(fn), req, src);
   }
 
   async check(): Promise<Capability> {

@@ -4,7 +4,7 @@
 // prefaulted one kept ready per memory size when there is one, and serves one call.
 import { InvokeError } from '../../platform/variant.js';
 import type { RegionTable } from '../../platform/link.js';
-import type { ForkFromRequest, ForkResult, RegionReader, SnapshotDescriptor } from '../../platform/remote-fork.js';
+import type { ForkFromRequest, ForkResult, RegionSource, SnapshotDescriptor } from '../../platform/remote-fork.js';
 import { run, type Live } from './engine.js';
 import { prefault } from './prefault-pool.js';
 import { pullFork } from './remote-pull.js';
@@ -73,12 +73,12 @@ export class WasmRemoteFork {
     };
   }
 
-  async forkFrom(img: ForkImage, req: ForkFromRequest, read: RegionReader): Promise<ForkResult> {
+  async forkFrom(img: ForkImage, req: ForkFromRequest, src: RegionSource): Promise<ForkResult> {
     if (req.copy === 'lazy') throw new InvokeError('unavailable', LAZY_UNAVAILABLE);
     const tw = now();
     await this.background.catch(() => {});
     const t0 = now();
-    const pulled = await pullFork(img, req.snapshot, req.copy, read, (bytes, args) => this.target(img, bytes, args));
+    const pulled = await pullFork(img, req.snapshot, req.copy, src, (bytes, args) => this.target(img, bytes, args));
     const t1 = now();
     const output = run(img.code, pulled.child, req.input, this.maxPages);
     const t2 = now();
@@ -99,8 +99,6 @@ export class WasmRemoteFork {
       bytesBeforeResponse: pulled.bytes,
       bytesMoved: pulled.bytes + restBytes,
       childMemoryBytes: pulled.child.memory.buffer.byteLength,
-      // rss() alone: memoryUsage() also walks the V8 heaps (0.17 ms a fork in a profile)
-      rssBytes: process.memoryUsage.rss(),
       phasesNs: { wait: Number(t0 - tw), ...pulled.phasesNs, run: Number(t2 - t1) },
     };
   }

@@ -1,18 +1,21 @@
-// The child's side of a remote fork of a WASM instance: pull the parent's snapshot over a RegionReader
+// The child's side of a remote fork of a WASM instance: pull the parent's snapshot over a RegionSource
 // (a Link's one-sided reads) into a fresh instance. eager pulls the whole memory image, dirty the
 // snapshot's pages, prefetch the recorded working set first (the rest is left to `rest`, after the
-// call). Every page is checked against the header's checksums where it was written in the instance's
-// memory (eager: the pages not in the snapshot against the initial image) before the instance runs.
-// eager and dirty ask for the pages together with the header (their ranges are in the descriptor), so
-// the pull costs one round trip, not two; bytes that arrive before the header is checked wait for it.
-import type { RegionReader, SnapshotDescriptor } from '../../platform/remote-fork.js';
+// call). The reads are streamed: their bytes go from the socket's chunks straight to where they belong
+// in the instance's memory, and each page is checked against the header's checksum as soon as it is
+// whole there (eager: the pages not in the snapshot against the initial image, at the end), so checking
+// overlaps the transfer. eager and dirty ask for the pages together with the header (their ranges are
+// in the descriptor), so the pull costs one round trip, not two; the header is decoded and checked
+// before the first page byte is written, in the stream's order.
+import type { RegionSource, SnapshotDescriptor } from '../../platform/remote-fork.js';
+import type { PayloadSink } from '../../platform/frame-stream.js';
 import type { Live } from './engine.js';
 import { checkRestorable, type ForkImage } from './snapshot.js';
 import { PAGE_CHECKSUM } from './page-checksum.js';
 import { SnapshotError, checkPageInMemory, decodeHeader, type Snapshot } from './snapshot-format.js';
 import { fromRuns } from './working-set.js';
 
-/** bytes per read, and reads in flight: a window keeps the child's buffering bounded */
+/** bytes per read, and reads in flight: a window keeps what the parent queues per child bounded */
 export const PULL_CHUNK = 256 << 10;
 export const PULL_WINDOW = 16;
 
@@ -25,7 +28,7 @@ export interface Pulled {
   bytes: number;
   /** prefetch: pulls the pages left out, into the child; resolves with the bytes */
   rest: (() => Promise<number>) | null;
-  /** ns per step: header (read and check), target (the instance to fill), pages (read, check, write), globals */
+  /** ns per step: header (until decoded and checked), target (the instance to fill), pages (read, write, check), globals */
   phasesNs: Record<string, number>;
 }
 
@@ -36,18 +39,16 @@ function chunks(ranges: readonly [number, number][]): [number, number][] {
   return out;
 }
 
-/** Reads the ranges of `region`, PULL_WINDOW reads in flight; `onChunk` gets each read at its offset. */
-export async function pullRanges(read: RegionReader, region: string, ranges: readonly [number, number][], onChunk: (offset: number, bytes: Uint8Array) => void): Promise<number> {
+/** Streams the ranges of `region`, PULL_WINDOW reads in flight; a read at region offset o hands its bytes to `to(o)`. Resolves with the bytes read. */
+export async function streamRanges(src: RegionSource, region: string, ranges: readonly [number, number][], to: (offset: number) => PayloadSink): Promise<number> {
   const todo = chunks(ranges);
   let next = 0;
   let moved = 0;
   const worker = async () => {
     while (next < todo.length) {
       const [o, e] = todo[next++]!;
-      const b = await read(region, o, e - o);
-      if (b.length !== e - o) throw new SnapshotError(`snapshot truncated: a read of [${o}, ${e}) of region "${region}" returned ${b.length} bytes`);
-      onChunk(o, b);
-      moved += b.length;
+      await src.stream(region, o, e - o, to(o));
+      moved += e - o;
     }
   };
   await Promise.all(Array.from({ length: Math.min(PULL_WINDOW, todo.length) }, worker));
@@ -55,14 +56,16 @@ export async function pullRanges(read: RegionReader, region: string, ranges: rea
 }
 
 /** The snapshot's header, checked, and its agreement with the descriptor. */
-export async function pullHeader(read: RegionReader, d: SnapshotDescriptor): Promise<Header> {
-  const h = decodeHeader(await read(d.region, 0, d.headerBytes));
+export function checkHeader(bytes: Uint8Array, d: SnapshotDescriptor): Header {
+  const h = decodeHeader(bytes);
   const total = h.headerBytes + h.pages.length * h.pageSize;
   if (d.totalBytes < total) {
     const k = Math.max(0, Math.floor((d.totalBytes - h.headerBytes) / h.pageSize));
     throw new SnapshotError(`snapshot truncated: region "${d.region}" holds ${d.totalBytes} of ${total} bytes; checksum (${PAGE_CHECKSUM}) of page ${k} and the ${h.pages.length - k - 1} after it fail`);
   }
   if (d.totalBytes > total) throw new SnapshotError(`snapshot region "${d.region}" has ${d.totalBytes - total} bytes after its last page`);
+  // the pages were asked for where the descriptor says they start
+  if (d.headerBytes !== h.headerBytes) throw new SnapshotError(`snapshot region "${d.region}": the descriptor gives a header of ${d.headerBytes} bytes, the header itself ${h.headerBytes}`);
   return h;
 }
 
@@ -83,70 +86,143 @@ function pageRanges(h: Header, ks: readonly number[]): [number, number][] {
   return ranges;
 }
 
-/** writes the snapshot pages in a read at region offset `o` into the child's memory, each checked where it lands */
-function pagesInto(h: Header, child: Live): (o: number, b: Uint8Array) => void {
-  const P = h.pageSize;
-  const mem = new Uint8Array(child.memory.buffer);
-  return (o, b) => {
-    for (let x = 0; x < b.length; x += P) {
-      const k = (o - h.headerBytes + x) / P;
-      mem.set(b.subarray(x, x + P), h.pages[k]! * P);
-      checkPageInMemory(h, k, child.memory);
+/** The target instance, made once the header is known: the first page byte, or the header's own arrival, asks for it. */
+class Restore {
+  private header: Header | null = null;
+  private failed: Error | null = null;
+  child: Live | null = null;
+  mem = new Uint8Array(0);
+  readonly marks: bigint[] = [];
+
+  constructor(
+    private readonly img: ForkImage,
+    private readonly d: SnapshotDescriptor,
+    private readonly copy: string,
+    private readonly headerBytes: Uint8Array,
+    private readonly target: (memoryBytes: number, args: string[]) => Live,
+  ) {}
+
+  /** the checked header and its target; throws the header's error on every call once it failed */
+  ready(): Header {
+    if (this.header) return this.header;
+    if (this.failed) throw this.failed;
+    try {
+      const h = checkHeader(this.headerBytes, this.d);
+      // the module hash, globals, tables, WASI state: refused before a page is written
+      checkRestorable(this.img, { ...h, data: new Uint8Array(0) } as Snapshot);
+      if (this.copy === 'eager' && this.d.imageBytes !== h.memoryBytes) throw new SnapshotError(`snapshot image region "${this.d.imageRegion}" holds ${this.d.imageBytes} bytes, the header's memory ${h.memoryBytes}`);
+      this.marks.push(process.hrtime.bigint());
+      const child = this.target(h.memoryBytes, h.meta.wasi.args);
+      this.mem = new Uint8Array(child.memory.buffer);
+      if (this.mem.length !== h.memoryBytes) throw new SnapshotError(`internal: target memory ${this.mem.length} bytes, snapshot ${h.memoryBytes}`);
+      this.child = child;
+      this.marks.push(process.hrtime.bigint());
+      this.header = h;
+      return h;
+    } catch (e) {
+      this.failed = e as Error;
+      throw e;
     }
-  };
+  }
+
+  /** a sink for the snapshot's pages in a read at region offset `o`: each byte to its place (or read
+   *  there: room), each page checked as soon as it is whole */
+  pages(o: number): PayloadSink {
+    // memory offset of body byte `at`, and how many bytes from there on are contiguous in memory (at most max)
+    const place = (at: number, max: number): [number, number] => {
+      const h = this.ready();
+      const P = h.pageSize;
+      const r = o + at - h.headerBytes;
+      let k = Math.floor(r / P);
+      const within = r - k * P;
+      const m = h.pages[k]! * P + within;
+      let n = P - within;
+      while (n < max && k + 1 < h.pages.length && h.pages[k + 1] === h.pages[k]! + 1) {
+        k++;
+        n += P;
+      }
+      return [m, Math.min(n, max)];
+    };
+    // the pages whose last byte is in [at, at + n)
+    const check = (at: number, n: number) => {
+      const h = this.header!;
+      const P = h.pageSize;
+      const r0 = o + at - h.headerBytes;
+      for (let k = Math.floor(r0 / P); (k + 1) * P <= r0 + n; k++) checkPageInMemory(h, k, this.child!.memory);
+    };
+    return {
+      data: (b, at) => {
+        for (let x = 0; x < b.length; ) {
+          const [m, n] = place(at + x, b.length - x);
+          this.mem.set(b.subarray(x, x + n), m);
+          x += n;
+        }
+        check(at, b.length);
+      },
+      room: (at, max) => {
+        const [m, n] = place(at, max);
+        return this.mem.subarray(m, m + n);
+      },
+      placed: check,
+      end: () => {},
+    };
+  }
+
+  /** a sink for the memory image at offset `o` (eager): checked whole at the end (checkImage) */
+  image(o: number): PayloadSink {
+    return {
+      data: (b, at) => {
+        this.ready();
+        this.mem.set(b, o + at);
+      },
+      room: (at, max) => {
+        this.ready();
+        return this.mem.subarray(o + at, o + at + max);
+      },
+      placed: () => {},
+      end: () => {},
+    };
+  }
 }
 
-/** Reads `ranges` now; what arrives before `open` is called waits, then goes to its sink in order of arrival. */
-function early(read: RegionReader, region: string, ranges: readonly [number, number][]) {
-  const held: [number, Uint8Array][] = [];
-  let sink: ((o: number, b: Uint8Array) => void) | null = null;
-  const done = pullRanges(read, region, ranges, (o, b) => (sink ? sink(o, b) : held.push([o, b])));
-  done.catch(() => {}); // awaited once the header is good; a bad header is the error then
-  return {
-    open(to: (o: number, b: Uint8Array) => void): Promise<number> {
-      for (const [o, b] of held.splice(0)) to(o, b);
-      sink = to;
-      return done;
-    },
-  };
-}
+/** a sink collecting bytes into `into` */
+const collect = (into: Uint8Array): PayloadSink => ({ data: (b, at) => into.set(b, at), room: (at, max) => into.subarray(at, at + max), placed: () => {}, end: () => {} });
 
-export async function pullFork(img: ForkImage, d: SnapshotDescriptor, copy: 'eager' | 'dirty' | 'prefetch', read: RegionReader, target: (memoryBytes: number, args: string[]) => Live): Promise<Pulled> {
+export async function pullFork(img: ForkImage, d: SnapshotDescriptor, copy: 'eager' | 'dirty' | 'prefetch', src: RegionSource, target: (memoryBytes: number, args: string[]) => Live): Promise<Pulled> {
   const t0 = process.hrtime.bigint();
-  // the header's read goes out first, so it does not queue behind the pages on the link
-  const header = pullHeader(read, d);
-  const pages = copy === 'eager' ? early(read, d.imageRegion, [[0, d.imageBytes]]) : copy === 'dirty' && d.totalBytes > d.headerBytes ? early(read, d.region, [[d.headerBytes, d.totalBytes]]) : null;
-  const h = await header;
-  // the module hash, globals, tables, WASI state: refused before a page is written
-  checkRestorable(img, { ...h, data: new Uint8Array(0) } as Snapshot);
-  // the pages were asked for where the descriptor says they start
-  if (d.headerBytes !== h.headerBytes) throw new SnapshotError(`snapshot region "${d.region}": the descriptor gives a header of ${d.headerBytes} bytes, the header itself ${h.headerBytes}`);
-  if (copy === 'eager' && d.imageBytes !== h.memoryBytes) throw new SnapshotError(`snapshot image region "${d.imageRegion}" holds ${d.imageBytes} bytes, the header's memory ${h.memoryBytes}`);
+  const headerBytes = new Uint8Array(d.headerBytes);
+  const restore = new Restore(img, d, copy, headerBytes, target);
+  // the header's read goes out first: the stream answers in order, so it is whole before any page byte
+  const header = src.stream(d.region, 0, d.headerBytes, collect(headerBytes));
+  const pages =
+    copy === 'eager'
+      ? streamRanges(src, d.imageRegion, [[0, d.imageBytes]], (o) => restore.image(o))
+      : copy === 'dirty' && d.totalBytes > d.headerBytes
+        ? streamRanges(src, d.region, [[d.headerBytes, d.totalBytes]], (o) => restore.pages(o))
+        : null;
+  // a bad header fails the page reads with the header's own error; report that one
+  pages?.catch(() => {});
+  await header;
+  const h = restore.ready();
   let bytes = d.headerBytes;
-  const t1 = process.hrtime.bigint();
-  const child = target(h.memoryBytes, h.meta.wasi.args);
-  const t2 = process.hrtime.bigint();
-  const mem = new Uint8Array(child.memory.buffer);
-  if (mem.length !== h.memoryBytes) throw new SnapshotError(`internal: target memory ${mem.length} bytes, snapshot ${h.memoryBytes}`);
   let rest: Pulled['rest'] = null;
-  if (copy === 'eager') {
-    bytes += await pages!.open((o, b) => mem.set(b, o));
-    checkImage(img, h, child);
-  } else if (copy === 'dirty') {
-    if (pages) bytes += await pages.open(pagesInto(h, child));
-  } else {
+  if (pages) bytes += await pages;
+  if (copy === 'eager') checkImage(img, h, restore.child!);
+  if (copy === 'prefetch') {
     const all = [...h.pages.keys()];
     const ws = fromRuns(h.meta.workingSet ?? toAll(h.pages.length), h.pages.length);
-    bytes += await pullRanges(read, d.region, pageRanges(h, ws), pagesInto(h, child));
+    bytes += await streamRanges(src, d.region, pageRanges(h, ws), (o) => restore.pages(o));
     if (ws.length < all.length) {
       const inWs = new Set(ws);
       const left = all.filter((k) => !inWs.has(k));
-      rest = () => pullRanges(read, d.region, pageRanges(h, left), pagesInto(h, child));
+      rest = () => streamRanges(src, d.region, pageRanges(h, left), (o) => restore.pages(o));
     }
   }
   const t3 = process.hrtime.bigint();
+  const child = restore.child!;
   restoreGlobals(img, h, child);
   const t4 = process.hrtime.bigint();
+  const [t1, t2] = restore.marks as [bigint, bigint];
   return { child, header: h, bytes, rest, phasesNs: { header: Number(t1 - t0), target: Number(t2 - t1), pages: Number(t3 - t2), globals: Number(t4 - t3) } };
 }
 

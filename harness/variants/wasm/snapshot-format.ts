@@ -151,15 +151,37 @@ export function decodeHeader(bytes: Uint8Array): Omit<Snapshot, 'data'> & { head
     if (!type) throw new SnapshotError(`snapshot: global entry ${i} has an unknown type 0x${b.readUInt8(o + 4).toString(16)}`);
     globals.push({ index: b.readUInt32LE(o), type, value: readValue(b, o + 8, type) });
   }
-  const pages = new Uint32Array(n);
-  const pageDigests = new BigInt64Array(n);
-  for (let k = 0; k < n; k++, o += PAGE_ENTRY) {
-    pages[k] = b.readUInt32LE(o);
-    pageDigests[k] = b.readBigInt64LE(o + 8);
+  const { pages, pageDigests } = pageEntries(b.subarray(o, o + n * PAGE_ENTRY), n);
+  for (let k = 0; k < n; k++) {
     if ((k > 0 && pages[k]! <= pages[k - 1]!) || (pages[k]! + 1) * pageSize > memoryBytes) throw new SnapshotError(`snapshot: page entry ${k} (index ${pages[k]}) is out of order or past the memory`);
   }
+  o += n * PAGE_ENTRY;
   const meta = JSON.parse(b.toString('utf8', o, o + M)) as SnapshotMeta;
   return { version, moduleSha256: b.toString('hex', 16, 48), pageSize, memoryBytes, globals, pages, meta, headerBytes: H, pageDigests };
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** The page entries (u32 index, 4 bytes unused, i64 checksum; little-endian) copied out at once: on the fork's
+ *  critical path, a readBigInt64LE per page cost ~0.15 µs each, a typed-array copy a few ns. */
+function pageEntries(raw: Buffer, n: number): { pages: Uint32Array; pageDigests: BigInt64Array } {
+  const pages = new Uint32Array(n);
+  const pageDigests = new BigInt64Array(n);
+  if (!LITTLE_ENDIAN) {
+    for (let k = 0; k < n; k++) {
+      pages[k] = raw.readUInt32LE(k * PAGE_ENTRY);
+      pageDigests[k] = raw.readBigInt64LE(k * PAGE_ENTRY + 8);
+    }
+    return { pages, pageDigests };
+  }
+  const aligned = new BigInt64Array(n * 2);
+  new Uint8Array(aligned.buffer).set(raw);
+  const words = new Uint32Array(aligned.buffer);
+  for (let k = 0; k < n; k++) {
+    pages[k] = words[4 * k]!;
+    pageDigests[k] = aligned[2 * k + 1]!;
+  }
+  return { pages, pageDigests };
 }
 
 type PageTable = { pages: Uint32Array; pageDigests: BigInt64Array; pageSize: number };
