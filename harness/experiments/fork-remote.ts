@@ -15,6 +15,8 @@ import { shuffle } from '../measure/random.js';
 import { currentCpus, expandCpus, withAffinity } from '../experiment/affinity.js';
 
 const V = 'wasm-fork';
+/** unmeasured rounds before the first size's forks count: the agents' first forks run code V8 has not compiled yet (in a run of 60 rounds, the first 10 were ~40% slower) */
+const REMOTE_WARMUP = 20;
 const MiB = 2 ** 20;
 
 export interface RemoteForkPlan {
@@ -110,7 +112,7 @@ async function remoteForks(ctx: RunContext, plan: RemoteForkPlan, place: ReturnT
     };
     const pc = await connect(parent);
     const cc = await Promise.all(children.map(connect));
-    ctx.notes.push(`remote fork: parent and ${children.length} child agent(s) in network namespaces of their own on one bridge (veths), TCP links; children pull with readRegion (256 KiB reads, 16 in flight; eager and dirty ask for the pages with the header), every page checked against its fxh64 checksum where it lands in the child's memory before the child runs; copy modes interleaved in a seeded order per round${shaping ? `; shaping ${shaping}` : ''}`);
+    ctx.notes.push(`remote fork: parent and ${children.length} child agent(s) in network namespaces of their own on one bridge (veths), TCP links; children pull with streamed region reads (up to 4 MiB each, 16 in flight; eager and dirty ask for the pages with the header) read by the kernel straight into the child instance's memory, every page checked against its fxh64 checksum as soon as it is whole there, before the child runs; a child keeps the last snapshot header it decoded and does not decode a byte-identical one again; copy modes interleaved in a seeded order per round; the first size's first ${REMOTE_WARMUP} rounds (at least) are unmeasured warm-up, as the agents' code is compiled while it runs${shaping ? `; shaping ${shaping}` : ''}`);
     for (const mib of plan.sizes) {
       if (ctx.interrupted) return;
       const input = Buffer.from(String(mib));
@@ -133,7 +135,8 @@ async function remoteForks(ctx: RunContext, plan: RemoteForkPlan, place: ReturnT
       // agent's warm-up (its first forks run cold code), and slow drift favours none of them
       const copies = plan.copies.filter((c) => c !== 'lazy');
       const reps = mib >= 512 ? Math.min(plan.reps, 3) : mib >= 128 ? Math.min(plan.reps, 8) : plan.reps;
-      for (let r = 0; r < plan.warmup + reps; r++) {
+      const warmup = mib === Math.min(...plan.sizes) ? Math.max(plan.warmup, REMOTE_WARMUP) : plan.warmup;
+      for (let r = 0; r < warmup + reps; r++) {
         for (const copy of shuffle(copies, ctx.rng)) {
           const t0 = process.hrtime.bigint();
           const res = await cc[0]!.forkFrom(parent.endpoint, d, copy, input);
@@ -143,8 +146,8 @@ async function remoteForks(ctx: RunContext, plan: RemoteForkPlan, place: ReturnT
           const rss = (await cc[0]!.hello()).memory.lastForkRssBytes;
           const got = Buffer.from(res.output).toString();
           if (got !== want) throw new FatalMeasurementError(`remote fork (${copy}) of statefill ${mib} MiB answered ${JSON.stringify(got.slice(0, 80))}, want ${JSON.stringify(want)}`);
-          if (r < plan.warmup) continue;
-          const it = r - plan.warmup;
+          if (r < warmup) continue;
+          const it = r - warmup;
           const p = sp(copy);
           ctx.record([
             { ...base, metric: 'fork_latency', params: p, iteration: it, value: res.forkNs / 1000, unit: 'us' },

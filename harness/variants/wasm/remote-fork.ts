@@ -7,7 +7,7 @@ import type { RegionTable } from '../../platform/link.js';
 import type { ForkFromRequest, ForkResult, RegionSource, SnapshotDescriptor } from '../../platform/remote-fork.js';
 import { run, type Live } from './engine.js';
 import { prefault } from './prefault-pool.js';
-import { pullFork } from './remote-pull.js';
+import { HeaderCache, pullFork } from './remote-pull.js';
 import { freshInstance, fullImage, instantiateParent, tablesIntact, takeSnapshot, type ForkImage } from './snapshot.js';
 import { encodeSnapshot } from './snapshot-format.js';
 import { recordWorkingSet, toRuns } from './working-set.js';
@@ -28,6 +28,7 @@ export class WasmRemoteFork {
   /** the last prefetch child's background pull: the next fork waits for it, so pulls never overlap */
   private background: Promise<unknown> = Promise.resolve();
   private generation = 0;
+  private readonly headers = new HeaderCache();
   /** children made fresh again as the next fork's target, instead of a new instance */
   reused = 0;
 
@@ -78,7 +79,7 @@ export class WasmRemoteFork {
     const tw = now();
     await this.background.catch(() => {});
     const t0 = now();
-    const pulled = await pullFork(img, req.snapshot, req.copy, src, (bytes, args) => this.target(img, bytes, args));
+    const pulled = await pullFork(img, req.snapshot, req.copy, src, (bytes, args) => this.target(img, bytes, args), this.headers);
     const t1 = now();
     const output = run(img.code, pulled.child, req.input, this.maxPages);
     const t2 = now();

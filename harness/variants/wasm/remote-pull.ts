@@ -16,7 +16,7 @@ import { SnapshotError, checkPageInMemory, decodeHeader, type Snapshot } from '.
 import { fromRuns } from './working-set.js';
 
 /** bytes per read, and reads in flight: a window keeps what the parent queues per child bounded */
-export const PULL_CHUNK = 256 << 10;
+export const PULL_CHUNK = 4 << 20;
 export const PULL_WINDOW = 16;
 
 type Header = ReturnType<typeof decodeHeader>;
@@ -58,6 +58,12 @@ export async function streamRanges(src: RegionSource, region: string, ranges: re
 /** The snapshot's header, checked, and its agreement with the descriptor. */
 export function checkHeader(bytes: Uint8Array, d: SnapshotDescriptor): Header {
   const h = decodeHeader(bytes);
+  agrees(h, d);
+  return h;
+}
+
+/** The header agrees with the descriptor the pages were asked for by. */
+function agrees(h: Header, d: SnapshotDescriptor): void {
   const total = h.headerBytes + h.pages.length * h.pageSize;
   if (d.totalBytes < total) {
     const k = Math.max(0, Math.floor((d.totalBytes - h.headerBytes) / h.pageSize));
@@ -66,7 +72,24 @@ export function checkHeader(bytes: Uint8Array, d: SnapshotDescriptor): Header {
   if (d.totalBytes > total) throw new SnapshotError(`snapshot region "${d.region}" has ${d.totalBytes - total} bytes after its last page`);
   // the pages were asked for where the descriptor says they start
   if (d.headerBytes !== h.headerBytes) throw new SnapshotError(`snapshot region "${d.region}": the descriptor gives a header of ${d.headerBytes} bytes, the header itself ${h.headerBytes}`);
-  return h;
+}
+
+/**
+ * The last header a child decoded and found restorable, by its exact bytes: the next fork of the same
+ * snapshot reads the header again, and a byte-identical one is not decoded and checked again (its
+ * sha256, page table and restorability are what they were). Any other header is decoded in full.
+ */
+export class HeaderCache {
+  private last: { bytes: Uint8Array; img: ForkImage; header: Header } | null = null;
+
+  get(bytes: Uint8Array, img: ForkImage): Header | null {
+    const l = this.last;
+    return l && l.img === img && Buffer.from(l.bytes.buffer, l.bytes.byteOffset, l.bytes.byteLength).equals(bytes) ? l.header : null;
+  }
+
+  set(bytes: Uint8Array, img: ForkImage, header: Header): void {
+    this.last = { bytes, img, header };
+  }
 }
 
 function restoreGlobals(img: ForkImage, h: Header, child: Live): void {
@@ -100,6 +123,7 @@ class Restore {
     private readonly copy: string,
     private readonly headerBytes: Uint8Array,
     private readonly target: (memoryBytes: number, args: string[]) => Live,
+    private readonly cache: HeaderCache,
   ) {}
 
   /** the checked header and its target; throws the header's error on every call once it failed */
@@ -107,9 +131,14 @@ class Restore {
     if (this.header) return this.header;
     if (this.failed) throw this.failed;
     try {
-      const h = checkHeader(this.headerBytes, this.d);
-      // the module hash, globals, tables, WASI state: refused before a page is written
-      checkRestorable(this.img, { ...h, data: new Uint8Array(0) } as Snapshot);
+      let h = this.cache.get(this.headerBytes, this.img);
+      if (h) agrees(h, this.d);
+      else {
+        h = checkHeader(this.headerBytes, this.d);
+        // the module hash, globals, tables, WASI state: refused before a page is written
+        checkRestorable(this.img, { ...h, data: new Uint8Array(0) } as Snapshot);
+        this.cache.set(this.headerBytes, this.img, h);
+      }
       if (this.copy === 'eager' && this.d.imageBytes !== h.memoryBytes) throw new SnapshotError(`snapshot image region "${this.d.imageRegion}" holds ${this.d.imageBytes} bytes, the header's memory ${h.memoryBytes}`);
       this.marks.push(process.hrtime.bigint());
       const child = this.target(h.memoryBytes, h.meta.wasi.args);
@@ -188,10 +217,10 @@ class Restore {
 /** a sink collecting bytes into `into` */
 const collect = (into: Uint8Array): PayloadSink => ({ data: (b, at) => into.set(b, at), room: (at, max) => into.subarray(at, at + max), placed: () => {}, end: () => {} });
 
-export async function pullFork(img: ForkImage, d: SnapshotDescriptor, copy: 'eager' | 'dirty' | 'prefetch', src: RegionSource, target: (memoryBytes: number, args: string[]) => Live): Promise<Pulled> {
+export async function pullFork(img: ForkImage, d: SnapshotDescriptor, copy: 'eager' | 'dirty' | 'prefetch', src: RegionSource, target: (memoryBytes: number, args: string[]) => Live, headers: HeaderCache = new HeaderCache()): Promise<Pulled> {
   const t0 = process.hrtime.bigint();
   const headerBytes = new Uint8Array(d.headerBytes);
-  const restore = new Restore(img, d, copy, headerBytes, target);
+  const restore = new Restore(img, d, copy, headerBytes, target, headers);
   // the header's read goes out first: the stream answers in order, so it is whole before any page byte
   const header = src.stream(d.region, 0, d.headerBytes, collect(headerBytes));
   const pages =
