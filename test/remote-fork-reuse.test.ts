@@ -62,31 +62,3 @@ test('statefill grows its memory in the call: its children are not reused', asyn
   for (const o of outputs) assert.match(Buffer.from(o).toString(), /^mib=1 calls=2 sum=[0-9a-f]{8}\n?$/);
   assert.equal(reused, 0);
 });
-
-test('a child keeps the last header it decoded: a byte-identical one is reused, any changed byte is decoded and refused anew', async () => {
-  const fn = (await loadCatalog()).get('counter');
-  const img = prepareImage({ name: fn.name, path: fn.wasm!.path, abi: fn.wasm!.abi }, maxPages);
-  const regions = new RegionTable();
-  const r = new WasmRemoteFork('wasm-fork', maxPages);
-  const d = await r.snapshotRegister(img, new Uint8Array(0), 3, regions);
-  let bytes = Buffer.from(regions.slice(d.region, 0, d.totalBytes) as Uint8Array);
-  const src = {
-    read: async (id: string, o: number, len: number) => (id === d.region ? bytes.subarray(o, o + len) : (regions.slice(id, o, len) as Uint8Array)),
-    stream: async (id: string, o: number, len: number, sink: PayloadSink) => {
-      sink.data(await src.read(id, o, len), 0);
-      sink.end();
-    },
-  };
-  const fork = async () => Buffer.from((await r.forkFrom(img, { peer: 'here', snapshot: d, copy: 'dirty', input: new Uint8Array(0) }, src)).output).toString();
-  const headers = (r as unknown as { headers: { last: { header: unknown } | null } }).headers;
-  assert.equal(await fork(), '4\n');
-  const first = headers.last!.header;
-  assert.equal(await fork(), '4\n');
-  assert.equal(headers.last!.header, first, 'the second fork reused the decoded header');
-  // the parent's header changes under the same descriptor: decoded again, and its checksum refuses it
-  bytes = Buffer.from(bytes);
-  bytes[d.headerBytes - 40]! ^= 1;
-  await assert.rejects(fork(), /header checksum \(sha256\) mismatch/);
-  assert.equal(headers.last!.header, first, 'a refused header is not kept');
-  r.teardown(regions);
-});

@@ -25,6 +25,8 @@ export interface SnapshotDescriptor {
   pages: number;
   /** pages of the recorded working set, and whether a fork holding only them answered as a full one */
   workingSetPages: number;
+  /** the working set's pages as byte ranges [offset, end) of `region`, so a prefetch child asks for them with the header */
+  workingSetRanges?: [number, number][];
   workingSetValidated: boolean;
   /** how the working set was recorded (the variant says; e.g. by the kernel watching accesses, or by writes) */
   workingSetMethod: string;

@@ -21,6 +21,10 @@ export const LAZY_UNAVAILABLE =
 
 const now = () => process.hrtime.bigint();
 
+/** page runs [k, n, …] of a snapshot as byte ranges of its encoded region (pages follow the header) */
+const runsToRanges = (runs: number[], headerBytes: number, pageSize: number): [number, number][] =>
+  Array.from({ length: runs.length / 2 }, (_, i) => [headerBytes + runs[2 * i]! * pageSize, headerBytes + (runs[2 * i]! + runs[2 * i + 1]!) * pageSize]);
+
 export class WasmRemoteFork {
   private readonly published = new Map<string, string[]>();
   private readonly pools = new Map<string, Live>();
@@ -63,6 +67,7 @@ export class WasmRemoteFork {
       imageBytes: image.length,
       pages: s.pages.length,
       workingSetPages: ws.pages.length,
+      workingSetRanges: runsToRanges(s.meta.workingSet, headerBytes, s.pageSize),
       workingSetValidated: ws.validated,
       workingSetMethod: ws.method,
       workingSetNs: ws.recordNs,

@@ -5,8 +5,9 @@
 // in the instance's memory, and each page is checked against the header's checksum as soon as it is
 // whole there (eager: the pages not in the snapshot against the initial image, at the end), so checking
 // overlaps the transfer. eager and dirty ask for the pages together with the header (their ranges are
-// in the descriptor), so the pull costs one round trip, not two; the header is decoded and checked
-// before the first page byte is written, in the stream's order.
+// in the descriptor), and so does prefetch for the working set when the descriptor names its ranges, so
+// the pull costs one round trip, not two; the header is decoded and checked before the first page byte
+// is written, in the stream's order.
 import type { RegionSource, SnapshotDescriptor } from '../../platform/remote-fork.js';
 import type { PayloadSink } from '../../platform/frame-stream.js';
 import type { Live } from './engine.js';
@@ -72,6 +73,20 @@ function agrees(h: Header, d: SnapshotDescriptor): void {
   if (d.totalBytes > total) throw new SnapshotError(`snapshot region "${d.region}" has ${d.totalBytes - total} bytes after its last page`);
   // the pages were asked for where the descriptor says they start
   if (d.headerBytes !== h.headerBytes) throw new SnapshotError(`snapshot region "${d.region}": the descriptor gives a header of ${d.headerBytes} bytes, the header itself ${h.headerBytes}`);
+  if (d.workingSetRanges) pagesIn(d.workingSetRanges, h, d.region);
+}
+
+/** the snapshot pages k the region byte ranges hold; refused unless they are whole pages, in order */
+function pagesIn(ranges: readonly [number, number][], h: Header, region: string): number[] {
+  const P = h.pageSize;
+  const ks: number[] = [];
+  for (const [a, b] of ranges) {
+    if (!(a >= h.headerBytes && b > a && b <= h.headerBytes + h.pages.length * P && (a - h.headerBytes) % P === 0 && (b - h.headerBytes) % P === 0 && (!ks.length || (a - h.headerBytes) / P > ks[ks.length - 1]!))) {
+      throw new SnapshotError(`snapshot region "${region}": the descriptor's working set range [${a}, ${b}) is not whole pages of the snapshot, in order`);
+    }
+    for (let o = a; o < b; o += P) ks.push((o - h.headerBytes) / P);
+  }
+  return ks;
 }
 
 /**
@@ -223,12 +238,16 @@ export async function pullFork(img: ForkImage, d: SnapshotDescriptor, copy: 'eag
   const restore = new Restore(img, d, copy, headerBytes, target, headers);
   // the header's read goes out first: the stream answers in order, so it is whole before any page byte
   const header = src.stream(d.region, 0, d.headerBytes, collect(headerBytes));
+  // prefetch asks for the working set with the header when the descriptor names its ranges
+  const early = copy === 'prefetch' && d.workingSetRanges?.length ? d.workingSetRanges : null;
   const pages =
     copy === 'eager'
       ? streamRanges(src, d.imageRegion, [[0, d.imageBytes]], (o) => restore.image(o))
       : copy === 'dirty' && d.totalBytes > d.headerBytes
         ? streamRanges(src, d.region, [[d.headerBytes, d.totalBytes]], (o) => restore.pages(o))
-        : null;
+        : early
+          ? streamRanges(src, d.region, early, (o) => restore.pages(o))
+          : null;
   // a bad header fails the page reads with the header's own error; report that one
   pages?.catch(() => {});
   await header;
@@ -239,8 +258,12 @@ export async function pullFork(img: ForkImage, d: SnapshotDescriptor, copy: 'eag
   if (copy === 'eager') checkImage(img, h, restore.child!);
   if (copy === 'prefetch') {
     const all = [...h.pages.keys()];
-    const ws = fromRuns(h.meta.workingSet ?? toAll(h.pages.length), h.pages.length);
-    bytes += await streamRanges(src, d.region, pageRanges(h, ws), (o) => restore.pages(o));
+    let ws: number[];
+    if (early) ws = pagesIn(early, h, d.region);
+    else {
+      ws = fromRuns(h.meta.workingSet ?? toAll(h.pages.length), h.pages.length);
+      bytes += await streamRanges(src, d.region, pageRanges(h, ws), (o) => restore.pages(o));
+    }
     if (ws.length < all.length) {
       const inWs = new Set(ws);
       const left = all.filter((k) => !inWs.has(k));
