@@ -1,9 +1,12 @@
 // Streamed region reads over a real TCP link (the connecting side reads with net's onread, into its
 // staging buffer or straight into the room a sink offers): the bytes arrive whole and in order, the
 // sink ends before the read resolves, plain and streamed reads mix, and a sink that fails, a refusal
-// or a link that ends fails only the reads concerned.
+// or a link that ends (even in the middle of a streamed answer) fails only the reads concerned.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import { onFrames } from '../harness/platform/frame-stream.js';
+import { regionDataFrame } from '../harness/platform/agent-frames.js';
 import { RegionTable, connectLink, listenLinks, regionStream, type Link } from '../harness/platform/link.js';
 import type { PayloadSink } from '../harness/platform/frame-stream.js';
 
@@ -113,4 +116,30 @@ test('refusals and an ended link fail streamed reads clearly', { timeout: 30_000
     link.close();
     await assert.rejects(pending, /the link to tcp:127\.0\.0\.1:\d+ (ended|is closed)|refused/);
   });
+});
+
+test('a link that ends in the middle of a streamed answer fails that read, naming it', { timeout: 30_000 }, async () => {
+  // a peer that answers the first region read with half of its bytes, then goes away
+  const server = net.createServer((s) => {
+    onFrames(s, (frames) => {
+      for (const f of frames) {
+        if (f instanceof Error || f.type !== 'region-read') continue;
+        const [head, body] = regionDataFrame(f.id, true, Buffer.alloc(f.length, 1));
+        s.write(head);
+        s.write(body!.subarray(0, f.length >> 1), () => s.destroy());
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const link = await connectLink(`tcp:127.0.0.1:${(server.address() as net.AddressInfo).port}`);
+  try {
+    const into = new Uint8Array(MiB);
+    const { sink, s } = filling(into, 64 << 10);
+    await assert.rejects(link.readRegionStream!('r', 0, MiB, sink), /the link to tcp:127\.0\.0\.1:\d+ ended during a read of \[0, 1048576\) of region "r"/);
+    assert.ok(s.copied + s.placed > 0 && s.copied + s.placed < MiB, 'part of it had arrived');
+    assert.equal(s.ends, 0, 'its sink was not ended');
+  } finally {
+    link.close();
+    await new Promise((r) => server.close(r));
+  }
 });

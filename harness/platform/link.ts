@@ -12,6 +12,7 @@ import { FrameReader, ROUTE_HEAD_BYTES, writeFrame, type PayloadSink } from './f
 import { MAX_FRAME_BYTES, ProtocolError, decodeFrame, type Frame, type FrameBytes } from './protocol.js';
 import { FRAME_REGION_DATA, encodeRegionRead, regionDataFrame } from './agent-frames.js';
 import { parseEndpoint, type Listener } from './transport.js';
+import { ReadFeed } from './read-feed.js';
 
 export interface Link {
   /** the peer's endpoint (connect side) or "<scheme>:peer" (accepting side), for error messages */
@@ -107,48 +108,9 @@ interface PendingRead {
   length: number;
   /** a streamed read's sink: its answer is routed there as it arrives */
   sink?: PayloadSink;
+  /** its answer's body is being routed to the sink */
+  routed?: boolean;
 }
-
-/** A Link over a stream socket (TCP, unix): frames as protocol.ts writes them. */
-/**
- * The reads of a socket made with net.connect's `onread`: into one staging buffer the link parses
- * in place, or, while a streamed region read's sink offers room, straight into that room (the bytes
- * of a remote fork land in the instance's memory with no copy in user space). Reads before the link
- * attaches are kept.
- */
-export class ReadFeed {
-  private readonly staging = Buffer.allocUnsafe(STAGING_BYTES);
-  /** whether the buffer handed to the last read was a sink's room */
-  private inRoom = false;
-  private chunk: ((bytes: Buffer) => void) | null = null;
-  private placed: (n: number) => void = () => {};
-  private next: () => { room: Uint8Array } | { upTo: number } = () => ({ upTo: STAGING_BYTES });
-  private early: Buffer[] = [];
-  readonly onread: net.OnReadOpts = {
-    buffer: () => {
-      const n = this.next();
-      this.inRoom = 'room' in n;
-      return 'room' in n ? n.room : this.staging.subarray(0, Math.max(1, Math.min(n.upTo, STAGING_BYTES)));
-    },
-    callback: (n) => {
-      if (this.inRoom) this.placed(n);
-      else if (this.chunk) this.chunk(this.staging.subarray(0, n));
-      else this.early.push(Buffer.from(this.staging.subarray(0, n)));
-      return true;
-    },
-  };
-
-  /** `chunk`: bytes read into the staging buffer (overwritten by the next read); `placed`: n bytes read into the room `next` gave; `next`: a room, or how many bytes to read at most into staging */
-  attach(chunk: (bytes: Buffer) => void, placed: (n: number) => void, next: () => { room: Uint8Array } | { upTo: number }): void {
-    for (const b of this.early.splice(0)) chunk(b);
-    this.chunk = chunk;
-    this.placed = placed;
-    this.next = next;
-  }
-}
-
-/** bytes of a ReadFeed's staging buffer: the most one read returns outside a routed body */
-const STAGING_BYTES = 256 << 10;
 
 /** A Link over a stream socket (TCP, unix): frames as protocol.ts writes them; `feed` when the socket was made with feed.onread. */
 export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions = {}, feed?: ReadFeed): Link {
@@ -156,14 +118,14 @@ export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions =
   const reads = new Map<number, PendingRead>();
   /** pending reads with a sink */
   let streamed = 0;
-  // a streamed read's answer (region-data, ok) goes to its sink piece by piece; a sink that throws fails its read, the rest of its bytes are dropped
+  // a streamed read's answer (region-data, ok) goes to its sink piece by piece; a sink that throws fails its read, the rest of its bytes are dropped.
+  // The read stays pending until its body has ended, so a link that ends in the middle of it fails it too.
   const reader = new FrameReader((head, bodyLength) => {
     if (head[0] !== FRAME_REGION_DATA || head[5] !== 0) return null;
     const id = head.readUInt32LE(1);
     const r = reads.get(id);
-    if (!r?.sink) return null;
-    reads.delete(id);
-    streamed--;
+    if (!r?.sink || r.routed) return null;
+    r.routed = true;
     const got = bodyLength - ROUTE_HEAD_BYTES;
     const sink = r.sink;
     let failed: Error | null = got === r.length ? null : new Error(`${peer} answered ${r.what} with ${got} bytes`);
@@ -184,6 +146,9 @@ export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions =
       },
       placed: (at, n) => guard(() => sink.placed!(at, n)),
       end() {
+        if (reads.get(id) !== r) return; // the link ended first: the read failed then
+        reads.delete(id);
+        streamed--;
         guard(() => sink.end());
         if (failed) r.reject(failed);
         else r.resolve(NO_BYTES);
