@@ -62,7 +62,7 @@ function latencyFigure(rows: readonly SummaryRow[], metric: 'first_response' | '
         Plot.ruleX(pts.filter((p) => Number.isFinite(p.lo) && p.lo > 0), { x: 'mib', y1: 'lo', y2: 'hi', stroke: 'series', strokeWidth: 3, strokeOpacity: 0.5 }),
         Plot.dot(pts, { x: 'mib', y: 'ms', fill: 'series', r: 3 }),
         Plot.dot(mitosis, { x: 'mib', y: 'ms', symbol: 'times', stroke: '#777', r: 5 }),
-        Plot.text(mitosis.slice(-1), { x: 'mib', y: 'ms', text: () => 'MITOSIS (published)', dy: -10, fill: '#555', fontSize: 10 }),
+        Plot.text(mitosis.slice(-1), { x: 'mib', y: 'ms', text: () => 'MITOSIS (published)', dy: -10, textAnchor: 'end', fill: '#555', fontSize: 10 }),
         Plot.ruleY([PUBLISHED.faasmRestoreMs], { stroke: '#999', strokeDasharray: '4,3' }),
         Plot.text([PUBLISHED.faasmRestoreMs], { y: (d: number) => d, frameAnchor: 'left', dx: 4, dy: -6, text: () => 'Faasm restore ~0.5 ms (published)', fill: '#555', fontSize: 10 }),
       ],
