@@ -1,6 +1,6 @@
 // Remote fork between node agents, at the level of the agent protocol: a parent agent snapshots a warm
 // instance and registers it as regions of its link (snapshot-register); a child agent forks from a
-// peer's regions, pulling bytes with Link.readRegion only (fork-from), and answers the child's first
+// peer's regions, pulling bytes with region reads only (fork-from; streamed where the link can), and answers the child's first
 // call. What a snapshot is, and how pages are pulled, is the variant's business (RemoteForker).
 import type { FunctionEntry } from '../functions/types.js';
 import type { PayloadSink } from './frame-stream.js';
