@@ -237,7 +237,7 @@ export class Agent {
     }
     try {
       const link = await this.peerLink(peer);
-      const src = { read: (id: string, o: number, n: number) => link.readRegion(id, o, n), stream: (id: string, o: number, n: number, sink: PayloadSink) => regionStream(link, id, o, n, sink) };
+      const src = { stream: (id: string, o: number, n: number, sink: PayloadSink) => regionStream(link, id, o, n, sink) };
       const r = await forker.forkFrom(fn, { peer, snapshot, copy, input: f.bytes }, src);
       const { output, ...numbers } = r;
       return encodeResponse({ id: f.id, status: 'ok', serverNs: r.firstResponseNs, payload: jsonAndBytes(numbers, output) });

@@ -116,8 +116,10 @@ interface PendingRead {
 export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions = {}, feed?: ReadFeed): Link {
   const regions = opts.regions ?? NO_REGIONS;
   const reads = new Map<number, PendingRead>();
-  /** pending reads with a sink */
-  let streamed = 0;
+  const streaming = () => {
+    for (const r of reads.values()) if (r.sink) return true;
+    return false;
+  };
   // a streamed read's answer (region-data, ok) goes to its sink piece by piece; a sink that throws fails its read, the rest of its bytes are dropped.
   // The read stays pending until its body has ended, so a link that ends in the middle of it fails it too.
   const reader = new FrameReader((head, bodyLength) => {
@@ -148,7 +150,6 @@ export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions =
       end() {
         if (reads.get(id) !== r) return; // the link ended first: the read failed then
         reads.delete(id);
-        streamed--;
         guard(() => sink.end());
         if (failed) r.reject(failed);
         else r.resolve(NO_BYTES);
@@ -167,7 +168,6 @@ export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions =
     closed = why;
     for (const r of reads.values()) r.reject(new Error(`the link to ${peer} ended during ${r.what}${why ? `: ${why.message}` : ''}`));
     reads.clear();
-    streamed = 0;
     for (const cb of closeCbs) cb(why);
   };
   socket.on('error', (e) => {
@@ -202,7 +202,6 @@ export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions =
         const r = reads.get(f.id);
         if (!r) return;
         reads.delete(f.id);
-        if (r.sink) streamed--;
         if (!f.ok) r.reject(new Error(`${peer} refused ${r.what}: ${Buffer.from(f.payload).toString('utf8')}`));
         else if (r.sink) r.reject(new Error(`internal: the answer to ${r.what} was not streamed`));
         else r.resolve(f.payload);
@@ -218,7 +217,7 @@ export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions =
       () => {
         const room = reader.room();
         if (room) return { room };
-        return { upTo: streamed > 0 ? reader.wants() || 4 + ROUTE_HEAD_BYTES : Infinity };
+        return { upTo: streaming() ? reader.wants() || 4 + ROUTE_HEAD_BYTES : Infinity };
       },
     );
   } else socket.on('data', (chunk: Buffer) => onChunk(chunk, false));
@@ -232,7 +231,6 @@ export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions =
     return new Promise<Uint8Array>((resolve, reject) => {
       const frame = encodeRegionRead({ id: rid, region: id, offset, length }); // throws before anything is pending
       reads.set(rid, { resolve, reject, what, length, ...(sink ? { sink } : {}) });
-      if (sink) streamed++;
       // the reads asked for in one tick (a pull asks for its header and pages at once) leave in one write
       if (!requestsCorked) {
         requestsCorked = true;

@@ -64,9 +64,8 @@ export interface ForkResult {
   phasesNs?: Record<string, number>;
 }
 
-/** The parent's regions as a child reads them: whole reads (a Link's readRegion), or streamed to a sink as the bytes arrive (regionStream). */
+/** The parent's regions as a child reads them: each read streamed to a sink as its bytes arrive (a Link's regionStream). */
 export interface RegionSource {
-  read(id: string, offset: number, length: number): Promise<Uint8Array>;
   stream(id: string, offset: number, length: number, sink: PayloadSink): Promise<void>;
 }
 

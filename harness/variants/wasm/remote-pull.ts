@@ -41,7 +41,7 @@ function chunks(ranges: readonly [number, number][]): [number, number][] {
 }
 
 /** Streams the ranges of `region`, PULL_WINDOW reads in flight; a read at region offset o hands its bytes to `to(o)`. Resolves with the bytes read. */
-export async function streamRanges(src: RegionSource, region: string, ranges: readonly [number, number][], to: (offset: number) => PayloadSink): Promise<number> {
+async function streamRanges(src: RegionSource, region: string, ranges: readonly [number, number][], to: (offset: number) => PayloadSink): Promise<number> {
   const todo = chunks(ranges);
   let next = 0;
   let moved = 0;
@@ -57,7 +57,7 @@ export async function streamRanges(src: RegionSource, region: string, ranges: re
 }
 
 /** The snapshot's header, checked, and its agreement with the descriptor. */
-export function checkHeader(bytes: Uint8Array, d: SnapshotDescriptor): Header {
+function checkHeader(bytes: Uint8Array, d: SnapshotDescriptor): Header {
   const h = decodeHeader(bytes);
   agrees(h, d);
   return h;
