@@ -16,7 +16,8 @@ import { InvokeError } from '../harness/platform/variant.js';
 import { WasmForkVariant } from '../harness/variants/wasm-fork.js';
 import { run, type WasmCode } from '../harness/variants/wasm/engine.js';
 import { exportState, mutableGlobals } from '../harness/variants/wasm/module-globals.js';
-import { PrefaultedPool } from '../harness/variants/wasm/prefault-pool.js';
+import { InstancePool } from '../harness/variants/wasm/instance-pool.js';
+import { CowImage } from '../harness/variants/wasm/cow-image.js';
 import { COPY_MODES, fork, instantiateParent, prepareImage, restoreInto, takeSnapshot, type ForkImage } from '../harness/variants/wasm/snapshot.js';
 import { SNAPSHOT_VERSION, SnapshotError, decodeHeader, decodeSnapshot, encodeSnapshot, type Snapshot } from '../harness/variants/wasm/snapshot-format.js';
 
@@ -77,34 +78,43 @@ describe('module rewrite: mutable globals and tables exported', () => {
 });
 
 describe('state carries over into a forked child', () => {
-  for (const copy of COPY_MODES) {
-    for (const pooled of [false, true]) {
-      const how = `${copy}${pooled ? ' onto a prefaulted instance' : ''}`;
-      const child = (img: ForkImage, snap: Snapshot) => {
-        if (!pooled) return fork(img, snap, copy);
-        const pool = new PrefaultedPool(img, snap, 1);
+  const ways = [...COPY_MODES.flatMap((copy) => [false, true].map((pooled) => ({ copy, pooled }))), { copy: 'cow' as const, pooled: true }];
+  for (const { copy, pooled } of ways) {
+    const how = copy === 'cow' ? 'copy-on-write onto a fresh instance' : `${copy}${pooled ? ' onto a prefaulted instance' : ''}`;
+    const child = (img: ForkImage, snap: Snapshot) => {
+      if (copy === 'cow') {
+        const pool = new InstancePool(img, snap, 1, false);
         pool.fill();
-        return restoreInto(img, snap, copy, pool.take()!);
-      };
+        const cow = CowImage.create(img, snap);
+        try {
+          return cow.forkInto(img, pool.take()!);
+        } finally {
+          cow.close(); // the child's mapping keeps the image
+        }
+      }
+      if (!pooled) return fork(img, snap, copy);
+      const pool = new InstancePool(img, snap, 1);
+      pool.fill();
+      return restoreInto(img, snap, copy, pool.take()!);
+    };
 
-      test(`counter, ${how}: a parent after 3 calls; its child answers 4, as the parent's next call does`, () => {
-        const { c, img, snap, parent, answers } = parentAndSnapshot('counter', empty, 3);
-        assert.deepEqual(answers, ['1\n', '2\n', '3\n']);
-        assert.ok(snap.pages.length > 0, 'the state differs from the initial image');
-        const kids = [child(img, snap), child(img, snap)];
-        assert.deepEqual(kids.map((k) => text(run(c, k, empty, MAX_PAGES))), ['4\n', '4\n'], 'each child starts from the snapshot');
-        assert.equal(text(run(c, kids[0]!, empty, MAX_PAGES)), '5\n', 'a child keeps its own state');
-        assert.equal(text(run(c, parent, empty, MAX_PAGES)), '4\n', 'the parent is untouched by its children');
-      });
+    test(`counter, ${how}: a parent after 3 calls; its child answers 4, as the parent's next call does`, () => {
+      const { c, img, snap, parent, answers } = parentAndSnapshot('counter', empty, 3);
+      assert.deepEqual(answers, ['1\n', '2\n', '3\n']);
+      assert.ok(snap.pages.length > 0, 'the state differs from the initial image');
+      const kids = [child(img, snap), child(img, snap)];
+      assert.deepEqual(kids.map((k) => text(run(c, k, empty, MAX_PAGES))), ['4\n', '4\n'], 'each child starts from the snapshot');
+      assert.equal(text(run(c, kids[0]!, empty, MAX_PAGES)), '5\n', 'a child keeps its own state');
+      assert.equal(text(run(c, parent, empty, MAX_PAGES)), '4\n', 'the parent is untouched by its children');
+    });
 
-      test(`statefill 3 MiB, ${how}: the child answers calls=2 with the parent's checksum of its whole state`, () => {
-        const input = Buffer.from('3');
-        const { c, img, snap, answers } = parentAndSnapshot('statefill', input, 1);
-        assert.equal(answers[0], statefillAnswer(3, 1));
-        assert.ok(snap.pages.length * snap.pageSize >= 3 * 2 ** 20, `${snap.pages.length} dirty pages hold the 3 MiB`);
-        assert.equal(text(run(c, child(img, snap), input, MAX_PAGES)), statefillAnswer(3, 2));
-      });
-    }
+    test(`statefill 3 MiB, ${how}: the child answers calls=2 with the parent's checksum of its whole state`, () => {
+      const input = Buffer.from('3');
+      const { c, img, snap, answers } = parentAndSnapshot('statefill', input, 1);
+      assert.equal(answers[0], statefillAnswer(3, 1));
+      assert.ok(snap.pages.length * snap.pageSize >= 3 * 2 ** 20, `${snap.pages.length} dirty pages hold the 3 MiB`);
+      assert.equal(text(run(c, child(img, snap), input, MAX_PAGES)), statefillAnswer(3, 2));
+    });
   }
 
   test('a snapshot right after initialisation (0 calls): the child answers as a fresh instance', () => {

@@ -10,7 +10,7 @@ import type { FunctionEntry } from '../functions/types.js';
 import { InvokeError, type Capability, type Invocation, type InvokeOptions, type Mode, type Variant, type VariantOptions, type VariantPlugin } from '../platform/variant.js';
 import { run, type Live, type WasmCode } from './wasm/engine.js';
 import { WASM_PAGE } from './wasm/module-edit.js';
-import { PrefaultedPool } from './wasm/prefault-pool.js';
+import { InstancePool } from './wasm/instance-pool.js';
 import { fork, instantiateParent, prepareImage, restoreInto, takeSnapshot, type CopyMode, type ForkImage } from './wasm/snapshot.js';
 import type { Snapshot } from './wasm/snapshot-format.js';
 import { WasmRemoteFork } from './wasm/remote-fork.js';
@@ -35,7 +35,7 @@ export const DEFAULT_FORK: ForkOptions = { copy: 'dirty', pool: 1, parentCalls: 
 interface Parent {
   inputDigest: string;
   snapshot: Snapshot;
-  pool: PrefaultedPool | null;
+  pool: InstancePool | null;
 }
 
 export class WasmForkVariant implements Variant, RemoteForker {
@@ -119,7 +119,7 @@ export class WasmForkVariant implements Variant, RemoteForker {
       throw new InvokeError('unavailable', `${fn.name}: cannot snapshot its parent: ${(e as Error).message}`);
     }
     have?.pool?.clear();
-    const p: Parent = { inputDigest: digest, snapshot, pool: this.forkOpts.pool > 0 ? new PrefaultedPool(img, snapshot, this.forkOpts.pool) : null };
+    const p: Parent = { inputDigest: digest, snapshot, pool: this.forkOpts.pool > 0 ? new InstancePool(img, snapshot, this.forkOpts.pool) : null };
     if (p.pool) this.poolFillNs += p.pool.fill();
     this.parents.set(fn.name, p);
     return p;
@@ -139,7 +139,7 @@ export class WasmForkVariant implements Variant, RemoteForker {
     return { output, elapsedNs: Number(process.hrtime.bigint() - t0) };
   }
 
-  private scheduleRefill(pool: PrefaultedPool): void {
+  private scheduleRefill(pool: InstancePool): void {
     if (this.refill) return;
     this.refill = setImmediate(() => {
       this.refill = null;

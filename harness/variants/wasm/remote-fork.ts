@@ -6,7 +6,7 @@ import { InvokeError } from '../../platform/variant.js';
 import type { RegionTable } from '../../platform/link.js';
 import type { ForkFromRequest, ForkResult, RegionSource, SnapshotDescriptor } from '../../platform/remote-fork.js';
 import { run, type Live } from './engine.js';
-import { prefault } from './prefault-pool.js';
+import { prefault } from './instance-pool.js';
 import { HeaderCache, pullFork } from './remote-pull.js';
 import { freshInstance, fullImage, instantiateParent, tablesIntact, takeSnapshot, type ForkImage } from './snapshot.js';
 import { encodeSnapshot } from './snapshot-format.js';

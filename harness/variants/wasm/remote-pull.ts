@@ -11,7 +11,7 @@
 import type { RegionSource, SnapshotDescriptor } from '../../platform/remote-fork.js';
 import type { PayloadSink } from '../../platform/frame-stream.js';
 import type { Live } from './engine.js';
-import { checkRestorable, type ForkImage } from './snapshot.js';
+import { checkRestorable, setGlobals, type ForkImage } from './snapshot.js';
 import { PAGE_CHECKSUM } from './page-checksum.js';
 import { SnapshotError, checkPageInMemory, decodeHeader, type Snapshot } from './snapshot-format.js';
 import { fromRuns } from './working-set.js';
@@ -105,10 +105,6 @@ export class HeaderCache {
   set(bytes: Uint8Array, img: ForkImage, header: Header): void {
     this.last = { bytes, img, header };
   }
-}
-
-function restoreGlobals(img: ForkImage, h: Header, child: Live): void {
-  for (let i = 0; i < h.globals.length; i++) (child.instance.exports[img.globals[i]!.exportName] as WebAssembly.Global).value = h.globals[i]!.value;
 }
 
 /** [offset, end) ranges of the region holding pages k of the snapshot, consecutive k in one range */
@@ -272,7 +268,7 @@ export async function pullFork(img: ForkImage, d: SnapshotDescriptor, copy: 'eag
   }
   const t3 = process.hrtime.bigint();
   const child = restore.child!;
-  restoreGlobals(img, h, child);
+  setGlobals(img, h, child);
   const t4 = process.hrtime.bigint();
   const [t1, t2] = restore.marks as [bigint, bigint];
   return { child, header: h, bytes, rest, phasesNs: { header: Number(t1 - t0), target: Number(t2 - t1), pages: Number(t3 - t2), globals: Number(t4 - t3) } };

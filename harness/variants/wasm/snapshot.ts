@@ -186,8 +186,13 @@ export function restoreInto(img: ForkImage, s: Snapshot, copy: CopyMode, target:
   const mem = new Uint8Array(target.memory.buffer);
   if (copy === 'eager') mem.set(fullImage(img, s));
   else writePages(mem, s);
-  for (let i = 0; i < s.globals.length; i++) (target.instance.exports[img.globals[i]!.exportName] as WebAssembly.Global).value = s.globals[i]!.value;
+  setGlobals(img, s, target);
   return target;
+}
+
+/** Sets every mutable global of `target` to the snapshot's (or a decoded header's) value. */
+export function setGlobals(img: ForkImage, s: Pick<Snapshot, 'globals'>, target: Live): void {
+  for (let i = 0; i < s.globals.length; i++) (target.instance.exports[img.globals[i]!.exportName] as WebAssembly.Global).value = s.globals[i]!.value;
 }
 
 /** fork = a fresh instance + restoreInto. */

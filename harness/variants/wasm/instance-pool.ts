@@ -1,13 +1,14 @@
-// A pool of fresh, uninitialised instances whose memory is already grown to a snapshot's size and
-// written once per OS page, so a fork's copy does not pay the page faults (~0.27 ms per MiB here).
-// Filling it is done between forks, off the fork's clock; what it costs is reported by fill().
+// A pool of fresh, uninitialised instances whose memory is already grown to a snapshot's size, made
+// between forks, off the fork's clock (what it costs is reported by fill()). Prefaulted, their memory
+// is also written once per OS page, so a fork's copy does not pay the page faults (~0.27 ms per MiB
+// here); a copy-on-write fork (cow-image.ts) maps over the memory instead, and wants it untouched.
 import type { Live } from './engine.js';
 import { freshInstance, type ForkImage } from './snapshot.js';
 import type { Snapshot } from './snapshot-format.js';
 
 const OS_PAGE = 4096;
 
-export class PrefaultedPool {
+export class InstancePool {
   private readonly free: Live[] = [];
   /** ns spent filling, in total, and instances made */
   fillNs = 0;
@@ -17,13 +18,14 @@ export class PrefaultedPool {
     readonly img: ForkImage,
     readonly snapshot: Snapshot,
     readonly size: number,
+    readonly prefaulted = true,
   ) {}
 
   get available(): number {
     return this.free.length;
   }
 
-  /** A prefaulted fresh instance, or undefined when the pool is empty. */
+  /** A fresh instance, or undefined when the pool is empty. */
   take(): Live | undefined {
     return this.free.pop();
   }
@@ -33,7 +35,7 @@ export class PrefaultedPool {
     const t0 = process.hrtime.bigint();
     while (this.free.length < this.size) {
       const live = freshInstance(this.img, this.snapshot.meta.wasi.args, this.snapshot.memoryBytes);
-      prefault(new Uint8Array(live.memory.buffer), this.img.initial);
+      if (this.prefaulted) prefault(new Uint8Array(live.memory.buffer), this.img.initial);
       this.free.push(live);
       this.made++;
     }
