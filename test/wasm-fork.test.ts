@@ -2,7 +2,7 @@
 // carrying over into a forked child in every copy mode (with and without the prefaulted pool), the
 // variant's semantics (directly and through the gateway), and every refused snapshot.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -188,6 +188,16 @@ describe('bad snapshots are refused', () => {
   });
 });
 
+/** descriptors of this process open on a snapshot memfd (copy=cow) */
+const snapshotMemfds = () =>
+  readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`).startsWith('/memfd:fxh-snapshot');
+    } catch {
+      return false;
+    }
+  }).length;
+
 describe('variant wasm-fork, mode local-fork', () => {
   let dir: string;
   before(() => {
@@ -196,9 +206,10 @@ describe('variant wasm-fork, mode local-fork', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
   const T = { timeoutMs: 10_000 };
 
-  for (const copy of COPY_MODES) {
+  for (const copy of [...COPY_MODES, 'cow'] as const) {
     for (const pool of [0, 2]) {
       test(`copy=${copy} pool=${pool}: every call forks from a parent that served one call; stateless functions answer their oracle`, async () => {
+        const memfdsBefore = snapshotMemfds();
         const v = new WasmForkVariant({ workDir: dir, memoryLimitMiB: 64 }, { copy, pool, parentCalls: 1 });
         try {
           const counter = catalog.get('counter');
@@ -216,9 +227,12 @@ describe('variant wasm-fork, mode local-fork', () => {
             await new Promise((r) => setImmediate(r));
             assert.ok(v.poolFillNs > 0, 'the pool was filled');
           }
+          // one parent per function; copy=cow keeps its image in a memfd
+          assert.equal(snapshotMemfds() - memfdsBefore, copy === 'cow' ? 5 : 0);
         } finally {
           await v.teardown();
         }
+        assert.equal(snapshotMemfds(), memfdsBefore, 'teardown closed every snapshot memfd');
       });
     }
   }
@@ -227,8 +241,10 @@ describe('variant wasm-fork, mode local-fork', () => {
     const v = new WasmForkVariant({ workDir: dir, memoryLimitMiB: 64 });
     try {
       const sf = catalog.get('statefill');
+      const was = snapshotMemfds();
       assert.equal(text((await v.invoke(sf, 'local-fork', Buffer.from('1'), T)).output), statefillAnswer(1, 2));
       assert.equal(text((await v.invoke(sf, 'local-fork', Buffer.from('2'), T)).output), statefillAnswer(2, 2));
+      assert.equal(snapshotMemfds() - was, 1, 'the old parent\'s image was closed');
     } finally {
       await v.teardown();
     }
