@@ -10,7 +10,7 @@ import { launchNode } from '../platform/nodes/inventory.js';
 import type { LaunchedNode } from '../platform/nodes/kind.js';
 import type { RemoteCopy } from '../platform/remote-fork.js';
 import { statefillAnswer } from '../functions/workloads/statefill.js';
-import { LAZY_UNAVAILABLE } from '../variants/wasm/remote-fork.js';
+import { lazyUnavailable } from '../variants/wasm/lazy-copy.js';
 import { shuffle } from '../measure/random.js';
 import { currentCpus, expandCpus, withAffinity } from '../experiment/affinity.js';
 
@@ -130,7 +130,7 @@ async function remoteForks(ctx: RunContext, plan: RemoteForkPlan, place: ReturnT
         ...(d.workingSetPlainCallNs !== undefined ? [{ ...base, metric: 'working_set_call_unwatched', params: wsp, iteration: 0, value: d.workingSetPlainCallNs / 1000, unit: 'us' }] : []),
         ...(d.workingSetProgramNs !== undefined ? [{ ...base, metric: 'working_set_program_time', params: wsp, iteration: 0, value: d.workingSetProgramNs / 1000, unit: 'us' }] : []),
       ]);
-      ctx.skip('wasm', 'statefill', 'remote-fork', `copy=lazy: ${LAZY_UNAVAILABLE}`);
+      ctx.skip('wasm', 'statefill', 'remote-fork', `copy=lazy: ${lazyUnavailable()}`);
       // copy modes interleaved, a seeded order per round: a mode measured first would also pay the child
       // agent's warm-up (its first forks run cold code), and slow drift favours none of them
       const copies = plan.copies.filter((c) => c !== 'lazy');

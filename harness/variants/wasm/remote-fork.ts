@@ -11,13 +11,7 @@ import { HeaderCache, pullFork } from './remote-pull.js';
 import { freshInstance, fullImage, instantiateParent, tablesIntact, takeSnapshot, type ForkImage } from './snapshot.js';
 import { encodeSnapshot } from './snapshot-format.js';
 import { recordWorkingSet, toRuns } from './working-set.js';
-
-/** Why copy=lazy (pages fetched when the instance faults on them) is not offered. */
-export const LAZY_UNAVAILABLE =
-  'lazy (on-demand) copy needs the instance memory to fault into a handler that fetches the page: V8 allocates and owns the wasm memory mapping ' +
-  '(no JS API gives its address, a native addon would have to take it from the ArrayBuffer backing store), the faulting thread is the JS thread that ' +
-  'also runs the link, so a userfaultfd handler would need its own thread and its own connection to the parent, and the pages instantiation already ' +
-  'wrote must be dropped (MADV_DONTNEED) before UFFDIO_REGISTER; not built here';
+import { lazyUnavailable } from './lazy-copy.js';
 
 const now = () => process.hrtime.bigint();
 
@@ -80,7 +74,7 @@ export class WasmRemoteFork {
   }
 
   async forkFrom(img: ForkImage, req: ForkFromRequest, src: RegionSource): Promise<ForkResult> {
-    if (req.copy === 'lazy') throw new InvokeError('unavailable', LAZY_UNAVAILABLE);
+    if (req.copy === 'lazy') throw new InvokeError('unavailable', lazyUnavailable());
     const tw = now();
     await this.background.catch(() => {});
     const t0 = now();
