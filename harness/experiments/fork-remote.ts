@@ -10,7 +10,7 @@ import { launchNode } from '../platform/nodes/inventory.js';
 import type { LaunchedNode } from '../platform/nodes/kind.js';
 import type { RemoteCopy } from '../platform/remote-fork.js';
 import { statefillAnswer } from '../functions/workloads/statefill.js';
-import { lazyUnavailable } from '../variants/wasm/lazy-copy.js';
+import { LAZY_WINDOW, lazyStatus } from '../variants/wasm/lazy-copy.js';
 import { shuffle } from '../measure/random.js';
 import { currentCpus, expandCpus, withAffinity } from '../experiment/affinity.js';
 
@@ -130,10 +130,14 @@ async function remoteForks(ctx: RunContext, plan: RemoteForkPlan, place: ReturnT
         ...(d.workingSetPlainCallNs !== undefined ? [{ ...base, metric: 'working_set_call_unwatched', params: wsp, iteration: 0, value: d.workingSetPlainCallNs / 1000, unit: 'us' }] : []),
         ...(d.workingSetProgramNs !== undefined ? [{ ...base, metric: 'working_set_program_time', params: wsp, iteration: 0, value: d.workingSetProgramNs / 1000, unit: 'us' }] : []),
       ]);
-      ctx.skip('wasm', 'statefill', 'remote-fork', `copy=lazy: ${lazyUnavailable()}`);
+      const lazy = lazyStatus();
+      if (!lazy.ok && plan.copies.includes('lazy')) ctx.skip('wasm', 'statefill', 'remote-fork', `copy=lazy: ${lazy.reason}`);
+      if (lazy.ok && plan.copies.includes('lazy') && mib === Math.min(...plan.sizes)) {
+        ctx.notes.push(`remote fork copy=lazy: the child reads the header, drops its memory's pages and registers them with userfaultfd; a worker thread with its own link to the parent fills ${LAZY_WINDOW} pages from each fault on (snapshot pages read and checked, the others from the initial image or zeroes); the call runs as its pages arrive, so fork_latency is before any page and first_response includes the faults`);
+      }
       // copy modes interleaved, a seeded order per round: a mode measured first would also pay the child
       // agent's warm-up (its first forks run cold code), and slow drift favours none of them
-      const copies = plan.copies.filter((c) => c !== 'lazy');
+      const copies = plan.copies.filter((c) => c !== 'lazy' || lazy.ok);
       const reps = mib >= 512 ? Math.min(plan.reps, 3) : mib >= 128 ? Math.min(plan.reps, 8) : plan.reps;
       const warmup = mib === Math.min(...plan.sizes) ? Math.max(plan.warmup, REMOTE_WARMUP) : plan.warmup;
       for (let r = 0; r < warmup + reps; r++) {

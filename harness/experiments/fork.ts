@@ -34,14 +34,14 @@ export const fork_: Experiment = {
   flags: {
     sizes: { type: 'string', help: 'fork: state sizes in MiB (default quick 1,16; full 1,16,128,1024)' },
     children: { type: 'string', help: 'fork: child nodes for forks per second, 1…N (default quick 2; full 4)' },
-    copies: { type: 'string', help: `fork: remote copy modes (default eager,dirty,prefetch; of ${REMOTE_COPY_MODES.join(', ')})` },
+    copies: { type: 'string', help: `fork: remote copy modes (default eager,dirty,prefetch,lazy; of ${REMOTE_COPY_MODES.join(', ')})` },
     netem: { type: 'string', help: 'fork: tc shaping on every node\'s veth, e.g. "delay 100us rate 10gbit" (netem; where the kernel has no netem, only "rate X", with tbf); recorded in params' },
   },
   async run(ctx) {
     const { args } = ctx;
     const sizes = positiveInts(args, 'sizes', args.quick ? [1, 16] : [1, 16, 128, 1024]);
     const [children] = positiveInts(args, 'children', [args.quick ? 2 : 4]);
-    const copies = String(args.extra.copies ?? 'eager,dirty,prefetch').split(',') as RemoteCopy[];
+    const copies = String(args.extra.copies ?? 'eager,dirty,prefetch,lazy').split(',') as RemoteCopy[];
     for (const c of copies) if (!REMOTE_COPY_MODES.includes(c)) throw new Error(`--copies: "${c}" is not one of ${REMOTE_COPY_MODES.join(', ')}`);
     const netem = args.extra.netem as string | undefined;
     const netemProblem = netem === undefined ? null : shapingProblem(netem);

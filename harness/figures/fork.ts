@@ -26,6 +26,9 @@ export const PUBLISHED = {
 
 type Point = SummaryRow & { series: string; mib: number };
 
+/** Tableau 20: a run holds up to ~16 series (methods × copy modes), more than a 10-colour scheme tells apart */
+const SERIES_COLOURS = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac', '#a0cbe8', '#ffbe7d', '#8cd17d', '#b6992d', '#499894', '#d37295', '#fabfd2', '#d4a6c8', '#86bcb6', '#79706e'];
+
 export function seriesOf(r: SummaryRow): string {
   const p = parseParams(r.params);
   const copy = p.copy && p.copy !== 'none' ? ` ${p.copy}${p.pool ? '+pool' : ''}` : '';
@@ -55,7 +58,7 @@ function latencyFigure(rows: readonly SummaryRow[], metric: 'first_response' | '
       height: 420,
       x: { type: 'log', label: 'state (MiB, log) →', grid: true },
       y: { type: 'log', label: '↑ ms (median, log)', grid: true },
-      color: { type: 'ordinal', scheme: 'tableau10', domain: series },
+      color: { type: 'ordinal', domain: series, range: SERIES_COLOURS },
       marks: [
         Plot.frame({ stroke: '#ddd' }),
         Plot.line(pts, { x: 'mib', y: 'ms', stroke: 'series', z: 'series', strokeWidth: 1.6 }),
@@ -113,7 +116,7 @@ function bytesFigure(rows: readonly SummaryRow[]): Figure {
       height: 340,
       x: { type: 'log', label: 'state (MiB, log) →', grid: true },
       y: { type: 'log', label: '↑ MiB moved per fork (log)', grid: true },
-      color: { type: 'ordinal', scheme: 'tableau10', domain: unique(pts.map((p) => p.series)).sort() },
+      color: { type: 'ordinal', domain: unique(pts.map((p) => p.series)).sort(), range: SERIES_COLOURS },
       marks: [Plot.frame({ stroke: '#ddd' }), Plot.line(pts, { x: 'mib', y: 'movedMiB', stroke: 'series', z: 'series' }), Plot.dot(pts, { x: 'mib', y: 'movedMiB', fill: 'series', r: 3 })],
     },
   };

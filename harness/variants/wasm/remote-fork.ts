@@ -11,7 +11,7 @@ import { HeaderCache, pullFork } from './remote-pull.js';
 import { freshInstance, fullImage, instantiateParent, tablesIntact, takeSnapshot, type ForkImage } from './snapshot.js';
 import { encodeSnapshot } from './snapshot-format.js';
 import { recordWorkingSet, toRuns } from './working-set.js';
-import { lazyUnavailable } from './lazy-copy.js';
+import { LazyPager } from './lazy-copy.js';
 
 const now = () => process.hrtime.bigint();
 
@@ -27,6 +27,7 @@ export class WasmRemoteFork {
   private background: Promise<unknown> = Promise.resolve();
   private generation = 0;
   private readonly headers = new HeaderCache();
+  private readonly lazy = new LazyPager();
   /** children made fresh again as the next fork's target, instead of a new instance */
   reused = 0;
 
@@ -74,7 +75,7 @@ export class WasmRemoteFork {
   }
 
   async forkFrom(img: ForkImage, req: ForkFromRequest, src: RegionSource): Promise<ForkResult> {
-    if (req.copy === 'lazy') throw new InvokeError('unavailable', lazyUnavailable());
+    if (req.copy === 'lazy') return this.lazyFork(img, req, src);
     const tw = now();
     await this.background.catch(() => {});
     const t0 = now();
@@ -100,6 +101,46 @@ export class WasmRemoteFork {
       bytesMoved: pulled.bytes + restBytes,
       childMemoryBytes: pulled.child.memory.buffer.byteLength,
       phasesNs: { wait: Number(t0 - tw), ...pulled.phasesNs, run: Number(t2 - t1) },
+    };
+  }
+
+  /** copy=lazy: the header now, each page when the call first touches it (lazy-copy.ts) */
+  private async lazyFork(img: ForkImage, req: ForkFromRequest, src: RegionSource): Promise<ForkResult> {
+    const tw = now();
+    await this.background.catch(() => {});
+    const t0 = now();
+    const pulled = await pullFork(img, req.snapshot, 'lazy', src, (bytes, args) => this.target(img, bytes, args), this.headers);
+    const h = pulled.header;
+    const tb = now();
+    let session;
+    try {
+      session = this.lazy.begin({ memory: pulled.child.memory, pageSize: h.pageSize, headerBytes: h.headerBytes, region: req.snapshot.region, parent: req.peer, pages: h.pages, pageDigests: h.pageDigests, initial: img.initial, initialKey: img.sha256 });
+    } catch (e) {
+      throw new InvokeError('unavailable', (e as Error).message);
+    }
+    const t1 = now();
+    let output: Uint8Array | undefined;
+    let error: unknown = null;
+    try {
+      output = run(img.code, pulled.child, req.input, this.maxPages);
+    } catch (e) {
+      error = e;
+    }
+    // the worker's failure first: a page it could not place explains a failed call, or a wrong answer
+    const paged = session.end();
+    if (error) throw error;
+    const t2 = now();
+    // the child has holes where it did not touch: never reused
+    this.scheduleRefill(img, h.memoryBytes, h.meta.wasi.args);
+    const bytes = req.snapshot.headerBytes + paged.pagesRead * h.pageSize;
+    return {
+      output: output!,
+      forkNs: Number(t1 - t0),
+      firstResponseNs: Number(t2 - t0),
+      bytesBeforeResponse: bytes,
+      bytesMoved: bytes,
+      childMemoryBytes: pulled.child.memory.buffer.byteLength,
+      phasesNs: { wait: Number(t0 - tw), ...pulled.phasesNs, register: Number(t1 - tb), run: Number(t2 - t1) },
     };
   }
 
@@ -140,6 +181,7 @@ export class WasmRemoteFork {
   }
 
   teardown(regions?: RegionTable): void {
+    this.lazy.close();
     if (this.refill) clearImmediate(this.refill);
     this.refill = null;
     this.pools.clear();

@@ -228,7 +228,8 @@ class Restore {
 /** a sink collecting bytes into `into` */
 const collect = (into: Uint8Array): PayloadSink => ({ data: (b, at) => into.set(b, at), room: (at, max) => into.subarray(at, at + max), placed: () => {}, end: () => {} });
 
-export async function pullFork(img: ForkImage, d: SnapshotDescriptor, copy: 'eager' | 'dirty' | 'prefetch', src: RegionSource, target: (memoryBytes: number, args: string[]) => Live, headers: HeaderCache = new HeaderCache()): Promise<Pulled> {
+/** eager, dirty, prefetch as above; lazy reads the header only (its pages are placed as they fault: lazy-copy.ts) */
+export async function pullFork(img: ForkImage, d: SnapshotDescriptor, copy: 'eager' | 'dirty' | 'prefetch' | 'lazy', src: RegionSource, target: (memoryBytes: number, args: string[]) => Live, headers: HeaderCache = new HeaderCache()): Promise<Pulled> {
   const t0 = process.hrtime.bigint();
   const headerBytes = new Uint8Array(d.headerBytes);
   const restore = new Restore(img, d, copy, headerBytes, target, headers);
