@@ -5,7 +5,7 @@
 // first call pays those faults, so its first response includes what the fork left out.
 // V8 owns the memory's mapping; replacing its pages in place keeps the address, length and access V8
 // gave them, and V8 frees the mapping (ours with it) when it frees the memory.
-import koffi from 'koffi';
+import { C, address, errno } from './libc.js';
 import { checkRestorable, fullImage, setGlobals, type ForkImage } from './snapshot.js';
 import type { Live } from './engine.js';
 import { SnapshotError, type Snapshot } from './snapshot-format.js';
@@ -15,30 +15,7 @@ const PROT_READ_WRITE = 3;
 const MAP_PRIVATE = 0x02;
 const MAP_FIXED = 0x10;
 
-interface Libc {
-  memfd_create(name: string, flags: number): number;
-  ftruncate(fd: number, length: number): number;
-  pwrite(fd: number, buf: Uint8Array, n: number, offset: number): number;
-  mmap(addr: Uint8Array, length: number, prot: number, flags: number, fd: number, offset: number): unknown;
-  close(fd: number): number;
-}
-let libc: Libc | null = null;
-function C(): Libc {
-  if (!libc) {
-    const l = koffi.load('libc.so.6');
-    libc = {
-      memfd_create: l.func('int memfd_create(const char *name, unsigned int flags)'),
-      ftruncate: l.func('int ftruncate(int fd, int64_t length)'),
-      pwrite: l.func('intptr_t pwrite(int fd, const void *buf, size_t n, int64_t offset)'),
-      // addr is the instance memory itself: koffi passes a Uint8Array as the address of its bytes
-      mmap: l.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)'),
-      close: l.func('int close(int fd)'),
-    } as unknown as Libc;
-  }
-  return libc;
-}
-
-const errno = (what: string) => new SnapshotError(`copy-on-write fork: ${what} failed (errno ${koffi.errno()})`);
+const failed = (what: string) => new SnapshotError(`copy-on-write fork: ${what} failed (errno ${errno()})`);
 
 /** A snapshot's memory image in a memfd, ready to be mapped copy-on-write into children. */
 export class CowImage {
@@ -58,12 +35,12 @@ export class CowImage {
     const image = fullImage(img, s);
     const c = C();
     const fd = c.memfd_create(`fxh-snapshot-${img.code.name}`, MFD_CLOEXEC);
-    if (fd < 0) throw errno('memfd_create');
+    if (fd < 0) throw failed('memfd_create');
     try {
-      if (c.ftruncate(fd, image.length) !== 0) throw errno('ftruncate');
+      if (c.ftruncate(fd, image.length) !== 0) throw failed('ftruncate');
       for (let o = 0; o < image.length; ) {
         const n = c.pwrite(fd, image.subarray(o), image.length - o, o);
-        if (n <= 0) throw errno(`pwrite at ${o} of ${image.length}`);
+        if (n <= 0) throw failed(`pwrite at ${o} of ${image.length}`);
         o += n;
       }
     } catch (e) {
@@ -83,8 +60,8 @@ export class CowImage {
     const mem = new Uint8Array(target.memory.buffer);
     if (mem.length !== this.bytes) throw new SnapshotError(`internal: target memory ${mem.length} bytes, snapshot ${this.bytes}`);
     // MAP_FIXED maps at `mem`'s address or fails (MAP_FAILED, (void *) -1)
-    const got = koffi.address(C().mmap(mem, this.bytes, PROT_READ_WRITE, MAP_PRIVATE | MAP_FIXED, this.fd, 0) as never);
-    if (got === -1n || got === 0xffffffffffffffffn) throw errno('mmap');
+    const got = address(C().mmap(mem, this.bytes, PROT_READ_WRITE, MAP_PRIVATE | MAP_FIXED, this.fd, 0));
+    if (got === -1n || got === 0xffffffffffffffffn) throw failed('mmap');
     setGlobals(img, this.snapshot, target);
     return target;
   }

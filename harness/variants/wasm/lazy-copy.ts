@@ -6,7 +6,7 @@
 import { Worker, MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { SnapshotError } from './snapshot-format.js';
 import { addressOf, closeFd, dropPages, openUffd, registerMissing, unregister } from './uffd.js';
-import type { ServeMessage, WorkerMessage } from './lazy-worker.js';
+import type { LazySource, ServeMessage, WorkerMessage } from './lazy-worker.js';
 
 /** pages filled per fault (from the faulting one on): 64 × 4 KiB */
 export const LAZY_WINDOW = 64;
@@ -29,14 +29,8 @@ export function lazyStatus(): { ok: true } | { ok: false; reason: string } {
   return tried;
 }
 
-export interface LazyBegin {
+export interface LazyBegin extends LazySource {
   memory: WebAssembly.Memory;
-  pageSize: number;
-  headerBytes: number;
-  region: string;
-  parent: string;
-  pages: Uint32Array;
-  pageDigests: BigInt64Array;
   initial: Uint8Array;
   initialKey: string;
 }

@@ -8,17 +8,21 @@ import { connectLink, type Link } from '../../platform/link.js';
 import { checkPage } from './snapshot-format.js';
 import { EEXIST, addressOf, copyPages, readFaults, unregister, wake, zeroPages } from './uffd.js';
 
-export interface ServeMessage {
-  type: 'serve';
-  fork: number;
-  base: bigint;
-  memoryBytes: number;
+/** Where a child's snapshot pages are: the parent's region, and the header's page table */
+export interface LazySource {
   pageSize: number;
   headerBytes: number;
   region: string;
   parent: string;
   pages: Uint32Array;
   pageDigests: BigInt64Array;
+}
+
+export interface ServeMessage extends LazySource {
+  type: 'serve';
+  fork: number;
+  base: bigint;
+  memoryBytes: number;
   /** the module's initial image, sent once per key */
   initialKey: string;
   initial?: Uint8Array;

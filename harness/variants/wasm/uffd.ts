@@ -1,7 +1,7 @@
 // userfaultfd(2) through koffi (x86-64): a range of this process's memory whose missing pages are
 // reported on a descriptor instead of being zero-filled, and filled by UFFDIO_COPY from another thread.
 // The lazy remote fork (lazy-copy.ts) registers a child instance's memory with it.
-import koffi from 'koffi';
+import { C, address, errno } from './libc.js';
 
 const SYS_USERFAULTFD = 323;
 const O_CLOEXEC = 0o2000000;
@@ -21,36 +21,10 @@ const UFFDIO_WAKE = ioR(0x02, 16);
 const UFFDIO_COPY = ioWR(0x03, 40);
 const UFFDIO_ZEROPAGE = ioWR(0x04, 32);
 
-interface Libc {
-  syscall(n: number, flags: number): number;
-  ioctl(fd: number, req: number, arg: Uint8Array): number;
-  memmove(d: Uint8Array, s: Uint8Array, n: number): unknown;
-  madvise(addr: bigint, len: number, advice: number): number;
-  read(fd: number, buf: Uint8Array, n: number): number;
-  poll(fds: Uint8Array, n: number, timeoutMs: number): number;
-  close(fd: number): number;
-}
-let libc: Libc | null = null;
-function C(): Libc {
-  if (!libc) {
-    const l = koffi.load('libc.so.6');
-    libc = {
-      syscall: l.func('long syscall(long n, long flags)'),
-      ioctl: l.func('int ioctl(int fd, unsigned long req, void *arg)'),
-      memmove: l.func('void *memmove(void *d, const void *s, size_t n)'),
-      madvise: l.func('int madvise(uintptr_t addr, size_t len, int advice)'),
-      read: l.func('intptr_t read(int fd, void *buf, size_t n)'),
-      poll: l.func('int poll(void *fds, unsigned long n, int timeout)'),
-      close: l.func('int close(int fd)'),
-    } as unknown as Libc;
-  }
-  return libc;
-}
-
-const fail = (what: string) => new Error(`${what} failed (errno ${koffi.errno()})`);
+const fail = (what: string) => new Error(`${what} failed (errno ${errno()})`);
 
 /** The address of a typed array's first byte (its backing store does not move). */
-export const addressOf = (bytes: Uint8Array): bigint => BigInt(koffi.address(C().memmove(bytes, bytes, 0) as never));
+export const addressOf = (bytes: Uint8Array): bigint => address(C().memmove(bytes, bytes, 0));
 
 /** Drops the pages of [addr, addr + len): the next touch of each is a missing-page fault. */
 export function dropPages(addr: bigint, len: number): void {
@@ -87,7 +61,7 @@ export function registerMissing(fd: number, addr: bigint, len: number): void {
 
 /** Gives the range up (its waiting faults retry as ordinary ones); errno, or 0. */
 export function unregister(fd: number, addr: bigint, len: number): number {
-  return C().ioctl(fd, UFFDIO_UNREGISTER, range(addr, len)) === 0 ? 0 : koffi.errno();
+  return C().ioctl(fd, UFFDIO_UNREGISTER, range(addr, len)) === 0 ? 0 : errno();
 }
 
 export function wake(fd: number, addr: bigint, len: number): void {
@@ -100,12 +74,12 @@ export function copyPages(fd: number, dst: bigint, src: bigint, len: number): nu
   b.writeBigUInt64LE(dst, 0);
   b.writeBigUInt64LE(src, 8);
   b.writeBigUInt64LE(BigInt(len), 16);
-  return C().ioctl(fd, UFFDIO_COPY, b) === 0 ? 0 : koffi.errno();
+  return C().ioctl(fd, UFFDIO_COPY, b) === 0 ? 0 : errno();
 }
 
 /** Fills missing pages with zeroes; errno, or 0. */
 export function zeroPages(fd: number, dst: bigint, len: number): number {
-  return C().ioctl(fd, UFFDIO_ZEROPAGE, range(dst, len, 16)) === 0 ? 0 : koffi.errno();
+  return C().ioctl(fd, UFFDIO_ZEROPAGE, range(dst, len, 16)) === 0 ? 0 : errno();
 }
 
 /** Waits up to `timeoutMs` for a fault; then the faulting addresses read so far (none on timeout). */
