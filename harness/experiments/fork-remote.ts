@@ -10,7 +10,7 @@ import { launchNode } from '../platform/nodes/inventory.js';
 import type { LaunchedNode } from '../platform/nodes/kind.js';
 import type { RemoteCopy } from '../platform/remote-fork.js';
 import { statefillAnswer } from '../functions/workloads/statefill.js';
-import { LAZY_WINDOW, lazyStatus } from '../variants/wasm/lazy-copy.js';
+import { LAZY_MAX_WINDOW, LAZY_WINDOW, lazyStatus } from '../variants/wasm/lazy-copy.js';
 import { shuffle } from '../measure/random.js';
 import { currentCpus, expandCpus, withAffinity } from '../experiment/affinity.js';
 
@@ -133,7 +133,7 @@ async function remoteForks(ctx: RunContext, plan: RemoteForkPlan, place: ReturnT
       const lazy = lazyStatus();
       if (!lazy.ok && plan.copies.includes('lazy')) ctx.skip('wasm', 'statefill', 'remote-fork', `copy=lazy: ${lazy.reason}`);
       if (lazy.ok && plan.copies.includes('lazy') && mib === Math.min(...plan.sizes)) {
-        ctx.notes.push(`remote fork copy=lazy: the child reads the header, drops its memory's pages and registers them with userfaultfd; a worker thread with its own link to the parent fills ${LAZY_WINDOW} pages from each fault on (snapshot pages read and checked, the others from the initial image or zeroes); the call runs as its pages arrive, so fork_latency is before any page and first_response includes the faults`);
+        ctx.notes.push(`remote fork copy=lazy: the child reads the header, drops its memory's pages and registers them with userfaultfd; a worker thread with its own link to the parent fills ${LAZY_WINDOW} pages from each fault on, doubled up to ${LAZY_MAX_WINDOW} while the faults walk forward (snapshot pages read and checked, the others from the initial image or zeroes); the call runs as its pages arrive, so fork_latency is before any page and first_response includes the faults`);
       }
       // copy modes interleaved, a seeded order per round: a mode measured first would also pay the child
       // agent's warm-up (its first forks run cold code), and slow drift favours none of them

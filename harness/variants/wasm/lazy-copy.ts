@@ -8,8 +8,9 @@ import { SnapshotError } from './snapshot-format.js';
 import { addressOf, closeFd, dropPages, openUffd, registerMissing, unregister } from './uffd.js';
 import type { LazySource, ServeMessage, WorkerMessage } from './lazy-worker.js';
 
-/** pages filled per fault (from the faulting one on): 64 × 4 KiB */
+/** pages filled per fault, from the faulting one on: 64 × 4 KiB at first, doubled while the faults walk forward, up to 1024 (4 MiB) */
 export const LAZY_WINDOW = 64;
+export const LAZY_MAX_WINDOW = 1024;
 const FETCH_TIMEOUT_MS = 5000;
 const EINVAL = 22;
 const ENOENT = 2;
@@ -88,6 +89,7 @@ export class LazyPager {
       initialKey: b.initialKey,
       ...(fresh ? { initial: b.initial } : {}),
       window: LAZY_WINDOW,
+      maxWindow: LAZY_MAX_WINDOW,
       timeoutMs: FETCH_TIMEOUT_MS,
       status,
     };

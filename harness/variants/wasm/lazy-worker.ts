@@ -1,10 +1,12 @@
 // The lazy remote fork's fault handler (lazy-copy.ts starts it): a worker thread, because the thread
 // that faults is the agent's JS thread, blocked in the kernel until its page is placed. Per fault it
-// fills a window of pages from the fault on: the snapshot's pages read from the parent over a link of
+// fills a window of pages from the fault on (doubled while the faults walk forward, up to maxWindow, as
+// MITOSIS-style prefetch would): the snapshot's pages read from the parent over a link of
 // its own (each checked against its checksum before it is placed), the others from the module's
 // initial image or zeroes. On any failure it reports, then gives the range up so the JS thread goes on.
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { connectLink, type Link } from '../../platform/link.js';
+import { connectLink, regionStream, type Link } from '../../platform/link.js';
+import type { PayloadSink } from '../../platform/frame-stream.js';
 import { checkPage } from './snapshot-format.js';
 import { EEXIST, addressOf, copyPages, readFaults, unregister, wake, zeroPages } from './uffd.js';
 
@@ -26,7 +28,9 @@ export interface ServeMessage extends LazySource {
   /** the module's initial image, sent once per key */
   initialKey: string;
   initial?: Uint8Array;
+  /** pages filled by a fault, at first and at most: a fault just past the last window doubles it */
   window: number;
+  maxWindow: number;
   timeoutMs: number;
   /** [state: 1 serving, 2 failed; faults; pages read from the parent] */
   status: Int32Array;
@@ -37,6 +41,9 @@ interface Ctx extends ServeMessage {
   kOf: Int32Array;
   placed: Uint8Array;
   stopped: boolean;
+  /** the window the next fault fills, and where the last one ended */
+  next: number;
+  lastEnd: number;
 }
 
 const { fd, port } = workerData as { fd: number; port: MessagePort };
@@ -69,7 +76,9 @@ const P = (c: Ctx) => BigInt(c.pageSize);
 
 /** [from, to) page runs of one kind from page m on: snapshot pages k, k+1, … or pages not in the snapshot */
 function runs(c: Ctx, m: number): [number, number][] {
-  const end = Math.min(c.memoryBytes / c.pageSize, m + c.window);
+  c.next = m === c.lastEnd ? Math.min(c.maxWindow, c.next * 2) : c.window;
+  const end = Math.min(c.memoryBytes / c.pageSize, m + c.next);
+  c.lastEnd = end;
   const out: [number, number][] = [];
   for (let p = m; p < end; ) {
     if (c.placed[p]) {
@@ -133,7 +142,10 @@ async function fault(c: Ctx, addr: bigint): Promise<void> {
     rs.map(async ([p, q]) => {
       const k = c.kOf[p]!;
       if (k < 0) return null;
-      const bytes = await within(link.readRegion(c.region, c.headerBytes + k * c.pageSize, (q - p) * c.pageSize), c.timeoutMs, `read of snapshot pages ${k}…${k + q - p - 1} from ${c.parent}`);
+      // streamed where the link can: the socket reads straight into the buffer the pages are placed from
+      const bytes = new Uint8Array((q - p) * c.pageSize);
+      const into: PayloadSink = { data: (b, at) => bytes.set(b, at), room: (at, max) => bytes.subarray(at, at + max), placed: () => {}, end: () => {} };
+      await within(regionStream(link, c.region, c.headerBytes + k * c.pageSize, bytes.length, into), c.timeoutMs, `read of snapshot pages ${k}…${k + q - p - 1} from ${c.parent}`);
       for (let i = 0; i < q - p; i++) checkPage(c, k + i, bytes.subarray(i * c.pageSize, (i + 1) * c.pageSize));
       Atomics.add(c.status, 2, q - p);
       return bytes;
@@ -158,7 +170,8 @@ async function loop(): Promise<void> {
   running = true;
   while (contexts.size) {
     const now = Date.now();
-    const faults = [...pending, ...readFaults(fd, 2).map((addr) => ({ at: now, addr }))];
+    // faults already read do not wait for more
+    const faults = [...pending, ...readFaults(fd, pending.length ? 0 : 2).map((addr) => ({ at: now, addr }))];
     pending = [];
     let served = false;
     for (const f of faults) {
@@ -190,6 +203,6 @@ parentPort!.on('message', (m: WorkerMessage) => {
   if (m.initial) initials.set(m.initialKey, m.initial);
   const kOf = new Int32Array(m.memoryBytes / m.pageSize).fill(-1);
   m.pages.forEach((p, k) => (kOf[p] = k));
-  contexts.set(m.fork, { ...m, kOf, placed: new Uint8Array(kOf.length), stopped: false });
+  contexts.set(m.fork, { ...m, kOf, placed: new Uint8Array(kOf.length), stopped: false, next: m.window, lastEnd: -1 });
   if (!running) void loop();
 });
