@@ -10,7 +10,7 @@ import type { BpfMap } from '../bpf/libbpf/program-map.js';
 import { repoRoot } from '../paths.js';
 import { type Case, type Kernel, share } from './kernels.js';
 import { CTL, ERROR_BYTES, JOB_BYTES, JOB_STRIDE, type EbpfThreadInit } from './wasm-threads-shared.js';
-import { ThreadTrapError } from './wasm-threads.js';
+import { ThreadGroup, ThreadTrapError } from './thread-group.js';
 
 export const PARALLEL_OBJECT = path.join(repoRoot, 'bpf', 'build', 'parallel.bpf.o');
 const PROGRAM: Record<Kernel, string> = { reduce: 'fxh_par_reduce', histogram: 'fxh_par_hist', matmul: 'fxh_par_matmul', spmv: 'fxh_par_spmv' };
@@ -34,8 +34,7 @@ function flatLayout(c: Case): { off: Record<string, number>; out: { at: number; 
   return { off, out, chunks: at / CHUNK };
 }
 
-export class EbpfParallel {
-  private workers: Worker[] = [];
+export class EbpfParallel extends ThreadGroup {
   private readonly ctl: Int32Array;
   private readonly errors: Uint8Array;
   private readonly jobs: DataView;
@@ -43,13 +42,13 @@ export class EbpfParallel {
   private readonly part: BpfMap;
   private readonly used: number[] = [];
   private readonly flat: ReturnType<typeof flatLayout>;
-  private dead: string | null = null;
 
   private constructor(
     private readonly obj: BpfObject,
     private readonly c: Case,
     readonly threads: number,
   ) {
+    super();
     this.flat = flatLayout(c);
     if (this.flat.chunks > CHUNKS) throw new RangeError(`${c.input.kernel} ${c.input.size} needs ${(this.flat.chunks * CHUNK) / 2 ** 20} MiB in the eBPF data map, which holds ${(CHUNKS * CHUNK) / 2 ** 20} MiB`);
     if (threads > SLOTS) throw new RangeError(`${threads} threads: the eBPF partials map has ${SLOTS} slots`);
@@ -205,24 +204,25 @@ export class EbpfParallel {
     return out.subarray(0, bytes);
   }
 
-  private takeDown(why: string): never {
-    this.dead = why;
-    void this.close();
-    throw new ThreadTrapError(why);
+  protected signalStop(): void {
+    Atomics.store(this.ctl, CTL.gen, -1);
+    Atomics.notify(this.ctl, CTL.gen);
+  }
+
+  /** an idle thread leaves on its own: terminating one inside a koffi call can crash the process */
+  protected override stopThread(w: Worker): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => void w.terminate().then(() => resolve()), 2000);
+      w.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   /** stops the threads, then closes the object (programs and maps go); idempotent */
-  async close(): Promise<void> {
-    const ws = this.workers;
-    this.workers = [];
-    this.dead ??= 'closed';
-    Atomics.store(this.ctl, CTL.gen, -1);
-    Atomics.notify(this.ctl, CTL.gen);
-    // let idle threads leave on their own: terminating one inside a koffi call can crash the process
-    await Promise.all(ws.map((w) => new Promise<void>((resolve) => {
-      const timer = setTimeout(() => void w.terminate().then(() => resolve()), 2000);
-      w.once('exit', () => { clearTimeout(timer); resolve(); });
-    })));
+  override async close(): Promise<void> {
+    await super.close();
     this.obj.close();
   }
 }

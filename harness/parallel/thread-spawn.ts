@@ -9,14 +9,12 @@ import type { Case } from './kernels.js';
 import { call, clearOutputs, collect, layout, writeInputs, type Layout } from './wasm-layout.js';
 import { kernelModuleAndStack, pagesFor } from './wasm-module.js';
 import { CTL, ERROR_BYTES, FN_NAMES, SPAWN_SLOT, slotError, type SpawnThreadInit } from './wasm-threads-shared.js';
-import { ThreadTrapError } from './wasm-threads.js';
+import { ThreadGroup, ThreadTrapError } from './thread-group.js';
 
 const STACK_BYTES = 64 * 1024;
 const JOB_BYTES = 36; // struct job in spawn.c: fn, a[7], left
 
-export class SpawnInstance {
-  private workers: Worker[] = [];
-  private dead: string | null = null;
+export class SpawnInstance extends ThreadGroup {
   private readonly ctl: Int32Array;
   private readonly errors: Uint8Array;
   private readonly mem: Uint8Array;
@@ -33,6 +31,7 @@ export class SpawnInstance {
     control: SharedArrayBuffer,
     errors: SharedArrayBuffer,
   ) {
+    super();
     this.ctl = new Int32Array(control);
     this.errors = new Uint8Array(errors);
     this.mem = new Uint8Array(memory.buffer);
@@ -135,21 +134,11 @@ export class SpawnInstance {
     return collect(this.mem, this.l);
   }
 
-  private takeDown(why: string): never {
-    this.dead = why;
-    for (const w of this.workers) void w.terminate();
-    this.workers = [];
-    throw new ThreadTrapError(why);
-  }
-
-  async close(): Promise<void> {
-    const ws = this.workers;
-    this.workers = [];
-    this.dead ??= 'closed';
-    for (let i = 0; i < ws.length; i++) {
+  /** each pool slot has its own generation word */
+  protected signalStop(): void {
+    for (let i = 0; i < (this.ctl.length - CTL.slots) / SPAWN_SLOT.size; i++) {
       Atomics.store(this.ctl, CTL.slots + i * SPAWN_SLOT.size + SPAWN_SLOT.gen, -1);
       Atomics.notify(this.ctl, CTL.slots + i * SPAWN_SLOT.size + SPAWN_SLOT.gen);
     }
-    await Promise.all(ws.map((w) => w.terminate()));
   }
 }

@@ -8,16 +8,13 @@ import type { Case } from './kernels.js';
 import { call, clearOutputs, collect, layout, writeInputs, type Layout } from './wasm-layout.js';
 import { kernelModuleAndStack, pagesFor } from './wasm-module.js';
 import { CTL, ERROR_BYTES, FN_NAMES, SLOT, slotError, type ThreadInit } from './wasm-threads-shared.js';
+import { ThreadGroup, ThreadTrapError } from './thread-group.js';
 
 const STACK_BYTES = 64 * 1024;
 
-export class ThreadTrapError extends Error {
-  override name = 'ThreadTrapError';
-}
+export { ThreadTrapError };
 
-export class ThreadedInstance {
-  private workers: Worker[] = [];
-  private dead: string | null = null;
+export class ThreadedInstance extends ThreadGroup {
   private readonly ctl: Int32Array;
   private readonly errors: Uint8Array;
   private readonly mem: Uint8Array;
@@ -28,6 +25,7 @@ export class ThreadedInstance {
     control: SharedArrayBuffer,
     errors: SharedArrayBuffer,
   ) {
+    super();
     this.ctl = new Int32Array(control);
     this.errors = new Uint8Array(errors);
     this.mem = new Uint8Array(memory.buffer);
@@ -110,20 +108,8 @@ export class ThreadedInstance {
     return collect(this.mem, this.l);
   }
 
-  private takeDown(why: string): never {
-    this.dead = why;
-    for (const w of this.workers) void w.terminate();
-    this.workers = [];
-    throw new ThreadTrapError(why);
-  }
-
-  /** stops every thread; idempotent */
-  async close(): Promise<void> {
-    const ws = this.workers;
-    this.workers = [];
-    this.dead ??= 'closed';
+  protected signalStop(): void {
     Atomics.store(this.ctl, CTL.gen, -1);
     Atomics.notify(this.ctl, CTL.gen);
-    await Promise.all(ws.map((w) => w.terminate()));
   }
 }

@@ -1,5 +1,5 @@
 // Standalone gateway process: `node gateway-main.js [--binary ENDPOINT] [--http HOST:PORT] [--memory-mib N] [--executor-transport unix|tcp|SCHEME:HOST:PORT] [--pool N] [--splice-map-fd FD --sockhash-fd FD]`.
-// --pool: executors per variant; each call goes to the one with the fewest calls in flight.
+// --pool: executors per variant; each call goes to the one with the fewest calls in flight (equals take turns).
 // --executor-transport: how it reaches executors whose variant does not say (default unix).
 // --splice-map-fd/--sockhash-fd: inherited fds of the sockmap programs' fxh_splice and fxh_sockhash
 // maps; the gateway then splices binary clients that ask for it (harness/bpf/arm.ts starts it so).

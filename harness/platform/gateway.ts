@@ -53,6 +53,8 @@ export class Gateway {
   private readonly executors = new Map<string, ExecutorProcess[]>();
   /** calls in flight per executor, to balance a pool */
   private readonly load = new Map<ExecutorProcess, number>();
+  /** per variant, the pool index picked last */
+  private readonly picked = new Map<string, number>();
   private readonly listeners: Listener[] = [];
   /** executor-side connections of live splices, closed with the gateway */
   private readonly spliced = new Set<net.Socket>();
@@ -91,13 +93,19 @@ export class Gateway {
     return this.pool(variant)?.[0] ?? null;
   }
 
-  /** the pool member with the fewest calls in flight (the first of equals) */
+  /** the pool member with the fewest calls in flight; among equals, the next after the last one picked, so
+   *  calls that each end before the next arrives still take turns */
   private pick(variant: string): ExecutorProcess | null {
     const pool = this.pool(variant);
     if (!pool) return null;
-    let best = pool[0]!;
-    for (const e of pool) if ((this.load.get(e) ?? 0) < (this.load.get(best) ?? 0)) best = e;
-    return best;
+    const from = ((this.picked.get(variant) ?? -1) + 1) % pool.length;
+    let best = from;
+    for (let k = 1; k < pool.length; k++) {
+      const i = (from + k) % pool.length;
+      if ((this.load.get(pool[i]!) ?? 0) < (this.load.get(pool[best]!) ?? 0)) best = i;
+    }
+    this.picked.set(variant, best);
+    return pool[best]!;
   }
 
   async route(call: InvokeCall): Promise<InvokeReply> {
