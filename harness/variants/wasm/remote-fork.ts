@@ -126,12 +126,12 @@ export class WasmRemoteFork {
     } catch (e) {
       error = e;
     }
+    // the child has holes where it did not touch: never reused; the next fork's target is made all the same
+    this.scheduleRefill(img, h.memoryBytes, h.meta.wasi.args);
     // the worker's failure first: a page it could not place explains a failed call, or a wrong answer
     const paged = session.end();
     if (error) throw error;
     const t2 = now();
-    // the child has holes where it did not touch: never reused
-    this.scheduleRefill(img, h.memoryBytes, h.meta.wasi.args);
     const bytes = req.snapshot.headerBytes + paged.pagesRead * h.pageSize;
     return {
       output: output!,
