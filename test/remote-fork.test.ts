@@ -6,7 +6,8 @@ import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { loadCatalog } from '../harness/functions/catalog.js';
 import { AgentClient } from '../harness/platform/agent-client.js';
-import { RegionTable, listenLinks } from '../harness/platform/link.js';
+import { RegionTable, connectLink, listenLinks, regionStream } from '../harness/platform/link.js';
+import type { PayloadSink } from '../harness/platform/frame-stream.js';
 import { acquireFabric, hostLinks, namespaces, netnsAvailable, releaseFabric } from '../harness/platform/nodes/fabric.js';
 import { launchNode } from '../harness/platform/nodes/inventory.js';
 import type { LaunchedNode } from '../harness/platform/nodes/kind.js';
@@ -157,6 +158,32 @@ test('remote fork: the child vanishing mid-transfer leaves the parent serving, a
     await Promise.all([a.stop(), b.stop(), c2.stop()]);
   }
   assertNothingLeft([a, b, c2]);
+});
+
+test('lazy remote fork moves only the pages the call touches: with one-page windows, statefill\'s second call reads the working set the parent recorded, not every dirty page', { skip }, async () => {
+  const a = await launchNode({ name: 'parent', kind: 'netns' }, { variants: [V], memoryLimitMiB: 64 });
+  const maxPages = Math.floor((64 * 2 ** 20) / 65536);
+  // the child in this process, against the parent agent: its fault worker reads from the agent, not from us
+  const child = new WasmRemoteFork(V, maxPages, { window: 1, maxWindow: 1 });
+  try {
+    const parent = await AgentClient.connect(a.endpoint);
+    const d = await parent.snapshotRegister(V, 'statefill', Buffer.from('1'), 1);
+    const link = await connectLink(a.endpoint);
+    const fn = (await loadCatalog()).get('statefill');
+    const img = prepareImage({ name: fn.name, path: fn.wasm!.path, abi: fn.wasm!.abi }, maxPages);
+    const src = { stream: (id: string, o: number, n: number, sink: PayloadSink) => regionStream(link, id, o, n, sink) };
+    const r = await child.forkFrom(img, { peer: a.endpoint, snapshot: d, copy: 'lazy', input: Buffer.from('1') }, src);
+    assert.equal(text(r.output), statefillAnswer(1, 2));
+    const read = (r.bytesMoved - d.headerBytes) / 4096;
+    assert.ok(read < d.pages, `read ${read} of ${d.pages} snapshot pages`);
+    if (d.workingSetValidated) assert.equal(read, d.workingSetPages, `the recorded working set (${d.workingSetMethod})`);
+    link.close();
+    parent.close();
+  } finally {
+    child.teardown();
+    await a.stop();
+  }
+  assertNothingLeft([a]);
 });
 
 test('lazy remote fork: the parent vanishing while the call faults gives the child a clear error, not a hang; the child goes on', { skip }, async () => {

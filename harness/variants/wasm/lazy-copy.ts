@@ -44,6 +44,8 @@ export interface LazySession {
 
 /** The userfaultfd and its worker, made on first use and kept for the agent's life. */
 export class LazyPager {
+  constructor(private readonly windows: { window: number; maxWindow: number } = { window: LAZY_WINDOW, maxWindow: LAZY_MAX_WINDOW }) {}
+
   private fd = -1;
   private worker: Worker | null = null;
   private port: MessagePort | null = null;
@@ -88,8 +90,7 @@ export class LazyPager {
       pageDigests: b.pageDigests,
       initialKey: b.initialKey,
       ...(fresh ? { initial: b.initial } : {}),
-      window: LAZY_WINDOW,
-      maxWindow: LAZY_MAX_WINDOW,
+      ...this.windows,
       timeoutMs: FETCH_TIMEOUT_MS,
       status,
     };

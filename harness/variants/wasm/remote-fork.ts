@@ -27,14 +27,18 @@ export class WasmRemoteFork {
   private background: Promise<unknown> = Promise.resolve();
   private generation = 0;
   private readonly headers = new HeaderCache();
-  private readonly lazy = new LazyPager();
+  private readonly lazy: LazyPager;
   /** children made fresh again as the next fork's target, instead of a new instance */
   reused = 0;
 
   constructor(
     private readonly variant: string,
     private readonly maxPages: number,
-  ) {}
+    /** copy=lazy: pages a fault fills, at first and at most (lazy-copy.ts) */
+    lazyWindows?: { window: number; maxWindow: number },
+  ) {
+    this.lazy = new LazyPager(lazyWindows);
+  }
 
   async snapshotRegister(img: ForkImage, input: Uint8Array, calls: number, regions: RegionTable): Promise<SnapshotDescriptor> {
     const t0 = now();
