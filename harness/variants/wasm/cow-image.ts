@@ -6,7 +6,7 @@
 // V8 owns the memory's mapping; replacing its pages in place keeps the address, length and access V8
 // gave them, and V8 frees the mapping (ours with it) when it frees the memory.
 import { C, address, errno } from './libc.js';
-import { checkRestorable, fullImage, setGlobals, type ForkImage } from './snapshot.js';
+import { checkRestorable, setGlobals, type ForkImage } from './snapshot.js';
 import type { Live } from './engine.js';
 import { SnapshotError, type Snapshot } from './snapshot-format.js';
 
@@ -29,25 +29,35 @@ export class CowImage {
     this.fd = fd;
   }
 
-  /** The image of `s` (initial image, zeroes, its pages over them) in a new memfd. */
+  /** The image of `s` in a new memfd: the initial image, zeroes (the file's own), its pages over them;
+   *  written piece by piece, so no second copy of the whole memory is made. */
   static create(img: ForkImage, s: Snapshot): CowImage {
     checkRestorable(img, s);
-    const image = fullImage(img, s);
     const c = C();
     const fd = c.memfd_create(`fxh-snapshot-${img.code.name}`, MFD_CLOEXEC);
     if (fd < 0) throw failed('memfd_create');
-    try {
-      if (c.ftruncate(fd, image.length) !== 0) throw failed('ftruncate');
-      for (let o = 0; o < image.length; ) {
-        const n = c.pwrite(fd, image.subarray(o), image.length - o, o);
-        if (n <= 0) throw failed(`pwrite at ${o} of ${image.length}`);
+    const put = (bytes: Uint8Array, at: number) => {
+      for (let o = 0; o < bytes.length; ) {
+        const n = c.pwrite(fd, bytes.subarray(o), bytes.length - o, at + o);
+        if (n <= 0) throw failed(`pwrite at ${at + o}`);
         o += n;
+      }
+    };
+    try {
+      if (c.ftruncate(fd, s.memoryBytes) !== 0) throw failed('ftruncate');
+      put(img.initial.subarray(0, Math.min(img.initial.length, s.memoryBytes)), 0);
+      const P = s.pageSize;
+      for (let k = 0; k < s.pages.length; ) {
+        let e = k + 1;
+        while (e < s.pages.length && s.pages[e] === s.pages[e - 1]! + 1) e++;
+        put(s.data.subarray(k * P, e * P), s.pages[k]! * P);
+        k = e;
       }
     } catch (e) {
       c.close(fd);
       throw e;
     }
-    return new CowImage(fd, s, image.length);
+    return new CowImage(fd, s, s.memoryBytes);
   }
 
   /**
