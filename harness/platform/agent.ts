@@ -10,8 +10,7 @@ import { encodeResponse, errorResponse, responseFrame, type FrameBytes, type Inv
 import { PROTOCOL_VERSION, encodeHello, jsonAndBytes, type JsonFrame, type PutModuleFrame } from './agent-frames.js';
 import { REMOTE_COPY_MODES, isRemoteForker, type RemoteCopy, type RemoteForker, type SnapshotDescriptor } from './remote-fork.js';
 import { HASH_PREFIX, type ModuleStore } from './module-store.js';
-import { connectLink, linkSchemes, regionStream, type Link, type RegionTable } from './link.js';
-import type { PayloadSink } from './frame-stream.js';
+import { connectLink, linkSchemes, regionSource, type Link, type RegionTable } from './link.js';
 import { InvokeError, type Capability, type Mode, type Variant } from './variant.js';
 
 export interface FunctionLookup {
@@ -237,8 +236,7 @@ export class Agent {
     }
     try {
       const link = await this.peerLink(peer);
-      const src = { stream: (id: string, o: number, n: number, sink: PayloadSink) => regionStream(link, id, o, n, sink) };
-      const r = await forker.forkFrom(fn, { peer, snapshot, copy, input: f.bytes }, src);
+      const r = await forker.forkFrom(fn, { peer, snapshot, copy, input: f.bytes }, regionSource(link));
       const { output, ...numbers } = r;
       return encodeResponse({ id: f.id, status: 'ok', serverNs: r.firstResponseNs, payload: jsonAndBytes(numbers, output) });
     } catch (e) {

@@ -30,6 +30,9 @@ export interface PayloadSink {
   placed?(at: number, n: number): void;
 }
 
+/** A sink that collects a body into `into` (read there where the transport can) */
+export const sinkInto = (into: Uint8Array): PayloadSink => ({ data: (b, at) => into.set(b, at), room: (at, max) => into.subarray(at, at + max), placed: () => {}, end: () => {} });
+
 /** Sees a frame's first ROUTE_HEAD_BYTES body bytes and its body length; a sink takes the rest of that body, null leaves the frame whole. */
 export type FrameRouter = (head: Buffer, bodyLength: number) => PayloadSink | null;
 

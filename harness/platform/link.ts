@@ -101,6 +101,9 @@ export function regionStream(link: Link, id: string, offset: number, length: num
   });
 }
 
+/** A link's regions as a remote fork's child reads them (RemoteForker's RegionSource): streamed reads, where the link can */
+export const regionSource = (link: Link) => ({ stream: (id: string, offset: number, length: number, sink: PayloadSink) => regionStream(link, id, offset, length, sink) });
+
 interface PendingRead {
   resolve: (b: Uint8Array) => void;
   reject: (e: Error) => void;

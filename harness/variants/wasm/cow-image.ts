@@ -6,7 +6,7 @@
 // V8 owns the memory's mapping; replacing its pages in place keeps the address, length and access V8
 // gave them, and V8 frees the mapping (ours with it) when it frees the memory.
 import { C, address, errno } from './libc.js';
-import { checkRestorable, setGlobals, type ForkImage } from './snapshot.js';
+import { checkRestorable, forEachPageRun, setGlobals, type ForkImage } from './snapshot.js';
 import type { Live } from './engine.js';
 import { SnapshotError, type Snapshot } from './snapshot-format.js';
 
@@ -46,13 +46,7 @@ export class CowImage {
     try {
       if (c.ftruncate(fd, s.memoryBytes) !== 0) throw failed('ftruncate');
       put(img.initial.subarray(0, Math.min(img.initial.length, s.memoryBytes)), 0);
-      const P = s.pageSize;
-      for (let k = 0; k < s.pages.length; ) {
-        let e = k + 1;
-        while (e < s.pages.length && s.pages[e] === s.pages[e - 1]! + 1) e++;
-        put(s.data.subarray(k * P, e * P), s.pages[k]! * P);
-        k = e;
-      }
+      forEachPageRun(s, put);
     } catch (e) {
       c.close(fd);
       throw e;

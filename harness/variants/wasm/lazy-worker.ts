@@ -6,7 +6,7 @@
 // initial image or zeroes. On any failure it reports, then gives the range up so the JS thread goes on.
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { connectLink, regionStream, type Link } from '../../platform/link.js';
-import type { PayloadSink } from '../../platform/frame-stream.js';
+import { sinkInto } from '../../platform/frame-stream.js';
 import { checkPage } from './snapshot-format.js';
 import { EEXIST, addressOf, copyPages, readFaults, unregister, wake, zeroPages } from './uffd.js';
 
@@ -144,8 +144,7 @@ async function fault(c: Ctx, addr: bigint): Promise<void> {
       if (k < 0) return null;
       // streamed where the link can: the socket reads straight into the buffer the pages are placed from
       const bytes = new Uint8Array((q - p) * c.pageSize);
-      const into: PayloadSink = { data: (b, at) => bytes.set(b, at), room: (at, max) => bytes.subarray(at, at + max), placed: () => {}, end: () => {} };
-      await within(regionStream(link, c.region, c.headerBytes + k * c.pageSize, bytes.length, into), c.timeoutMs, `read of snapshot pages ${k}…${k + q - p - 1} from ${c.parent}`);
+      await within(regionStream(link, c.region, c.headerBytes + k * c.pageSize, bytes.length, sinkInto(bytes)), c.timeoutMs, `read of snapshot pages ${k}…${k + q - p - 1} from ${c.parent}`);
       for (let i = 0; i < q - p; i++) checkPage(c, k + i, bytes.subarray(i * c.pageSize, (i + 1) * c.pageSize));
       Atomics.add(c.status, 2, q - p);
       return bytes;

@@ -9,7 +9,7 @@
 // the pull costs one round trip, not two; the header is decoded and checked before the first page byte
 // is written, in the stream's order.
 import type { RegionSource, SnapshotDescriptor } from '../../platform/remote-fork.js';
-import type { PayloadSink } from '../../platform/frame-stream.js';
+import { sinkInto, type PayloadSink } from '../../platform/frame-stream.js';
 import type { Live } from './engine.js';
 import { checkRestorable, setGlobals, type ForkImage } from './snapshot.js';
 import { PAGE_CHECKSUM } from './page-checksum.js';
@@ -225,16 +225,13 @@ class Restore {
   }
 }
 
-/** a sink collecting bytes into `into` */
-const collect = (into: Uint8Array): PayloadSink => ({ data: (b, at) => into.set(b, at), room: (at, max) => into.subarray(at, at + max), placed: () => {}, end: () => {} });
-
 /** eager, dirty, prefetch as above; lazy reads the header only (its pages are placed as they fault: lazy-copy.ts) */
 export async function pullFork(img: ForkImage, d: SnapshotDescriptor, copy: 'eager' | 'dirty' | 'prefetch' | 'lazy', src: RegionSource, target: (memoryBytes: number, args: string[]) => Live, headers: HeaderCache = new HeaderCache()): Promise<Pulled> {
   const t0 = process.hrtime.bigint();
   const headerBytes = new Uint8Array(d.headerBytes);
   const restore = new Restore(img, d, copy, headerBytes, target, headers);
   // the header's read goes out first: the stream answers in order, so it is whole before any page byte
-  const header = src.stream(d.region, 0, d.headerBytes, collect(headerBytes));
+  const header = src.stream(d.region, 0, d.headerBytes, sinkInto(headerBytes));
   // prefetch asks for the working set with the header when the descriptor names its ranges
   const early = copy === 'prefetch' && d.workingSetRanges?.length ? d.workingSetRanges : null;
   const pages =

@@ -163,16 +163,21 @@ export function fullImage(img: ForkImage, s: Snapshot): Uint8Array {
   return m;
 }
 
-/** Writes the snapshot's pages into `mem`, a run of consecutive pages at a time. */
-function writePages(mem: Uint8Array, s: Snapshot): void {
+/** Hands each run of consecutive snapshot pages to `put`: its bytes, and their offset in memory. */
+export function forEachPageRun(s: Pick<Snapshot, 'pages' | 'pageSize' | 'data'>, put: (bytes: Uint8Array, memoryOffset: number) => void): void {
   const { pages, pageSize: P, data } = s;
   let k = 0;
   while (k < pages.length) {
     let e = k + 1;
     while (e < pages.length && pages[e] === pages[e - 1]! + 1) e++;
-    mem.set(data.subarray(k * P, e * P), pages[k]! * P);
+    put(data.subarray(k * P, e * P), pages[k]! * P);
     k = e;
   }
+}
+
+/** Writes the snapshot's pages into `mem`, a run of consecutive pages at a time. */
+function writePages(mem: Uint8Array, s: Snapshot): void {
+  forEachPageRun(s, (bytes, at) => mem.set(bytes, at));
 }
 
 /**
