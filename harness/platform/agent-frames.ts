@@ -10,13 +10,19 @@
 //   snapshot-register: u32 id, u32 n, n bytes of JSON {variant, fn, calls}, the input (parent: a warm
 //                instance that served `calls` calls of the input, snapshotted into regions; answered
 //                by a response whose payload is the SnapshotDescriptor's JSON)
-//   fork-from:   u32 id, u32 n, n bytes of JSON {variant, fn, peer, snapshot, copy}, the input (child:
-//                fork from the peer's regions, serve the input once; answered by a response whose
-//                payload is u32 n, n bytes of JSON (the ForkResult's numbers), the output)
+//   fork-from:   u32 id, u32 n, n bytes of JSON {variant, fn, peer, snapshot, copy, push?}, the input
+//                (child: fork from the peer's regions, serve the input once; answered by a response
+//                whose payload is u32 n, n bytes of JSON (the ForkResult's numbers), the output; with
+//                push {tag}, the pages it would read come as the peer's region-push pieces of that tag)
+//   push-to:     u32 id, u32 n, n bytes of JSON {variant, fn, child, snapshot, copy, tag} (parent: send
+//                the pieces a child forking from the snapshot reads before its answer, as region-push
+//                frames on the link child node `child` opened to this agent; answered by a response)
+//   region-push: u32 tag, u8 piece index (mod 256), the bytes: one piece, unasked, in plan order
+//   push-failed: u32 tag, a UTF-8 message: the pieces of `tag` will not come
 import { ProtocolError, type FrameBytes } from './frame-bytes.js';
 
 /** Bumped whenever a frame changes meaning; a hello with another version is refused, naming both. */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 export const FRAME_HELLO = 6;
 export const FRAME_PUT_MODULE = 7;
@@ -25,6 +31,9 @@ export const FRAME_REGION_READ = 9;
 export const FRAME_REGION_DATA = 10;
 export const FRAME_SNAPSHOT_REGISTER = 11;
 export const FRAME_FORK_FROM = 12;
+export const FRAME_REGION_PUSH = 13;
+export const FRAME_PUSH_FAILED = 14;
+export const FRAME_PUSH_TO = 15;
 
 /** What a shipped module is, so the agent knows how to run it. */
 export const MODULE_KINDS = ['wasm-reactor', 'wasm-command', 'native'] as const;
@@ -61,7 +70,9 @@ export type AgentFrame =
   | ({ type: 'region-read' } & RegionReadFrame)
   | ({ type: 'region-data' } & RegionDataFrame)
   | ({ type: 'snapshot-register' } & JsonFrame)
-  | ({ type: 'fork-from' } & JsonFrame);
+  | ({ type: 'fork-from' } & JsonFrame)
+  | ({ type: 'push-to' } & JsonFrame)
+  | { type: 'push-failed'; id: number; message: string };
 
 /** A frame of JSON fields and raw bytes (snapshot-register, fork-from). */
 export interface JsonFrame {
@@ -128,6 +139,20 @@ export function regionDataFrame(id: number, ok: boolean, payload: Uint8Array): F
   return [b, payload];
 }
 
+/** one pushed piece; routed by its head (type, tag, index) like a region read's answer */
+export function regionPushFrame(tag: number, index: number, payload: Uint8Array): FrameBytes {
+  const b = head(FRAME_REGION_PUSH, tag, 1 + payload.length, 1);
+  b.writeUInt8(index & 0xff, 9);
+  return [b, payload];
+}
+
+export function pushFailedFrame(tag: number, message: string): Buffer {
+  const m = Buffer.from(message, 'utf8');
+  const b = head(FRAME_PUSH_FAILED, tag, m.length, m.length);
+  m.copy(b, 9);
+  return b;
+}
+
 function jsonFrame(type: number, f: JsonFrame): FrameBytes {
   const json = Buffer.from(JSON.stringify(f.json), 'utf8');
   const b = head(type, f.id, 4 + json.length + f.bytes.length, 4 + json.length);
@@ -138,6 +163,7 @@ function jsonFrame(type: number, f: JsonFrame): FrameBytes {
 
 export const snapshotRegisterFrame = (f: JsonFrame): FrameBytes => jsonFrame(FRAME_SNAPSHOT_REGISTER, f);
 export const forkFromFrame = (f: JsonFrame): FrameBytes => jsonFrame(FRAME_FORK_FROM, f);
+export const pushToFrame = (f: JsonFrame): FrameBytes => jsonFrame(FRAME_PUSH_TO, f);
 
 /** u32 n, n bytes of JSON, then raw bytes: a fork-from answer's payload */
 export function jsonAndBytes(json: unknown, bytes: Uint8Array): Buffer {
@@ -199,9 +225,12 @@ export function decodeAgentFrame(type: number, id: number, body: Buffer): AgentF
     case FRAME_REGION_DATA:
       need(6, 'region-data');
       return { type: 'region-data', id, ok: body.readUInt8(5) === 0, payload: body.subarray(6) };
+    case FRAME_PUSH_FAILED:
+      return { type: 'push-failed', id, message: body.toString('utf8', 5) };
     case FRAME_SNAPSHOT_REGISTER:
-    case FRAME_FORK_FROM: {
-      const what = type === FRAME_FORK_FROM ? 'fork-from' : 'snapshot-register';
+    case FRAME_FORK_FROM:
+    case FRAME_PUSH_TO: {
+      const what = type === FRAME_FORK_FROM ? 'fork-from' : type === FRAME_PUSH_TO ? 'push-to' : 'snapshot-register';
       const { json, bytes } = splitJsonAndBytes(body.subarray(5), `frame ${id}: ${what}`);
       return { type: what, id, json, bytes };
     }

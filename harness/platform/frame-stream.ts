@@ -33,8 +33,40 @@ export interface PayloadSink {
 /** A sink that collects a body into `into` (read there where the transport can) */
 export const sinkInto = (into: Uint8Array): PayloadSink => ({ data: (b, at) => into.set(b, at), room: (at, max) => into.subarray(at, at + max), placed: () => {}, end: () => {} });
 
-/** Sees a frame's first ROUTE_HEAD_BYTES body bytes and its body length; a sink takes the rest of that body, null leaves the frame whole. */
-export type FrameRouter = (head: Buffer, bodyLength: number) => PayloadSink | null;
+/**
+ * `sink` guarded for a routed body that should be `length` bytes (`got` came): a sink that throws fails
+ * the body and the rest of its bytes are dropped; `done` gets the failure, or null, after its last byte.
+ */
+export function guardedSink(sink: PayloadSink, length: number, got: number, short: () => string, done: (failed: Error | null) => void): PayloadSink {
+  let failed: Error | null = got === length ? null : new Error(short());
+  const guard = (f: () => void) => {
+    if (failed) return;
+    try {
+      f();
+    } catch (e) {
+      failed = e as Error;
+    }
+  };
+  return {
+    data: (b, at) => guard(() => sink.data(b, at)),
+    room: (at, max) => {
+      let view: Uint8Array | null = null;
+      if (sink.room && sink.placed) guard(() => (view = sink.room!(at, max)));
+      return view;
+    },
+    placed: (at, n) => guard(() => sink.placed!(at, n)),
+    end() {
+      guard(() => sink.end());
+      done(failed);
+    },
+  };
+}
+
+/** A router's answer for a frame it cannot place yet: the reader stops before it, keeping its bytes, until release(). */
+export const HOLD = Symbol('hold');
+
+/** Sees a frame's first ROUTE_HEAD_BYTES body bytes and its body length; a sink takes the rest of that body, null leaves the frame whole, HOLD stops the reader before the frame. */
+export type FrameRouter = (head: Buffer, bodyLength: number) => PayloadSink | null | typeof HOLD;
 
 /** body bytes a router sees: type (u8), id (u32), and one more byte (region-data's status) */
 export const ROUTE_HEAD_BYTES = 6;
@@ -64,8 +96,20 @@ export class FrameReader {
     return frames;
   }
 
+  /** stopped before a frame its router held (HOLD): what arrives is kept until release() */
+  private holding = false;
+
+  get held(): boolean {
+    return this.holding;
+  }
+
   /** `reused`: the chunk's memory is overwritten by the next read, so what outlives the call is copied (kept bytes, bodies given to `each`) */
   pushEach(chunk: Buffer, each: (body: Buffer) => void, reused = false): void {
+    if (this.holding) {
+      this.chunks.push(reused ? Buffer.from(chunk) : chunk);
+      this.buffered += chunk.length;
+      return;
+    }
     let buf = chunk;
     if (this.buffered) {
       this.chunks.push(chunk);
@@ -102,6 +146,11 @@ export class FrameReader {
           return;
         }
         const s = this.router(buf.subarray(o + 4, o + 4 + ROUTE_HEAD_BYTES), len);
+        if (s === HOLD) {
+          this.keep(buf.subarray(o), Infinity, reused);
+          this.holding = true;
+          return;
+        }
         if (s) {
           o += 4 + ROUTE_HEAD_BYTES;
           this.sink = s;
@@ -119,6 +168,17 @@ export class FrameReader {
       each(reused ? Buffer.from(body) : body);
       o += 4 + len;
     }
+  }
+
+  /** Goes on from a held frame (its router is asked again), with what was kept since. */
+  release(each: (body: Buffer) => void): void {
+    if (!this.holding) return;
+    this.holding = false;
+    const kept = Buffer.concat(this.chunks, this.buffered);
+    this.chunks = [];
+    this.buffered = 0;
+    this.need = 4;
+    this.pushEach(kept, each);
   }
 
   /** Bytes that finish what the reader is in (a routed body, or a frame it is joining); 0 at a frame boundary. */

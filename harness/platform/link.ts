@@ -8,9 +8,10 @@ import fs from 'node:fs';
 import type net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { FrameReader, ROUTE_HEAD_BYTES, writeFrame, type PayloadSink } from './frame-stream.js';
+import { FrameReader, ROUTE_HEAD_BYTES, guardedSink, writeFrame, type PayloadSink } from './frame-stream.js';
+import { PushInbox, pushedReads } from './link-push.js';
 import { MAX_FRAME_BYTES, ProtocolError, decodeFrame, type Frame, type FrameBytes } from './protocol.js';
-import { FRAME_REGION_DATA, encodeRegionRead, regionDataFrame } from './agent-frames.js';
+import { FRAME_REGION_DATA, FRAME_REGION_PUSH, encodeRegionRead, pushFailedFrame, regionDataFrame, regionPushFrame } from './agent-frames.js';
 import { parseEndpoint, type Listener } from './transport.js';
 import { ReadFeed } from './read-feed.js';
 
@@ -31,7 +32,20 @@ export interface Link {
   close(): void;
   /** the stream socket under a socket link, for joining it to another in the kernel (sockmap); absent on other transports */
   readonly socket?: net.Socket;
+  /**
+   * Push, optional (a transport without it is read from instead): `pushRegion` sends `length` bytes
+   * at `offset` of this side's region `id`, unasked, as piece `index` of `tag`; the peer takes the
+   * pieces of a tag in order with `expectPush`. A piece that arrives before it is expected holds the
+   * link (nothing behind it is read) for up to PUSH_HOLD_MS, then is dropped (link-push.ts). `pushFailed` tells the
+   * peer the pieces of `tag` will not come; `dropPushes` gives up waiting for them.
+   */
+  pushRegion?(tag: number, index: number, id: string, offset: number, length: number): boolean;
+  pushFailed?(tag: number, message: string): void;
+  expectPush?(tag: number, index: number, length: number, sink: PayloadSink): Promise<void>;
+  dropPushes?(tag: number, why: string): void;
 }
+
+export { PUSH_HOLD_MS } from './link-push.js';
 
 export interface LinkOptions {
   /** this side's regions, readable by the peer */
@@ -104,6 +118,9 @@ export function regionStream(link: Link, id: string, offset: number, length: num
 /** A link's regions as a remote fork's child reads them (RemoteForker's RegionSource): streamed reads, where the link can */
 export const regionSource = (link: Link) => ({ stream: (id: string, offset: number, length: number, sink: PayloadSink) => regionStream(link, id, offset, length, sink) });
 
+/** A RegionSource whose first `pieces` reads are what the peer pushes as `tag`, the rest read (link-push.ts); close() drops what is still to come. */
+export const pushedSource = (link: Link, tag: number, pieces: number, waitMs: number) => pushedReads(link, tag, pieces, waitMs, (id, offset, length, sink) => regionStream(link, id, offset, length, sink));
+
 interface PendingRead {
   resolve: (b: Uint8Array) => void;
   reject: (e: Error) => void;
@@ -119,48 +136,53 @@ interface PendingRead {
 export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions = {}, feed?: ReadFeed): Link {
   const regions = opts.regions ?? NO_REGIONS;
   const reads = new Map<number, PendingRead>();
+  // pushed pieces: a held piece stops the reading until it is expected (link-push.ts); then, outside the
+  // read callback that may be running, the held bytes are parsed and the socket is read again
+  const pushes = new PushInbox(
+    peer,
+    () => socket.pause(),
+    () =>
+      setImmediate(() => {
+        if (closed !== undefined) return;
+        onChunk(null, false);
+        if (!reader.held) socket.resume();
+      }),
+  );
   const streaming = () => {
+    if (pushes.waiting) return true;
     for (const r of reads.values()) if (r.sink) return true;
     return false;
   };
-  // a streamed read's answer (region-data, ok) goes to its sink piece by piece; a sink that throws fails its read, the rest of its bytes are dropped.
-  // The read stays pending until its body has ended, so a link that ends in the middle of it fails it too.
+  // a streamed read's answer (region-data, ok) goes to its sink piece by piece, and so does a pushed
+  // piece (region-push) to the sink that expects it. A read stays pending until its body has ended, so
+  // a link that ends in the middle of it fails it too.
   const reader = new FrameReader((head, bodyLength) => {
+    const got = bodyLength - ROUTE_HEAD_BYTES;
+    if (head[0] === FRAME_REGION_PUSH) return pushes.route(head, got);
     if (head[0] !== FRAME_REGION_DATA || head[5] !== 0) return null;
     const id = head.readUInt32LE(1);
     const r = reads.get(id);
     if (!r?.sink || r.routed) return null;
     r.routed = true;
-    const got = bodyLength - ROUTE_HEAD_BYTES;
-    const sink = r.sink;
-    let failed: Error | null = got === r.length ? null : new Error(`${peer} answered ${r.what} with ${got} bytes`);
-    const guard = (f: () => void) => {
-      if (failed) return;
-      try {
-        f();
-      } catch (e) {
-        failed = e as Error;
-      }
-    };
-    return {
-      data: (b, at) => guard(() => sink.data(b, at)),
-      room: (at, max) => {
-        let view: Uint8Array | null = null;
-        if (sink.room && sink.placed) guard(() => (view = sink.room!(at, max)));
-        return view;
-      },
-      placed: (at, n) => guard(() => sink.placed!(at, n)),
-      end() {
-        if (reads.get(id) !== r) return; // the link ended first: the read failed then
-        reads.delete(id);
-        guard(() => sink.end());
-        if (failed) r.reject(failed);
-        else r.resolve(NO_BYTES);
-      },
-    };
+    return guardedSink(r.sink, r.length, got, () => `${peer} answered ${r.what} with ${got} bytes`, (failed) => {
+      if (reads.get(id) !== r) return; // the link ended first: the read failed then
+      reads.delete(id);
+      if (failed) r.reject(failed);
+      else r.resolve(NO_BYTES);
+    });
   });
   let nextRead = 1;
-  let requestsCorked = false;
+  let corkedTick = false;
+  /** what is written in this tick leaves in one write */
+  const corkThisTick = () => {
+    if (corkedTick) return;
+    corkedTick = true;
+    socket.cork();
+    process.nextTick(() => {
+      corkedTick = false;
+      socket.uncork();
+    });
+  };
   let onFramesCb: ((frames: (Frame | ProtocolError)[]) => void) | null = null;
   const closeCbs: ((why: Error | null) => void)[] = [];
   let closed: Error | null | undefined;
@@ -171,6 +193,7 @@ export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions =
     closed = why;
     for (const r of reads.values()) r.reject(new Error(`the link to ${peer} ended during ${r.what}${why ? `: ${why.message}` : ''}`));
     reads.clear();
+    pushes.end(why);
     for (const cb of closeCbs) cb(why);
   };
   socket.on('error', (e) => {
@@ -178,12 +201,14 @@ export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions =
     socket.destroy();
   });
   socket.on('close', () => end(null));
-  const onChunk = (chunk: Buffer, reused: boolean) => {
+  /** chunk: bytes that arrived; null: go on from a held piece that is now expected */
+  const onChunk = (chunk: Buffer | null, reused: boolean) => {
     const app: (Frame | ProtocolError)[] = [];
     // Answers to one burst leave in as few writes as possible.
     socket.cork();
     try {
-      reader.pushEach(chunk, onBody, reused);
+      if (chunk) reader.pushEach(chunk, onBody, reused);
+      else reader.release(onBody);
     } catch (e) {
       socket.destroy(e as Error); // a corrupt length: the stream cannot be resynchronised
       return;
@@ -208,9 +233,12 @@ export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions =
         if (!f.ok) r.reject(new Error(`${peer} refused ${r.what}: ${Buffer.from(f.payload).toString('utf8')}`));
         else if (r.sink) r.reject(new Error(`internal: the answer to ${r.what} was not streamed`));
         else r.resolve(f.payload);
+      } else if (!(f instanceof Error) && f.type === 'push-failed') {
+        pushes.drop(f.id, `${peer} will not push tag ${f.id}: ${f.message}`);
       } else app.push(f);
     }
   };
+
   if (feed) {
     // While streamed reads are pending, a read stops where the current step ends (a frame's head, the
     // rest of a frame, a routed body's room), so that the next answer's bytes can be read into place.
@@ -235,14 +263,7 @@ export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions =
       const frame = encodeRegionRead({ id: rid, region: id, offset, length }); // throws before anything is pending
       reads.set(rid, { resolve, reject, what, length, ...(sink ? { sink } : {}) });
       // the reads asked for in one tick (a pull asks for its header and pages at once) leave in one write
-      if (!requestsCorked) {
-        requestsCorked = true;
-        socket.cork();
-        process.nextTick(() => {
-          requestsCorked = false;
-          socket.uncork();
-        });
-      }
+      corkThisTick();
       writeFrame(socket, frame);
     });
   };
@@ -258,6 +279,20 @@ export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions =
       if (closed !== undefined) cb(closed);
       else closeCbs.push(cb);
     },
+    pushRegion(tag, index, id, offset, length) {
+      const got = regions.slice(id, offset, length);
+      if (typeof got === 'string') throw new Error(got);
+      // not corked with the next piece: the header goes ahead of the pages, so the child decodes it while they come
+      return writeFrame(socket, regionPushFrame(tag, index, got));
+    },
+    pushFailed(tag, message) {
+      if (socket.writable) writeFrame(socket, pushFailedFrame(tag, message));
+    },
+    expectPush(tag, index, length, sink) {
+      if (closed !== undefined) return Promise.reject(new Error(`the link to ${peer} is closed: cannot take pushed tag ${tag}`));
+      return pushes.expect(tag, index, length, sink);
+    },
+    dropPushes: (tag, why) => pushes.drop(tag, why),
     readRegion: (id, offset, length) => request(id, offset, length),
     readRegionStream: (id, offset, length, sink) => request(id, offset, length, sink).then(() => undefined),
     close() {
