@@ -1,7 +1,7 @@
 // A client of a node agent over a Link (any scheme): hello (version check, capabilities),
 // put-module, invoke, restart, ping, and reads of the agent's regions.
 import { encodePing, invokeFrame, type FrameBytes, type ResponseFrame } from './protocol.js';
-import { PROTOCOL_VERSION, encodeHello, encodeRestart, forkFromFrame, putModuleFrame, snapshotRegisterFrame, splitJsonAndBytes, type HelloFrame, type ModuleKind } from './agent-frames.js';
+import { PROTOCOL_VERSION, encodeHello, encodeRestart, forkFromFrame, pushToFrame, putModuleFrame, snapshotRegisterFrame, splitJsonAndBytes, type HelloFrame, type ModuleKind } from './agent-frames.js';
 import type { ForkResult, RemoteCopy, SnapshotDescriptor } from './remote-fork.js';
 import { connectLink, type Link, type LinkOptions } from './link.js';
 import { sha256Hex, HASH_PREFIX } from './module-store.js';
@@ -85,11 +85,17 @@ export class AgentClient {
     return JSON.parse(Buffer.from(p).toString('utf8')) as SnapshotDescriptor;
   }
 
-  /** Child side: fork from the agent at `peer` (the snapshot's owner) and answer `input` once. */
-  async forkFrom(peer: string, snapshot: SnapshotDescriptor, copy: RemoteCopy, input: Uint8Array): Promise<ForkResult> {
-    const p = await this.ok((id) => forkFromFrame({ id, json: { variant: snapshot.variant, fn: snapshot.fn, peer, snapshot, copy }, bytes: input }), `fork-from ${peer} (${copy})`);
+  /** Child side: fork from the agent at `peer` (the snapshot's owner) and answer `input` once; with `push`, take the pages the peer pushes as that tag (pushTo). */
+  async forkFrom(peer: string, snapshot: SnapshotDescriptor, copy: RemoteCopy, input: Uint8Array, push?: { tag: number }): Promise<ForkResult> {
+    const p = await this.ok((id) => forkFromFrame({ id, json: { variant: snapshot.variant, fn: snapshot.fn, peer, snapshot, copy, ...(push ? { push } : {}) }, bytes: input }), `fork-from ${peer} (${copy}${push ? ', pushed' : ''})`);
     const { json, bytes } = splitJsonAndBytes(p, 'fork-from answer');
     return { ...(json as unknown as Omit<ForkResult, 'output'>), output: bytes };
+  }
+
+  /** Parent side: push what child node `child` reads when it forks from `snapshot` (it must have a link open to this agent: its first fork from here opens one), as `tag`. */
+  async pushTo(child: string, snapshot: SnapshotDescriptor, copy: RemoteCopy, tag: number): Promise<{ pieces: number; bytes: number }> {
+    const p = await this.ok((id) => pushToFrame({ id, json: { variant: snapshot.variant, fn: snapshot.fn, child, snapshot, copy, tag }, bytes: new Uint8Array(0) }), `push-to ${child} (${copy})`);
+    return JSON.parse(Buffer.from(p).toString('utf8')) as { pieces: number; bytes: number };
   }
 
   async ping(): Promise<void> {

@@ -2,15 +2,15 @@
 // protocol version and capabilities), takes modules by content hash (put-module), starts its
 // variants afresh on request (restart), and exposes registered regions to one-sided reads (served
 // by the link itself, see link.ts); every shipped module is such a region, named as it is invoked. The gateway's executors are agents of one variant.
-// Remote fork (remote-fork.ts): snapshot-register makes a variant publish a warm instance's snapshot
-// as regions; fork-from makes it fork from a peer agent's regions over a link of its own to that peer.
+// Remote fork (remote-fork.ts): snapshot-register, fork-from and push-to, handled in agent-fork.ts.
 import os from 'node:os';
 import type { FunctionEntry } from '../functions/types.js';
 import { encodeResponse, errorResponse, responseFrame, type FrameBytes, type InvokeFrame } from './protocol.js';
-import { PROTOCOL_VERSION, encodeHello, jsonAndBytes, type JsonFrame, type PutModuleFrame } from './agent-frames.js';
-import { REMOTE_COPY_MODES, isRemoteForker, type RemoteCopy, type RemoteForker, type SnapshotDescriptor } from './remote-fork.js';
+import { PROTOCOL_VERSION, encodeHello, type PutModuleFrame } from './agent-frames.js';
+import { isRemoteForker, type RemoteForker } from './remote-fork.js';
+import { AgentForks } from './agent-fork.js';
 import { HASH_PREFIX, type ModuleStore } from './module-store.js';
-import { connectLink, linkSchemes, regionSource, type Link, type RegionTable } from './link.js';
+import { linkSchemes, type Link, type RegionTable } from './link.js';
 import { InvokeError, type Capability, type Mode, type Variant } from './variant.js';
 
 export interface FunctionLookup {
@@ -46,12 +46,13 @@ const PONG = new Uint8Array(0);
 
 export class Agent {
   private readonly variants = new Map<string, { variant: Variant; capability: Capability }>();
-  /** links to peer agents this one forks from, by endpoint (kept for the next fork) */
-  private readonly peers = new Map<string, Promise<Link>>();
+  private readonly forks: AgentForks;
   /** RSS just after the last fork-from answer was sent (see AgentInfo.memory) */
   private lastForkRss: number | undefined;
 
-  private constructor(private readonly opts: AgentOptions) {}
+  private constructor(private readonly opts: AgentOptions) {
+    this.forks = new AgentForks({ node: opts.node, regions: opts.regions, forker: (json) => this.forker(json) });
+  }
 
   static async start(opts: AgentOptions): Promise<Agent> {
     if (!opts.variantNames.length) throw new Error('an agent serves at least one variant');
@@ -106,6 +107,8 @@ export class Agent {
             void this.invoke(frame).then((reply) => link.send(reply));
             break;
           case 'hello':
+            // a child agent that opened this link to fork from here: a parent may push to it on it
+            if (frame.info.role === 'peer' && typeof frame.info.node === 'string') this.forks.introduced(frame.info.node, link);
             link.send(
               frame.version === PROTOCOL_VERSION
                 ? encodeHello({ id: frame.id, version: PROTOCOL_VERSION, info: this.info() as unknown as Record<string, unknown> })
@@ -116,10 +119,13 @@ export class Agent {
             link.send(this.putModule(frame));
             break;
           case 'snapshot-register':
-            void this.snapshotRegister(frame).then((reply) => link.send(reply));
+            void this.forks.snapshotRegister(frame).then((reply) => link.send(reply));
+            break;
+          case 'push-to':
+            void this.forks.pushTo(frame).then((reply) => link.send(reply));
             break;
           case 'fork-from':
-            void this.forkFrom(frame).then((reply) => {
+            void this.forks.forkFrom(frame).then((reply) => {
               link.send(reply);
               this.lastForkRss = process.memoryUsage.rss();
             });
@@ -187,67 +193,16 @@ export class Agent {
     }
   }
 
-  private forker(json: Record<string, unknown>): { fn: FunctionEntry; forker: RemoteForker; variant: string } {
+  private forker(json: Record<string, unknown>): { fn: FunctionEntry; forker: RemoteForker } {
     const name = String(json.variant);
     const served = this.variants.get(name);
     if (!served) throw new Error(`agent ${this.opts.node} serves ${[...this.variants.keys()].map((n) => `"${n}"`).join(', ')}, not "${name}"`);
     if (!isRemoteForker(served.variant)) throw new Error(`variant ${name} cannot snapshot or fork remotely`);
-    return { fn: this.lookup(String(json.fn)), forker: served.variant, variant: name };
-  }
-
-  private async snapshotRegister(f: JsonFrame): Promise<Buffer> {
-    try {
-      const { fn, forker } = this.forker(f.json);
-      const calls = Number(f.json.calls);
-      if (!(Number.isInteger(calls) && calls >= 0)) throw new Error(`snapshot-register: calls must be an integer >= 0, not ${JSON.stringify(f.json.calls)}`);
-      const d = await forker.snapshotRegister(fn, f.bytes, calls, this.opts.regions);
-      return encodeResponse({ id: f.id, status: 'ok', serverNs: d.snapshotNs, payload: Buffer.from(JSON.stringify(d)) });
-    } catch (e) {
-      return errorResponse(f.id, e instanceof InvokeError ? e.kind : 'bad-request', (e as Error).message);
-    }
-  }
-
-  private peerLink(endpoint: string): Promise<Link> {
-    let p = this.peers.get(endpoint);
-    if (!p) {
-      const made = connectLink(endpoint, { regions: this.opts.regions });
-      p = made;
-      this.peers.set(endpoint, made);
-      const forget = () => {
-        if (this.peers.get(endpoint) === made) this.peers.delete(endpoint);
-      };
-      made.then((l) => l.onClose(forget), forget);
-    }
-    return p;
-  }
-
-  private async forkFrom(f: JsonFrame): Promise<Buffer> {
-    let fn: FunctionEntry;
-    let forker: RemoteForker;
-    const copy = String(f.json.copy) as RemoteCopy;
-    const peer = String(f.json.peer);
-    const snapshot = f.json.snapshot as SnapshotDescriptor | undefined;
-    try {
-      ({ fn, forker } = this.forker(f.json));
-      if (!REMOTE_COPY_MODES.includes(copy)) throw new Error(`fork-from: copy is one of ${REMOTE_COPY_MODES.join(', ')}, not "${copy}"`);
-      if (!snapshot || typeof snapshot.region !== 'string') throw new Error('fork-from: no snapshot descriptor (the answer of snapshot-register)');
-    } catch (e) {
-      return errorResponse(f.id, 'bad-request', (e as Error).message);
-    }
-    try {
-      const link = await this.peerLink(peer);
-      const r = await forker.forkFrom(fn, { peer, snapshot, copy, input: f.bytes }, regionSource(link));
-      const { output, ...numbers } = r;
-      return encodeResponse({ id: f.id, status: 'ok', serverNs: r.firstResponseNs, payload: jsonAndBytes(numbers, output) });
-    } catch (e) {
-      const kind = e instanceof InvokeError ? e.kind : 'unavailable';
-      return errorResponse(f.id, kind, `fork of ${fn.name} from ${peer} (region ${snapshot.region}, copy ${copy}) failed: ${(e as Error).message}`);
-    }
+    return { fn: this.lookup(String(json.fn)), forker: served.variant };
   }
 
   async teardown(): Promise<void> {
-    for (const p of this.peers.values()) void p.then((l) => l.close(), () => {});
-    this.peers.clear();
+    this.forks.close();
     await Promise.allSettled([...this.variants.values()].map((v) => v.variant.teardown()));
   }
 }

@@ -75,6 +75,16 @@ export interface RemoteForker {
   snapshotRegister(fn: FunctionEntry, input: Uint8Array, calls: number, regions: RegionTable): Promise<SnapshotDescriptor>;
   /** child: a new instance from the peer's regions, which serves `req.input` once */
   forkFrom(fn: FunctionEntry, req: ForkFromRequest, src: RegionSource): Promise<ForkResult>;
+  /** the reads a child forking from `d` makes before its answer, in the order it makes them: what a
+   *  parent pushes instead (optional: without it, children only pull) */
+  pushPlan?(d: SnapshotDescriptor, copy: RemoteCopy): RegionPiece[];
+}
+
+/** `length` bytes at `offset` of region `region` */
+export interface RegionPiece {
+  region: string;
+  offset: number;
+  length: number;
 }
 
 export function isRemoteForker(v: unknown): v is RemoteForker {

@@ -17,7 +17,7 @@ import type { Snapshot } from './wasm/snapshot-format.js';
 import { WasmRemoteFork } from './wasm/remote-fork.js';
 import type { RegionTable } from '../platform/link.js';
 import type { ModeDecl } from '../platform/modes.js';
-import type { ForkFromRequest, ForkResult, RegionSource, RemoteForker, SnapshotDescriptor } from '../platform/remote-fork.js';
+import type { ForkFromRequest, ForkResult, RegionPiece, RegionSource, RemoteCopy, RemoteForker, SnapshotDescriptor } from '../platform/remote-fork.js';
 
 /** each call in a child forked in-process from a warm parent's snapshot; its own colour, not a shade of cold */
 const LOCAL_FORK: ModeDecl = { id: 'local-fork', label: 'local-fork', rank: 4, colour: '#c2185b' };
@@ -82,6 +82,11 @@ export class WasmForkVariant implements Variant, RemoteForker {
     const why = this.supports(fn, 'local-fork');
     if (why) throw new InvokeError('unavailable', why);
     return this.remote.forkFrom(this.image(fn), req, src);
+  }
+
+  /** What a child of `d` reads before its answer, for a parent that pushes it (push-to). */
+  pushPlan(d: SnapshotDescriptor, copy: RemoteCopy): RegionPiece[] {
+    return this.remote.pushPlan(d, copy);
   }
 
   async check(): Promise<Capability> {

@@ -4,10 +4,10 @@
 // prefaulted one kept ready per memory size when there is one, and serves one call.
 import { InvokeError } from '../../platform/variant.js';
 import type { RegionTable } from '../../platform/link.js';
-import type { ForkFromRequest, ForkResult, RegionSource, SnapshotDescriptor } from '../../platform/remote-fork.js';
+import type { ForkFromRequest, ForkResult, RegionPiece, RegionSource, RemoteCopy, SnapshotDescriptor } from '../../platform/remote-fork.js';
 import { run, type Live } from './engine.js';
 import { prefault } from './instance-pool.js';
-import { HeaderCache, pullFork } from './remote-pull.js';
+import { HeaderCache, pullFork, pullPlan } from './remote-pull.js';
 import { freshInstance, fullImage, instantiateParent, tablesIntact, takeSnapshot, type ForkImage } from './snapshot.js';
 import { encodeSnapshot } from './snapshot-format.js';
 import { recordWorkingSet, toRuns } from './working-set.js';
@@ -76,6 +76,11 @@ export class WasmRemoteFork {
       parentCallsNs: Number(t1 - t0),
       snapshotNs: Number(now() - t1),
     };
+  }
+
+  /** what a child reads before its answer (remote-pull.ts), so a parent can push it */
+  pushPlan(d: SnapshotDescriptor, copy: RemoteCopy): RegionPiece[] {
+    return pullPlan(d, copy);
   }
 
   async forkFrom(img: ForkImage, req: ForkFromRequest, src: RegionSource): Promise<ForkResult> {

@@ -8,7 +8,7 @@
 // in the descriptor), and so does prefetch for the working set when the descriptor names its ranges, so
 // the pull costs one round trip, not two; the header is decoded and checked before the first page byte
 // is written, in the stream's order.
-import type { RegionSource, SnapshotDescriptor } from '../../platform/remote-fork.js';
+import type { RegionPiece, RegionSource, SnapshotDescriptor } from '../../platform/remote-fork.js';
 import { sinkInto, type PayloadSink } from '../../platform/frame-stream.js';
 import type { Live } from './engine.js';
 import { checkRestorable, setGlobals, type ForkImage } from './snapshot.js';
@@ -34,10 +34,24 @@ export interface Pulled {
 }
 
 /** [offset, end) ranges cut into reads of at most PULL_CHUNK bytes */
-function chunks(ranges: readonly [number, number][]): [number, number][] {
+function chunks(ranges: readonly (readonly [number, number])[]): [number, number][] {
   const out: [number, number][] = [];
   for (const [a, b] of ranges) for (let o = a; o < b; o += PULL_CHUNK) out.push([o, Math.min(b, o + PULL_CHUNK)]);
   return out;
+}
+
+/** The page ranges a pull asks for with the header (eager, dirty; prefetch's working set when the descriptor names it), or null. */
+function earlyRanges(d: SnapshotDescriptor, copy: string): { region: string; ranges: readonly [number, number][]; image: boolean } | null {
+  if (copy === 'eager') return { region: d.imageRegion, ranges: [[0, d.imageBytes]], image: true };
+  if (copy === 'dirty') return d.totalBytes > d.headerBytes ? { region: d.region, ranges: [[d.headerBytes, d.totalBytes]], image: false } : null;
+  if (copy === 'prefetch' && d.workingSetRanges?.length) return { region: d.region, ranges: d.workingSetRanges, image: false };
+  return null;
+}
+
+/** The reads pullFork makes before the child's call, in the order it makes them: the header, then the early ranges' chunks. A parent that pushes sends exactly these. */
+export function pullPlan(d: SnapshotDescriptor, copy: string): RegionPiece[] {
+  const early = earlyRanges(d, copy);
+  return [{ region: d.region, offset: 0, length: d.headerBytes }, ...(early ? chunks(early.ranges).map(([o, e]) => ({ region: early.region, offset: o, length: e - o })) : [])];
 }
 
 /** Streams the ranges of `region`, PULL_WINDOW reads in flight; a read at region offset o hands its bytes to `to(o)`. Resolves with the bytes read. */
@@ -232,16 +246,10 @@ export async function pullFork(img: ForkImage, d: SnapshotDescriptor, copy: 'eag
   const restore = new Restore(img, d, copy, headerBytes, target, headers);
   // the header's read goes out first: the stream answers in order, so it is whole before any page byte
   const header = src.stream(d.region, 0, d.headerBytes, sinkInto(headerBytes));
-  // prefetch asks for the working set with the header when the descriptor names its ranges
-  const early = copy === 'prefetch' && d.workingSetRanges?.length ? d.workingSetRanges : null;
-  const pages =
-    copy === 'eager'
-      ? streamRanges(src, d.imageRegion, [[0, d.imageBytes]], (o) => restore.image(o))
-      : copy === 'dirty' && d.totalBytes > d.headerBytes
-        ? streamRanges(src, d.region, [[d.headerBytes, d.totalBytes]], (o) => restore.pages(o))
-        : early
-          ? streamRanges(src, d.region, early, (o) => restore.pages(o))
-          : null;
+  // the pages asked for with the header (pullPlan): eager the image, dirty the pages, prefetch the working set when the descriptor names its ranges
+  const e = earlyRanges(d, copy);
+  const early = copy === 'prefetch' && e ? e.ranges : null;
+  const pages = e ? streamRanges(src, e.region, e.ranges, (o) => (e.image ? restore.image(o) : restore.pages(o))) : null;
   // a bad header fails the page reads with the header's own error; report that one
   pages?.catch(() => {});
   await header;
