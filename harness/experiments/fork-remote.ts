@@ -15,6 +15,8 @@ import { shuffle } from '../measure/random.js';
 import { currentCpus, expandCpus, withAffinity } from '../experiment/affinity.js';
 
 const V = 'wasm-fork';
+export const REMOTE_VIAS = ['pull', 'push'] as const;
+export type RemoteVia = (typeof REMOTE_VIAS)[number];
 /** unmeasured rounds before the first size's forks count: the agents' first forks run code V8 has not compiled yet (in a run of 60 rounds, the first 10 were ~40% slower) */
 const REMOTE_WARMUP = 20;
 const MiB = 2 ** 20;
@@ -24,6 +26,8 @@ export interface RemoteForkPlan {
   reps: number;
   warmup: number;
   copies: RemoteCopy[];
+  /** how the pages travel: pull (the child reads them), push (the parent sends them beside the request) */
+  vias: RemoteVia[];
   /** largest number of children for forks per second */
   children: number;
   /** seconds each forks-per-second point runs */
@@ -112,6 +116,8 @@ async function remoteForks(ctx: RunContext, plan: RemoteForkPlan, place: ReturnT
     };
     const pc = await connect(parent);
     const cc = await Promise.all(children.map(connect));
+    const childName = (await cc[0]!.hello()).node;
+    let tag = 0;
     ctx.notes.push(`remote fork: parent and ${children.length} child agent(s) in network namespaces of their own on one bridge (veths), TCP links; children pull with streamed region reads (up to 4 MiB each, 16 in flight; eager and dirty ask for their pages with the header, prefetch for its working set) read by the kernel straight into the child instance's memory, every page checked against its fxh64 checksum as soon as it is whole there, before the child runs; a child keeps the last snapshot header it decoded and does not decode a byte-identical one again; copy modes interleaved in a seeded order per round; the first size's first ${REMOTE_WARMUP} rounds (at least) are unmeasured warm-up, as the agents' code is compiled while it runs${shaping ? `; shaping ${shaping}` : ''}`);
     for (const mib of plan.sizes) {
       if (ctx.interrupted) return;
@@ -138,24 +144,39 @@ async function remoteForks(ctx: RunContext, plan: RemoteForkPlan, place: ReturnT
       // copy modes interleaved, a seeded order per round: a mode measured first would also pay the child
       // agent's warm-up (its first forks run cold code), and slow drift favours none of them
       const copies = plan.copies.filter((c) => c !== 'lazy' || lazy.ok);
+      // lazy reads its pages as they fault: there is nothing to push beside the request but the header
+      const ways = copies.flatMap((copy) => plan.vias.filter((via) => via === 'pull' || copy !== 'lazy').map((via) => ({ copy, via })));
       const reps = mib >= 512 ? Math.min(plan.reps, 3) : mib >= 128 ? Math.min(plan.reps, 8) : plan.reps;
       const warmup = mib === Math.min(...plan.sizes) ? Math.max(plan.warmup, REMOTE_WARMUP) : plan.warmup;
       for (let r = 0; r < warmup + reps; r++) {
-        for (const copy of shuffle(copies, ctx.rng)) {
+        for (const { copy, via } of shuffle(ways, ctx.rng)) {
           const t0 = process.hrtime.bigint();
-          const res = await cc[0]!.forkFrom(parent.endpoint, d, copy, input);
-          const e2e = Number(process.hrtime.bigint() - t0);
+          let res;
+          let e2e: number;
+          if (via === 'push') {
+            // the child first: the parent shares this process's CPU, and once woken would run (push) before this process sent the child its request
+            const t = (tag = (tag % 0xffffffff) + 1);
+            const forked = cc[0]!.forkFrom(parent.endpoint, d, copy, input, { tag: t }).then((r) => ((e2e = Number(process.hrtime.bigint() - t0)), r));
+            const pushed = pc.pushTo(childName, d, copy, t);
+            const [f, p] = await Promise.allSettled([forked, pushed]);
+            if (f.status === 'rejected') throw f.reason;
+            if (p.status === 'rejected') throw p.reason;
+            res = f.value;
+          } else {
+            res = await cc[0]!.forkFrom(parent.endpoint, d, copy, input);
+            e2e = Number(process.hrtime.bigint() - t0);
+          }
           // off the clock: the child's RSS just after its answer, and a barrier, so the next fork does
           // not queue behind this one's clean-up (the child prepares its next target after answering)
           const rss = (await cc[0]!.hello()).memory.lastForkRssBytes;
           const got = Buffer.from(res.output).toString();
-          if (got !== want) throw new FatalMeasurementError(`remote fork (${copy}) of statefill ${mib} MiB answered ${JSON.stringify(got.slice(0, 80))}, want ${JSON.stringify(want)}`);
+          if (got !== want) throw new FatalMeasurementError(`remote fork (${copy}, ${via}) of statefill ${mib} MiB answered ${JSON.stringify(got.slice(0, 80))}, want ${JSON.stringify(want)}`);
           if (r < warmup) continue;
           const it = r - warmup;
-          const p = sp(copy);
+          const p = via === 'push' ? `${sp(copy)};via=push` : sp(copy);
           ctx.record([
             { ...base, metric: 'fork_latency', params: p, iteration: it, value: res.forkNs / 1000, unit: 'us' },
-            { ...base, metric: 'first_response', params: p, iteration: it, value: e2e / 1000, unit: 'us' },
+            { ...base, metric: 'first_response', params: p, iteration: it, value: e2e! / 1000, unit: 'us' },
             { ...base, metric: 'first_response_child', params: p, iteration: it, value: res.firstResponseNs / 1000, unit: 'us' },
             { ...base, metric: 'bytes_moved', params: p, iteration: it, value: res.bytesMoved, unit: 'bytes' },
             { ...base, metric: 'bytes_before_response', params: p, iteration: it, value: res.bytesBeforeResponse, unit: 'bytes' },

@@ -17,7 +17,7 @@ import { InstancePool } from '../variants/wasm/instance-pool.js';
 import { fork, instantiateParent, prepareImage, restoreInto, takeSnapshot } from '../variants/wasm/snapshot.js';
 import { CowImage } from '../variants/wasm/cow-image.js';
 import { loadBytes } from '../variants/wasm/engine.js';
-import { measureRemoteFork, shapingProblem } from './fork-remote.js';
+import { REMOTE_VIAS, measureRemoteFork, shapingProblem, type RemoteVia } from './fork-remote.js';
 import { forkFigures } from '../figures/fork.js';
 import { drawFigures } from '../figures/draw.js';
 import { forkReport } from './fork-report.js';
@@ -35,6 +35,7 @@ export const fork_: Experiment = {
     sizes: { type: 'string', help: 'fork: state sizes in MiB (default quick 1,16; full 1,16,128,1024)' },
     children: { type: 'string', help: 'fork: child nodes for forks per second, 1…N (default quick 2; full 4)' },
     copies: { type: 'string', help: `fork: remote copy modes (default eager,dirty,prefetch,lazy; of ${REMOTE_COPY_MODES.join(', ')})` },
+    via: { type: 'string', help: `fork: how a remote fork's pages travel (default pull,push; of ${REMOTE_VIAS.join(', ')}): pull = the child reads them from the parent, push = the parent sends them beside the request` },
     netem: { type: 'string', help: 'fork: tc shaping on every node\'s veth, e.g. "delay 100us rate 10gbit" (netem; where the kernel has no netem, only "rate X", with tbf); recorded in params' },
   },
   async run(ctx) {
@@ -43,6 +44,8 @@ export const fork_: Experiment = {
     const [children] = positiveInts(args, 'children', [args.quick ? 2 : 4]);
     const copies = String(args.extra.copies ?? 'eager,dirty,prefetch,lazy').split(',') as RemoteCopy[];
     for (const c of copies) if (!REMOTE_COPY_MODES.includes(c)) throw new Error(`--copies: "${c}" is not one of ${REMOTE_COPY_MODES.join(', ')}`);
+    const vias = String(args.extra.via ?? 'pull,push').split(',') as RemoteVia[];
+    for (const v of vias) if (!REMOTE_VIAS.includes(v)) throw new Error(`--via: "${v}" is not one of ${REMOTE_VIAS.join(', ')}`);
     const netem = args.extra.netem as string | undefined;
     const netemProblem = netem === undefined ? null : shapingProblem(netem);
     if (netemProblem) throw new Error(netemProblem);
@@ -56,7 +59,7 @@ export const fork_: Experiment = {
     await containerBaselines(ctx, fits, reps, warmup);
     const ns = netnsAvailable();
     if (!ns.ok) ctx.skip('wasm', 'statefill', 'remote-fork', ns.reason);
-    else if (fits.length) await measureRemoteFork(ctx, { sizes: fits, reps, warmup, copies, children: children!, fanoutSeconds: args.quick ? 1 : 3, netem });
+    else if (fits.length) await measureRemoteFork(ctx, { sizes: fits, reps, warmup, copies, vias, children: children!, fanoutSeconds: args.quick ? 1 : 3, netem });
   },
   async figures(data: FigureData, dir: string) {
     return drawFigures(forkFigures(data.summary), dir);

@@ -32,7 +32,7 @@ const SERIES_COLOURS = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '
 export function seriesOf(r: SummaryRow): string {
   const p = parseParams(r.params);
   const copy = p.copy && p.copy !== 'none' ? ` ${p.copy}${p.pool ? '+pool' : ''}` : '';
-  return `${r.variant} · ${r.mode}${copy}${r.path === 'tcp' ? ' (tcp)' : ''}`;
+  return `${r.variant} · ${r.mode}${copy}${p.via === 'push' ? ' push' : ''}${r.path === 'tcp' ? ' (tcp)' : ''}`;
 }
 
 function points(rows: readonly SummaryRow[], metric: string): Point[] {
