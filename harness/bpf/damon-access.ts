@@ -13,7 +13,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
-import koffi from 'koffi';
+import { C } from '../platform/libc.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BpfObject, TRACEFS, bpfCapability, enableRunTimeStats, ensureTracefs, progInfo, type LinkHandle } from './libbpf.js';
@@ -205,10 +205,8 @@ function idleCount(pfn: readonly bigint[]): number {
 }
 
 const MADV_COLD = 20;
-let madvise: ((addr: bigint, len: number, advice: number) => number) | null = null;
 function coldRange(addr: bigint, len: number): void {
-  madvise ??= koffi.load('libc.so.6').func('int madvise(uintptr_t addr, size_t len, int advice)') as (addr: bigint, len: number, advice: number) => number;
-  if (madvise(addr, len, MADV_COLD) !== 0) throw new Error(`madvise(MADV_COLD) on the memory at 0x${addr.toString(16)} failed`);
+  if (C().madvise(addr, len, MADV_COLD) !== 0) throw new Error(`madvise(MADV_COLD) on the memory at 0x${addr.toString(16)} failed`);
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

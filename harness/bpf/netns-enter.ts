@@ -3,26 +3,13 @@
 // attach, which resolves the ifindex in the caller's namespace) and returns before anything else
 // can run on it. Objects made inside (links, sockets) stay bound to that namespace afterwards.
 import fs from 'node:fs';
-import koffi from 'koffi';
+import { C, errno } from '../platform/libc.js';
 
 const CLONE_NEWNET = 0x40000000;
 export const NETNS_DIR = '/run/netns';
 
-interface Libc {
-  setns(fd: number, nstype: number): number;
-  if_nametoindex(name: string): number;
-}
-let libc: Libc | null = null;
-function C(): Libc {
-  if (!libc) {
-    const l = koffi.load('libc.so.6');
-    libc = { setns: l.func('int setns(int fd, int nstype)'), if_nametoindex: l.func('unsigned int if_nametoindex(const char *name)') } as unknown as Libc;
-  }
-  return libc;
-}
-
 function setns(fd: number, what: string): void {
-  if (C().setns(fd, CLONE_NEWNET) !== 0) throw new Error(`setns(${what}): errno ${koffi.errno()}`);
+  if (C().setns(fd, CLONE_NEWNET) !== 0) throw new Error(`setns(${what}): errno ${errno()}`);
 }
 
 /** Runs `fn` with this thread in network namespace `netns` (null or undefined: where it is). */

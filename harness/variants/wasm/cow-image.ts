@@ -5,7 +5,7 @@
 // first call pays those faults, so its first response includes what the fork left out.
 // V8 owns the memory's mapping; replacing its pages in place keeps the address, length and access V8
 // gave them, and V8 frees the mapping (ours with it) when it frees the memory.
-import { C, address, errno } from './libc.js';
+import { C, address, errno } from '../../platform/libc.js';
 import { checkRestorable, forEachPageRun, setGlobals, type ForkImage } from './snapshot.js';
 import type { Live } from './engine.js';
 import { SnapshotError, type Snapshot } from './snapshot-format.js';

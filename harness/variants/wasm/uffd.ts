@@ -1,7 +1,7 @@
 // userfaultfd(2) through koffi (x86-64): a range of this process's memory whose missing pages are
 // reported on a descriptor instead of being zero-filled, and filled by UFFDIO_COPY from another thread.
 // The lazy remote fork (lazy-copy.ts) registers a child instance's memory with it.
-import { C, address, errno } from './libc.js';
+import { C, address, errno } from '../../platform/libc.js';
 
 const SYS_USERFAULTFD = 323;
 const O_CLOEXEC = 0o2000000;

@@ -1,4 +1,5 @@
-// The libc calls the WASM engine makes through koffi (copy-on-write fork, userfaultfd), bound on first use.
+// The libc calls the harness makes through koffi, bound once, on first use: the WASM engine's (copy-on-write
+// fork, userfaultfd), entering network namespaces, cooling pages for DAMON.
 import koffi from 'koffi';
 
 export interface Libc {
@@ -14,6 +15,8 @@ export interface Libc {
   read(fd: number, buf: Uint8Array, n: number): number;
   poll(fds: Uint8Array, n: number, timeoutMs: number): number;
   close(fd: number): number;
+  setns(fd: number, nstype: number): number;
+  if_nametoindex(name: string): number;
 }
 
 let libc: Libc | null = null;
@@ -33,6 +36,8 @@ export function C(): Libc {
       read: l.func('intptr_t read(int fd, void *buf, size_t n)'),
       poll: l.func('int poll(void *fds, unsigned long n, int timeout)'),
       close: l.func('int close(int fd)'),
+      setns: l.func('int setns(int fd, int nstype)'),
+      if_nametoindex: l.func('unsigned int if_nametoindex(const char *name)'),
     } as unknown as Libc;
   }
   return libc;
