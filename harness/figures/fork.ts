@@ -51,7 +51,7 @@ function latencyFigure(rows: readonly SummaryRow[], metric: 'first_response' | '
   return {
     name: metric === 'first_response' ? 'fork-first-response' : 'fork-latency',
     title: metric === 'first_response' ? 'Fork to the first verified response, against state size' : 'Fork latency (instance ready, before the call), against state size',
-    subtitle: 'Median with its 95% CI; log-log. local = in one process; tcp = a child node pulling from a parent node in another network namespace; cold = compile + instantiate + the call that builds the state; warm = the cached instance\'s next call.',
+    subtitle: 'Median with its 95% CI; log-log. local = in one process; tcp = a child node in another network namespace pulling from a parent node (push: the parent sends the pages beside the child\'s request); cold = compile + instantiate + the call that builds the state; warm = the cached instance\'s next call.',
     notes,
     legendLabel: 'runtime · method copy',
     plot: {
