@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import { loadCatalog } from '../harness/functions/catalog.js';
 import { AgentClient } from '../harness/platform/agent-client.js';
 import { RegionTable, connectLink, listenLinks, regionSource } from '../harness/platform/link.js';
-import { acquireFabric, hostLinks, namespaces, netnsAvailable, releaseFabric } from '../harness/platform/nodes/fabric.js';
+import { acquireFabric, releaseFabric } from '../harness/platform/nodes/fabric.js';
+import { V, assertNothingLeft, netnsSkip, pair, text, throttle } from './fork-nodes.js';
 import { launchNode } from '../harness/platform/nodes/inventory.js';
 import type { LaunchedNode } from '../harness/platform/nodes/kind.js';
 import { pidAlive } from '../harness/platform/proc-memory.js';
@@ -16,28 +17,7 @@ import { WasmRemoteFork } from '../harness/variants/wasm/remote-fork.js';
 import { prepareImage } from '../harness/variants/wasm/snapshot.js';
 import { statefillAnswer } from '../harness/functions/workloads/statefill.js';
 
-const netns = netnsAvailable();
-const skip = netns.ok ? false : netns.reason;
-const ours = () => namespaces().filter((n) => n.startsWith(`fxh-${process.pid}-`));
-const ourLinks = () => hostLinks().filter((l) => l.startsWith(`fxh${process.pid}f`));
-const V = 'wasm-fork';
-const text = (b: Uint8Array) => Buffer.from(b).toString('utf8');
-
-async function pair(memoryLimitMiB = 64): Promise<[LaunchedNode, LaunchedNode]> {
-  const a = await launchNode({ name: 'parent', kind: 'netns' }, { variants: [V], memoryLimitMiB });
-  try {
-    return [a, await launchNode({ name: 'child', kind: 'netns' }, { variants: [V], memoryLimitMiB })];
-  } catch (e) {
-    await a.stop();
-    throw e;
-  }
-}
-
-function assertNothingLeft(nodes: LaunchedNode[]): void {
-  assert.deepEqual(ours(), []);
-  assert.deepEqual(ourLinks(), []);
-  for (const n of nodes) assert.ok(!pidAlive(n.child.pid!), `agent ${n.name} (pid ${n.child.pid}) is gone`);
-}
+const skip = netnsSkip();
 
 test('remote fork across namespaces: a counter parent after 3 calls gives a child that answers 4, in every copy mode (lazy: pages placed as the call faults on them)', { skip }, async () => {
   const [a, b] = await pair();
@@ -117,12 +97,6 @@ test('remote fork: a truncated or corrupted snapshot region is refused naming th
   }
   assertNothingLeft([b]);
 });
-
-/** slows the parent's side of the fabric so a transfer takes seconds (tbf: netem is not built in here) */
-function throttle(node: LaunchedNode): void {
-  const r = spawnSync('ip', ['netns', 'exec', node.netns!, 'tc', 'qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '16mbit', 'burst', '32kb', 'latency', '10s'], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-}
 
 test('remote fork: the child vanishing mid-transfer leaves the parent serving, and is reported; the parent vanishing gives the child a clear error', { skip }, async () => {
   const [a, b] = await pair();
@@ -205,7 +179,7 @@ test('lazy remote fork: the parent vanishing while the call faults gives the chi
   assertNothingLeft([a, b]);
 });
 
-test('remote fork over ssh: a child agent started over ssh (an sshd in a namespace of ours) forks a counter parent and answers 4', { skip }, async () => {
+test('remote fork over ssh: a child agent started over ssh (an sshd in a namespace of ours) forks a counter parent and answers 4, pulled and pushed', { skip }, async () => {
   const { sshdAvailable, startSshd } = await import('../harness/platform/nodes/sshd.js');
   const { repoRoot } = await import('../harness/paths.js');
   const can = sshdAvailable();
@@ -226,6 +200,10 @@ test('remote fork over ssh: a child agent started over ssh (an sshd in a namespa
     const child = await AgentClient.connect(b.endpoint);
     const d = await parent.snapshotRegister(V, 'counter', new Uint8Array(0), 3);
     for (const copy of ['eager', 'dirty'] as const) assert.equal(text((await child.forkFrom(a.endpoint, d, copy, new Uint8Array(0))).output), '4\n', `copy ${copy} over ssh`);
+    // pushed: the parent finds the far child's link by the name it gave in its hello
+    const forked = child.forkFrom(a.endpoint, d, 'dirty', new Uint8Array(0), { tag: 9 });
+    assert.deepEqual(await parent.pushTo('far', d, 'dirty', 9), { pieces: 2, bytes: d.totalBytes });
+    assert.equal(text((await forked).output), '4\n', 'pushed over ssh');
     parent.close();
     child.close();
   } finally {

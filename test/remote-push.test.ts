@@ -4,44 +4,21 @@
 // push that never comes, a child that never connected and a parent that dies mid-push are clear errors,
 // and the child goes on. Nothing is left behind.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { loadCatalog } from '../harness/functions/catalog.js';
 import { AgentClient } from '../harness/platform/agent-client.js';
 import { PUSH_WAIT_MS } from '../harness/platform/agent-fork.js';
 import { RegionTable, listenLinks, type Link } from '../harness/platform/link.js';
-import { acquireFabric, hostLinks, namespaces, netnsAvailable, releaseFabric } from '../harness/platform/nodes/fabric.js';
+import { acquireFabric, releaseFabric } from '../harness/platform/nodes/fabric.js';
+import { V, assertNothingLeft, netnsSkip, pair, text, throttle } from './fork-nodes.js';
 import { launchNode } from '../harness/platform/nodes/inventory.js';
-import type { LaunchedNode } from '../harness/platform/nodes/kind.js';
-import { pidAlive } from '../harness/platform/proc-memory.js';
 import { WasmRemoteFork } from '../harness/variants/wasm/remote-fork.js';
 import { pullPlan } from '../harness/variants/wasm/remote-pull.js';
 import { prepareImage } from '../harness/variants/wasm/snapshot.js';
 import { statefillAnswer } from '../harness/functions/workloads/statefill.js';
 
-const netns = netnsAvailable();
-const skip = netns.ok ? false : netns.reason;
-const ours = () => namespaces().filter((n) => n.startsWith(`fxh-${process.pid}-`));
-const ourLinks = () => hostLinks().filter((l) => l.startsWith(`fxh${process.pid}f`));
-const V = 'wasm-fork';
-const text = (b: Uint8Array) => Buffer.from(b).toString('utf8');
+const skip = netnsSkip();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function pair(): Promise<[LaunchedNode, LaunchedNode]> {
-  const a = await launchNode({ name: 'parent', kind: 'netns' }, { variants: [V], memoryLimitMiB: 64 });
-  try {
-    return [a, await launchNode({ name: 'child', kind: 'netns' }, { variants: [V], memoryLimitMiB: 64 })];
-  } catch (e) {
-    await a.stop();
-    throw e;
-  }
-}
-
-function assertNothingLeft(nodes: LaunchedNode[]): void {
-  assert.deepEqual(ours(), []);
-  assert.deepEqual(ourLinks(), []);
-  for (const n of nodes) assert.ok(!pidAlive(n.child.pid!), `agent ${n.name} (pid ${n.child.pid}) is gone`);
-}
 
 test('pushed remote fork across namespaces: the state carries over in eager, dirty and prefetch, whichever request comes first, moving what a pull moves', { skip }, async () => {
   const [a, b] = await pair();
@@ -160,9 +137,7 @@ test('pushed remote fork: the parent dying mid-push gives the child a clear erro
     const parent = await AgentClient.connect(a.endpoint);
     const child = await AgentClient.connect(b.endpoint);
     const d = await parent.snapshotRegister(V, 'statefill', Buffer.from('8'), 1);
-    // 8 MiB at 16 Mbit/s: about 4 s (tbf: netem is not built in here)
-    const r = spawnSync('ip', ['netns', 'exec', a.netns!, 'tc', 'qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '16mbit', 'burst', '32kb', 'latency', '10s'], { encoding: 'utf8' });
-    assert.equal(r.status, 0, r.stderr);
+    throttle(a); // 8 MiB at 16 Mbit/s: about 4 s
     const orphan = child.forkFrom(a.endpoint, d, 'dirty', Buffer.from('8'), { tag: 1 });
     void parent.pushTo('child', d, 'dirty', 1).catch(() => {});
     await sleep(700);

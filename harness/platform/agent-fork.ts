@@ -26,7 +26,7 @@ export class AgentForks {
   private readonly peers = new Map<string, Promise<Link>>();
   /** links child agents opened to this one, by the child's node name, and who waits for one */
   private readonly children = new Map<string, Link>();
-  private readonly awaited = new Map<string, ((l: Link) => void)[]>();
+  private readonly awaited = new Map<string, { done: (l: Link) => void; fail: (e: Error) => void }[]>();
 
   constructor(private readonly host: ForkHost) {}
 
@@ -36,7 +36,7 @@ export class AgentForks {
     link.onClose(() => {
       if (this.children.get(node) === link) this.children.delete(node);
     });
-    for (const cb of this.awaited.get(node) ?? []) cb(link);
+    for (const w of this.awaited.get(node) ?? []) w.done(link);
     this.awaited.delete(node);
   }
 
@@ -117,17 +117,21 @@ export class AgentForks {
     const l = this.children.get(node);
     if (l) return Promise.resolve(l);
     return new Promise<Link>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const rest = (this.awaited.get(node) ?? []).filter((cb) => cb !== done);
-        if (rest.length) this.awaited.set(node, rest);
-        else this.awaited.delete(node);
-        reject(new Error(`no child agent "${node}" opened a link to ${this.host.node} within ${PUSH_WAIT_MS} ms (connected children: ${[...this.children.keys()].join(', ') || 'none'})`));
-      }, PUSH_WAIT_MS);
-      const done = (link: Link) => {
-        clearTimeout(timer);
-        resolve(link);
+      const w = {
+        done: (link: Link) => {
+          clearTimeout(timer);
+          resolve(link);
+        },
+        fail: (e: Error) => {
+          clearTimeout(timer);
+          const rest = (this.awaited.get(node) ?? []).filter((x) => x !== w);
+          if (rest.length) this.awaited.set(node, rest);
+          else this.awaited.delete(node);
+          reject(e);
+        },
       };
-      this.awaited.set(node, [...(this.awaited.get(node) ?? []), done]);
+      const timer = setTimeout(() => w.fail(new Error(`no child agent "${node}" opened a link to ${this.host.node} within ${PUSH_WAIT_MS} ms (connected children: ${[...this.children.keys()].join(', ') || 'none'})`)), PUSH_WAIT_MS);
+      this.awaited.set(node, [...(this.awaited.get(node) ?? []), w]);
     });
   }
 
@@ -153,5 +157,6 @@ export class AgentForks {
     for (const p of this.peers.values()) void p.then((l) => l.close(), () => {});
     this.peers.clear();
     this.children.clear();
+    for (const ws of [...this.awaited.values()]) for (const w of ws) w.fail(new Error(`agent ${this.host.node} is stopping`));
   }
 }
