@@ -187,14 +187,15 @@ export function chainsFolder(dir: string, e2e: Record<string, [number, number]>)
 // ---------------------------------------------------------------- fork
 
 /** medians (µs) of the first response at 1 MiB, per "mode copy" (e.g. "remote-fork dirty") */
+/** first responses at 1 MiB (µs) by "mode copy [via]" */
 export function forkFolder(dir: string, firstResponse1MiB: Record<string, number>): void {
   const c = E('fork');
   const raw: RawRow[] = [];
   for (const [mc, us] of Object.entries(firstResponse1MiB)) {
-    const [mode, copy] = mc.split(' ') as [string, string];
+    const [mode, copy, via] = mc.split(' ') as [string, string, string?];
     const p = mode === 'remote-fork' ? 'tcp' : 'local';
     for (const mib of [1, 16]) {
-      const params = `state_bytes=${mib * 2 ** 20};copy=${copy}`;
+      const params = `state_bytes=${mib * 2 ** 20};copy=${copy}${via ? `;via=${via}` : ''}`;
       raw.push(...samples(c('wasm', 'statefill', mode, p, 'first_response', params), us * mib));
       if (mode !== 'warm') raw.push(...samples(c('wasm', 'statefill', mode, p, 'fork_latency', params), us * mib * 0.7));
       if (mode.endsWith('fork')) raw.push(...samples(c('wasm', 'statefill', mode, p, 'bytes_moved', params, 'bytes'), mib * 2 ** 20, 5, 0));
