@@ -116,7 +116,9 @@ test('thread-spawn: a spawned thread that traps downs its instance; a pool with 
     await a.close();
     await b.close();
   }
-  const small = await SpawnInstance.create(c, 3, CAP, 1);
+  // the one worker must still be busy with thread 1 when thread 2 is asked for: slices of ~1.3 M elements
+  // (ms), where 9001 elements let a CI run's worker finish between the two spawns (seen once)
+  const small = await SpawnInstance.create(makeCase('histogram', 4_000_000, 7), 3, CAP, 1);
   try {
     assert.throws(() => small.run(), /thread-spawn refused 1 request\(s\): the pool of 1 worker\(s\) had no idle one/);
   } finally {
