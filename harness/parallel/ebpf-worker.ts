@@ -3,6 +3,7 @@
 import koffi from 'koffi';
 import { parentPort, workerData } from 'node:worker_threads';
 import { LIBBPF_SONAME } from '../bpf/libbpf/consts.js';
+import { C } from '../platform/libc.js';
 import { CTL, JOB_BYTES, JOB_STRIDE, reportSlotError, type EbpfThreadInit } from './wasm-threads-shared.js';
 
 const init = workerData as EbpfThreadInit;
@@ -11,12 +12,10 @@ const errors = new Uint8Array(init.errors);
 const job = new Uint8Array(init.jobs, init.index * JOB_STRIDE, JOB_BYTES);
 const duration = new DataView(init.jobs, init.index * JOB_STRIDE + JOB_BYTES, 8);
 
-const libc = koffi.load('libc.so.6');
-const setaffinity = libc.func('int sched_setaffinity(int pid, size_t len, uint8_t *mask)');
 const mask = Buffer.alloc(128);
 mask[init.cpu >> 3] = 1 << (init.cpu & 7);
 // pid 0: this thread only
-if (setaffinity(0, mask.length, mask) !== 0) throw new Error(`sched_setaffinity to CPU ${init.cpu} failed`);
+if (C().sched_setaffinity(0, mask.length, mask) !== 0) throw new Error(`sched_setaffinity to CPU ${init.cpu} failed`);
 // bpf_prog_test_run_opts called directly, not through libbpf.ts: that one installs libbpf's print
 // callback, which dies with this thread and crashed the process at libbpf's next message
 const testRun = koffi.load(LIBBPF_SONAME).func('int bpf_prog_test_run_opts(int fd, uint8_t *opts)');

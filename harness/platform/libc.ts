@@ -1,5 +1,5 @@
 // The libc calls the harness makes through koffi, bound once, on first use: the WASM engine's (copy-on-write
-// fork, userfaultfd), entering network namespaces, cooling pages for DAMON.
+// fork, userfaultfd), entering network namespaces, cooling pages for DAMON, pinning a thread.
 import koffi from 'koffi';
 
 export interface Libc {
@@ -17,6 +17,7 @@ export interface Libc {
   close(fd: number): number;
   setns(fd: number, nstype: number): number;
   if_nametoindex(name: string): number;
+  sched_setaffinity(pid: number, len: number, mask: Uint8Array): number;
 }
 
 let libc: Libc | null = null;
@@ -38,6 +39,7 @@ export function C(): Libc {
       close: l.func('int close(int fd)'),
       setns: l.func('int setns(int fd, int nstype)'),
       if_nametoindex: l.func('unsigned int if_nametoindex(const char *name)'),
+      sched_setaffinity: l.func('int sched_setaffinity(int pid, size_t len, uint8_t *mask)'),
     } as unknown as Libc;
   }
   return libc;
