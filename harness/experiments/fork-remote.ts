@@ -119,6 +119,9 @@ async function remoteForks(ctx: RunContext, plan: RemoteForkPlan, place: ReturnT
     const childName = (await cc[0]!.hello()).node;
     let tag = 0;
     ctx.notes.push(`remote fork: parent and ${children.length} child agent(s) in network namespaces of their own on one bridge (veths), TCP links; children pull with streamed region reads (up to 4 MiB each, 16 in flight; eager and dirty ask for their pages with the header, prefetch for its working set) read by the kernel straight into the child instance's memory, every page checked against its fxh64 checksum as soon as it is whole there, before the child runs; a child keeps the last snapshot header it decoded and does not decode a byte-identical one again; copy modes interleaved in a seeded order per round; the first size's first ${REMOTE_WARMUP} rounds (at least) are unmeasured warm-up, as the agents' code is compiled while it runs${shaping ? `; shaping ${shaping}` : ''}`);
+    if (plan.vias.includes('push')) {
+      ctx.notes.push('remote fork via=push: the measuring process sends the child its fork-from (with a tag), then the parent a push-to naming the child and the tag; the parent sends the pieces the child would read (the header, then the pages) on the link the child opened to it, and the child takes them as its reads; the clock runs from the first send to the child\'s verified answer, as for a pull. Pulled and pushed forks of each copy mode are interleaved in one loop; lazy is pulled only');
+    }
     for (const mib of plan.sizes) {
       if (ctx.interrupted) return;
       const input = Buffer.from(String(mib));
