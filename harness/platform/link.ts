@@ -36,8 +36,8 @@ export interface Link {
    * Push, optional (a transport without it is read from instead): `pushRegion` sends `length` bytes
    * at `offset` of this side's region `id`, unasked, as piece `index` of `tag`; the peer takes the
    * pieces of a tag in order with `expectPush`. A piece that arrives before it is expected holds the
-   * link (nothing behind it is read) for up to PUSH_HOLD_MS, then is dropped (link-push.ts). `pushFailed` tells the
-   * peer the pieces of `tag` will not come; `dropPushes` gives up waiting for them.
+   * link (nothing behind it is read) for up to PUSH_HOLD_MS, then is dropped (link-push.ts).
+   * `pushFailed` tells the peer the pieces of `tag` will not come; `dropPushes` gives up on them.
    */
   pushRegion?(tag: number, index: number, id: string, offset: number, length: number): boolean;
   pushFailed?(tag: number, message: string): void;
@@ -172,17 +172,7 @@ export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions =
     });
   });
   let nextRead = 1;
-  let corkedTick = false;
-  /** what is written in this tick leaves in one write */
-  const corkThisTick = () => {
-    if (corkedTick) return;
-    corkedTick = true;
-    socket.cork();
-    process.nextTick(() => {
-      corkedTick = false;
-      socket.uncork();
-    });
-  };
+  let requestsCorked = false;
   let onFramesCb: ((frames: (Frame | ProtocolError)[]) => void) | null = null;
   const closeCbs: ((why: Error | null) => void)[] = [];
   let closed: Error | null | undefined;
@@ -238,7 +228,6 @@ export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions =
       } else app.push(f);
     }
   };
-
   if (feed) {
     // While streamed reads are pending, a read stops where the current step ends (a frame's head, the
     // rest of a frame, a routed body's room), so that the next answer's bytes can be read into place.
@@ -263,7 +252,14 @@ export function socketLink(socket: net.Socket, peer: string, opts: LinkOptions =
       const frame = encodeRegionRead({ id: rid, region: id, offset, length }); // throws before anything is pending
       reads.set(rid, { resolve, reject, what, length, ...(sink ? { sink } : {}) });
       // the reads asked for in one tick (a pull asks for its header and pages at once) leave in one write
-      corkThisTick();
+      if (!requestsCorked) {
+        requestsCorked = true;
+        socket.cork();
+        process.nextTick(() => {
+          requestsCorked = false;
+          socket.uncork();
+        });
+      }
       writeFrame(socket, frame);
     });
   };
