@@ -108,7 +108,7 @@ export class Agent {
             break;
           case 'hello':
             // a child agent that opened this link to fork from here: a parent may push to it on it
-            if (frame.info.role === 'peer' && typeof frame.info.node === 'string') this.forks.introduced(frame.info.node, link);
+            if (frame.version === PROTOCOL_VERSION && frame.info.role === 'peer' && typeof frame.info.node === 'string') this.forks.introduced(frame.info.node, link);
             link.send(
               frame.version === PROTOCOL_VERSION
                 ? encodeHello({ id: frame.id, version: PROTOCOL_VERSION, info: this.info() as unknown as Record<string, unknown> })
