@@ -7,17 +7,13 @@ import type { RegionTable } from '../../platform/link.js';
 import type { ForkFromRequest, ForkResult, RegionPiece, RegionSource, RemoteCopy, SnapshotDescriptor } from '../../platform/remote-fork.js';
 import { run, type Live } from './engine.js';
 import { prefault } from './instance-pool.js';
-import { HeaderCache, pullFork, pullPlan } from './remote-pull.js';
+import { HeaderCache, pageRanges, pullFork, pullPlan } from './remote-pull.js';
 import { freshInstance, fullImage, instantiateParent, tablesIntact, takeSnapshot, type ForkImage } from './snapshot.js';
 import { encodeSnapshot } from './snapshot-format.js';
 import { recordWorkingSet, toRuns } from './working-set.js';
 import { LazyPager } from './lazy-copy.js';
 
 const now = () => process.hrtime.bigint();
-
-/** page runs [k, n, …] of a snapshot as byte ranges of its encoded region (pages follow the header) */
-const runsToRanges = (runs: number[], headerBytes: number, pageSize: number): [number, number][] =>
-  Array.from({ length: runs.length / 2 }, (_, i) => [headerBytes + runs[2 * i]! * pageSize, headerBytes + (runs[2 * i]! + runs[2 * i + 1]!) * pageSize]);
 
 export class WasmRemoteFork {
   private readonly published = new Map<string, string[]>();
@@ -66,7 +62,7 @@ export class WasmRemoteFork {
       imageBytes: image.length,
       pages: s.pages.length,
       workingSetPages: ws.pages.length,
-      workingSetRanges: runsToRanges(s.meta.workingSet, headerBytes, s.pageSize),
+      workingSetRanges: pageRanges(ws.pages, headerBytes, s.pageSize),
       workingSetValidated: ws.validated,
       workingSetMethod: ws.method,
       workingSetNs: ws.recordNs,

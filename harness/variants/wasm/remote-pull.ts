@@ -14,7 +14,7 @@ import type { Live } from './engine.js';
 import { checkRestorable, setGlobals, type ForkImage } from './snapshot.js';
 import { PAGE_CHECKSUM } from './page-checksum.js';
 import { SnapshotError, checkPageInMemory, decodeHeader, type Snapshot } from './snapshot-format.js';
-import { fromRuns } from './working-set.js';
+import { fromRuns, toRuns } from './working-set.js';
 
 /** bytes per read, and reads in flight: a window keeps what the parent queues per child bounded */
 export const PULL_CHUNK = 4 << 20;
@@ -121,17 +121,10 @@ export class HeaderCache {
   }
 }
 
-/** [offset, end) ranges of the region holding pages k of the snapshot, consecutive k in one range */
-function pageRanges(h: Header, ks: readonly number[]): [number, number][] {
-  const P = h.pageSize;
-  const ranges: [number, number][] = [];
-  for (let i = 0; i < ks.length; ) {
-    let j = i + 1;
-    while (j < ks.length && ks[j] === ks[j - 1]! + 1) j++;
-    ranges.push([h.headerBytes + ks[i]! * P, h.headerBytes + ks[j - 1]! * P + P]);
-    i = j;
-  }
-  return ranges;
+/** [offset, end) ranges of the snapshot's region holding its pages ks (ascending), a run of consecutive pages in one range (the pages follow the header) */
+export function pageRanges(ks: readonly number[], headerBytes: number, pageSize: number): [number, number][] {
+  const runs = toRuns(ks);
+  return Array.from({ length: runs.length / 2 }, (_, i) => [headerBytes + runs[2 * i]! * pageSize, headerBytes + (runs[2 * i]! + runs[2 * i + 1]!) * pageSize]);
 }
 
 /** The target instance, made once the header is known: the first page byte, or the header's own arrival, asks for it. */
@@ -264,12 +257,12 @@ export async function pullFork(img: ForkImage, d: SnapshotDescriptor, copy: 'eag
     if (early) ws = pagesIn(early, h, d.region);
     else {
       ws = fromRuns(h.meta.workingSet ?? toAll(h.pages.length), h.pages.length);
-      bytes += await streamRanges(src, d.region, pageRanges(h, ws), (o) => restore.pages(o));
+      bytes += await streamRanges(src, d.region, pageRanges(ws, h.headerBytes, h.pageSize), (o) => restore.pages(o));
     }
     if (ws.length < all.length) {
       const inWs = new Set(ws);
       const left = all.filter((k) => !inWs.has(k));
-      rest = () => streamRanges(src, d.region, pageRanges(h, left), (o) => restore.pages(o));
+      rest = () => streamRanges(src, d.region, pageRanges(left, h.headerBytes, h.pageSize), (o) => restore.pages(o));
     }
   }
   const t3 = process.hrtime.bigint();
