@@ -1,7 +1,8 @@
 // Agents in network namespaces for the remote fork tests: a parent and a child, throttling the parent's
-// side, and the check that nothing of ours is left behind (namespaces, host links, agent processes).
+// side, and the check that nothing of ours is left behind (withPair does all of it around a test) (namespaces, host links, agent processes).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { AgentClient } from '../harness/platform/agent-client.js';
 import { hostLinks, namespaces, netnsAvailable } from '../harness/platform/nodes/fabric.js';
 import { launchNode } from '../harness/platform/nodes/inventory.js';
 import type { LaunchedNode } from '../harness/platform/nodes/kind.js';
@@ -25,6 +26,24 @@ export async function pair(memoryLimitMiB = 64): Promise<[LaunchedNode, Launched
     await a.stop();
     throw e;
   }
+}
+
+/** `fn` with a parent and a child agent, and a client of each; then both stop, and nothing of theirs is left */
+export async function withPair(fn: (p: { a: LaunchedNode; b: LaunchedNode; parent: AgentClient; child: AgentClient }) => Promise<void>): Promise<void> {
+  const [a, b] = await pair();
+  try {
+    const parent = await AgentClient.connect(a.endpoint);
+    const child = await AgentClient.connect(b.endpoint);
+    try {
+      await fn({ a, b, parent, child });
+    } finally {
+      parent.close();
+      child.close();
+    }
+  } finally {
+    await Promise.all([a.stop(), b.stop()]);
+  }
+  assertNothingLeft([a, b]);
 }
 
 export function assertNothingLeft(nodes: LaunchedNode[]): void {

@@ -8,7 +8,7 @@ import { loadCatalog } from '../harness/functions/catalog.js';
 import { AgentClient } from '../harness/platform/agent-client.js';
 import { RegionTable, connectLink, listenLinks, regionSource } from '../harness/platform/link.js';
 import { acquireFabric, releaseFabric } from '../harness/platform/nodes/fabric.js';
-import { V, assertNothingLeft, netnsSkip, pair, text, throttle } from './fork-nodes.js';
+import { V, assertNothingLeft, netnsSkip, pair, text, throttle, withPair } from './fork-nodes.js';
 import { launchNode } from '../harness/platform/nodes/inventory.js';
 import type { LaunchedNode } from '../harness/platform/nodes/kind.js';
 import { pidAlive } from '../harness/platform/proc-memory.js';
@@ -20,10 +20,7 @@ import { statefillAnswer } from '../harness/functions/workloads/statefill.js';
 const skip = netnsSkip();
 
 test('remote fork across namespaces: a counter parent after 3 calls gives a child that answers 4, in every copy mode (lazy: pages placed as the call faults on them)', { skip }, async () => {
-  const [a, b] = await pair();
-  try {
-    const parent = await AgentClient.connect(a.endpoint);
-    const child = await AgentClient.connect(b.endpoint);
+  await withPair(async ({ a, parent, child }) => {
     const d = await parent.snapshotRegister(V, 'counter', new Uint8Array(0), 3);
     assert.ok(d.pages > 0 && d.totalBytes > d.headerBytes, JSON.stringify(d));
     for (const copy of ['eager', 'dirty', 'prefetch', 'lazy'] as const) {
@@ -42,12 +39,7 @@ test('remote fork across namespaces: a counter parent after 3 calls gives a chil
     // statefill: 2 MiB of state, the oracle is the parent's next call
     const s = await parent.snapshotRegister(V, 'statefill', Buffer.from('2'), 1);
     for (const copy of ['eager', 'dirty', 'prefetch', 'lazy'] as const) assert.equal(text((await child.forkFrom(a.endpoint, s, copy, Buffer.from('2'))).output), statefillAnswer(2, 2), `copy ${copy}`);
-    parent.close();
-    child.close();
-  } finally {
-    await Promise.all([a.stop(), b.stop()]);
-  }
-  assertNothingLeft([a, b]);
+  });
 });
 
 test('remote fork: a truncated or corrupted snapshot region is refused naming the failed checksum', { skip }, async () => {
@@ -159,24 +151,16 @@ test('lazy remote fork moves only the pages the call touches: with one-page wind
 });
 
 test('lazy remote fork: the parent vanishing while the call faults gives the child a clear error, not a hang; the child goes on', { skip }, async () => {
-  const [a, b] = await pair();
-  try {
-    const parent = await AgentClient.connect(a.endpoint);
+  await withPair(async ({ a, parent, child }) => {
     const d = await parent.snapshotRegister(V, 'statefill', Buffer.from('8'), 1);
     throttle(a); // the pages of each fault take a while: the call is blocked in a fault when the parent dies
-    const child = await AgentClient.connect(b.endpoint);
     const orphan = child.forkFrom(a.endpoint, d, 'lazy', Buffer.from('8'));
     await new Promise((r) => setTimeout(r, 700));
     a.child.kill('SIGKILL');
     await assert.rejects(orphan, /refused \(unavailable\): fork of statefill from .* \(region snap\/wasm-fork\/statefill\/\d+, copy lazy\) failed: lazy copy: .*(ended|closed)/);
     await child.ping();
     assert.equal((await child.hello()).node, 'child');
-    parent.close();
-    child.close();
-  } finally {
-    await Promise.all([a.stop(), b.stop()]);
-  }
-  assertNothingLeft([a, b]);
+  });
 });
 
 test('remote fork over ssh: a child agent started over ssh (an sshd in a namespace of ours) forks a counter parent and answers 4, pulled and pushed', { skip }, async () => {

@@ -10,7 +10,7 @@ import { AgentClient } from '../harness/platform/agent-client.js';
 import { PUSH_WAIT_MS } from '../harness/platform/agent-fork.js';
 import { RegionTable, listenLinks, type Link } from '../harness/platform/link.js';
 import { acquireFabric, releaseFabric } from '../harness/platform/nodes/fabric.js';
-import { V, assertNothingLeft, netnsSkip, pair, text, throttle } from './fork-nodes.js';
+import { V, assertNothingLeft, netnsSkip, text, throttle, withPair } from './fork-nodes.js';
 import { launchNode } from '../harness/platform/nodes/inventory.js';
 import { WasmRemoteFork } from '../harness/variants/wasm/remote-fork.js';
 import { pullPlan } from '../harness/variants/wasm/remote-pull.js';
@@ -21,10 +21,7 @@ const skip = netnsSkip();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('pushed remote fork across namespaces: the state carries over in eager, dirty and prefetch, whichever request comes first, moving what a pull moves', { skip }, async () => {
-  const [a, b] = await pair();
-  try {
-    const parent = await AgentClient.connect(a.endpoint);
-    const child = await AgentClient.connect(b.endpoint);
+  await withPair(async ({ a, parent, child }) => {
     const d = await parent.snapshotRegister(V, 'counter', new Uint8Array(0), 3);
     let tag = 100;
     for (const copy of ['eager', 'dirty', 'prefetch'] as const) {
@@ -50,19 +47,11 @@ test('pushed remote fork across namespaces: the state carries over in eager, dir
     const f2 = child.forkFrom(a.endpoint, s, 'dirty', Buffer.from('2'), { tag: t2 });
     await parent.pushTo('child', s, 'dirty', t2);
     assert.equal(text((await f2).output), statefillAnswer(2, 2));
-    parent.close();
-    child.close();
-  } finally {
-    await Promise.all([a.stop(), b.stop()]);
-  }
-  assertNothingLeft([a, b]);
+  });
 });
 
 test('pushed remote fork: a push that never comes, and a child that never connected, are clear errors after their wait; the child goes on', { skip }, async () => {
-  const [a, b] = await pair();
-  try {
-    const parent = await AgentClient.connect(a.endpoint);
-    const child = await AgentClient.connect(b.endpoint);
+  await withPair(async ({ a, parent, child }) => {
     const d = await parent.snapshotRegister(V, 'counter', new Uint8Array(0), 3);
     const [never, nobody] = await Promise.allSettled([child.forkFrom(a.endpoint, d, 'dirty', new Uint8Array(0), { tag: 5 }), parent.pushTo('nobody', d, 'dirty', 6)]);
     assert.equal(never.status, 'rejected');
@@ -75,12 +64,7 @@ test('pushed remote fork: a push that never comes, and a child that never connec
     const f = child.forkFrom(a.endpoint, d, 'dirty', new Uint8Array(0), { tag: 7 });
     await parent.pushTo('child', d, 'dirty', 7);
     assert.equal(text((await f).output), '4\n');
-    parent.close();
-    child.close();
-  } finally {
-    await Promise.all([a.stop(), b.stop()]);
-  }
-  assertNothingLeft([a, b]);
+  });
 });
 
 test('pushed remote fork: a corrupted pushed page is refused naming its checksum, and so is a push the parent cannot make', { skip }, async () => {
@@ -132,10 +116,7 @@ test('pushed remote fork: a corrupted pushed page is refused naming its checksum
 });
 
 test('pushed remote fork: the parent dying mid-push gives the child a clear error; the child goes on', { skip }, async () => {
-  const [a, b] = await pair();
-  try {
-    const parent = await AgentClient.connect(a.endpoint);
-    const child = await AgentClient.connect(b.endpoint);
+  await withPair(async ({ a, parent, child }) => {
     const d = await parent.snapshotRegister(V, 'statefill', Buffer.from('8'), 1);
     throttle(a); // 8 MiB at 16 Mbit/s: about 4 s
     const orphan = child.forkFrom(a.endpoint, d, 'dirty', Buffer.from('8'), { tag: 1 });
@@ -145,10 +126,5 @@ test('pushed remote fork: the parent dying mid-push gives the child a clear erro
     await assert.rejects(orphan, new RegExp(`fork of statefill from ${a.endpoint.replace(/\./g, '\\.')} .*pushed as tag 1\\) failed: the link to ${a.endpoint.replace(/\./g, '\\.')} ended`));
     await child.ping();
     assert.equal((await child.hello()).node, 'child');
-    parent.close();
-    child.close();
-  } finally {
-    await Promise.all([a.stop(), b.stop()]);
-  }
-  assertNothingLeft([a, b]);
+  });
 });
